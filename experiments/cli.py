@@ -1,0 +1,81 @@
+"""The command line derived from a frozen config dataclass: one flag per field, defaults and choices shown."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import types
+import typing
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+C = TypeVar("C")
+
+
+def opt(default: Any, help: str, choices: Sequence[Any] | None = None) -> Any:
+    """A config field with its help text (and choices) for the derived command line."""
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
+
+
+def _base_type(tp: Any) -> Any:
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return args[0]
+    return tp
+
+
+def parser_for(cls: type, description: str, prog: str | None = None) -> argparse.ArgumentParser:
+    """An argparse parser with `--field-name` for every field of the dataclass `cls`."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = _base_type(hints[f.name])
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f.metadata.get("help", "")
+        default = f.default
+        shown = "from the recipe" if default is None else default
+        if tp is bool:
+            parser.add_argument(
+                flag,
+                action=argparse.BooleanOptionalAction,
+                default=default,
+                help=f"{help_text} (default: {shown})",
+            )
+        else:
+            parser.add_argument(
+                flag,
+                type=tp,
+                default=default,
+                choices=f.metadata.get("choices"),
+                metavar=None if f.metadata.get("choices") else f.name.upper(),
+                help=f"{help_text} (default: {shown})",
+            )
+    return parser
+
+
+def parse(cls: type[C], argv: Sequence[str] | None, description: str, prog: str | None = None) -> C:
+    """Parse argv into a `cls` instance; bad flags or values exit with code 2 and a message."""
+    parser = parser_for(cls, description, prog)
+    args = parser.parse_args(argv)
+    try:
+        return cls(**vars(args))
+    except ValueError as e:
+        parser.error(str(e))
+
+
+def main_guard(run: Callable[[], int]) -> int:
+    """Run a CLI body, turning usage and data errors (ValueError, DatasetError, ...) into exit code 2."""
+    from jaxadl.data.base import DatasetError
+    from jaxadl.experiment import RunFolderError
+
+    try:
+        return run()
+    except (ValueError, DatasetError, RunFolderError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

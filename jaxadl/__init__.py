@@ -1,0 +1,41 @@
+"""jaxadl: the report's traffic-sign CNN and lung U-Net as a pure-functional JAX library.
+
+source -> arrays (jaxadl.data) -> device -> epoch (jaxadl.train) -> history -> report (jaxadl.report, plots)
+"""
+
+from jaxadl import _xla_flags  # noqa: F401  (must precede the first JAX computation)
+from jaxadl.augment import AugmentConfig, augment
+from jaxadl.data.base import Dataset, DatasetError, Split
+from jaxadl.models.cnn import SignCNN
+from jaxadl.models.unet import UNet
+from jaxadl.optim import OptimConfig, make_optimizer, rprop
+from jaxadl.shapes import conv_out, flatten_size, layer_table, pool_out
+from jaxadl.tasks import Task
+from jaxadl.train import DivergenceError, FitResult, TrainConfig, Trainer, TrainState, create_state, fit
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AugmentConfig",
+    "Dataset",
+    "DatasetError",
+    "DivergenceError",
+    "FitResult",
+    "OptimConfig",
+    "SignCNN",
+    "Split",
+    "Task",
+    "TrainConfig",
+    "TrainState",
+    "Trainer",
+    "UNet",
+    "augment",
+    "conv_out",
+    "create_state",
+    "fit",
+    "flatten_size",
+    "layer_table",
+    "make_optimizer",
+    "pool_out",
+    "rprop",
+]

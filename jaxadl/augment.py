@@ -1,0 +1,77 @@
+"""On-device data augmentation inside the scanned epoch: random affine pose and photometric jitter.
+
+No flips: most traffic signs are not mirror-symmetric (a left arrow would become a right arrow).
+For segmentation the same geometric warp is applied to the mask (bilinear, re-thresholded at 0.5).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.ndimage import map_coordinates
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+    """Ranges of the random transforms; zeros switch a transform off."""
+
+    rotate_deg: float = 12.0
+    translate_px: float = 2.5
+    scale: float = 0.10  # zoom drawn from [1 - scale, 1 + scale]
+    brightness: float = 0.2  # additive shift drawn from [-b, b], in [0, 1] units
+    contrast: float = 0.2  # factor drawn from [1 - c, 1 + c] around the image mean
+
+    @property
+    def geometric(self) -> bool:
+        return bool(self.rotate_deg or self.translate_px or self.scale)
+
+
+def _warp(image: jnp.ndarray, matrix: jnp.ndarray, offset: jnp.ndarray) -> jnp.ndarray:
+    """Sample image [H, W, C] at matrix @ (y, x) + offset for every output pixel (bilinear, edge-padded)."""
+    h, w = image.shape[:2]
+    yy, xx = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32), indexing="ij")
+    coords = jnp.einsum("ij,jhw->ihw", matrix, jnp.stack([yy, xx])) + offset[:, None, None]
+    channels = [
+        map_coordinates(image[..., c], [coords[0], coords[1]], order=1, mode="nearest")
+        for c in range(image.shape[-1])
+    ]
+    return jnp.stack(channels, axis=-1)
+
+
+def _pose(key: jax.Array, cfg: AugmentConfig, h: int, w: int) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """A random inverse affine map (output pixel -> input pixel) about the image centre."""
+    k1, k2, k3 = jax.random.split(key, 3)
+    angle = jnp.deg2rad(jax.random.uniform(k1, (), minval=-cfg.rotate_deg, maxval=cfg.rotate_deg))
+    zoom = jax.random.uniform(k2, (), minval=1.0 - cfg.scale, maxval=1.0 + cfg.scale)
+    shift = jax.random.uniform(k3, (2,), minval=-cfg.translate_px, maxval=cfg.translate_px)
+    c, s = jnp.cos(angle), jnp.sin(angle)
+    matrix = jnp.array([[c, -s], [s, c]]) / zoom
+    centre = jnp.array([(h - 1) / 2.0, (w - 1) / 2.0])
+    offset = centre - matrix @ centre - shift
+    return matrix, offset
+
+
+def augment(
+    key: jax.Array, images: jnp.ndarray, labels: jnp.ndarray, cfg: AugmentConfig
+) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Randomly transform a batch of float images in [0, 1] [B, H, W, C]; masks [B, H, W, 1] move with them."""
+    b, h, w, _ = images.shape
+    keys = jax.random.split(key, 3)
+    is_mask = labels.ndim == images.ndim
+    if cfg.geometric:
+        matrices, offsets = jax.vmap(lambda k: _pose(k, cfg, h, w))(jax.random.split(keys[0], b))
+        images = jax.vmap(_warp)(images, matrices, offsets)
+        if is_mask:
+            warped = jax.vmap(_warp)(labels.astype(jnp.float32), matrices, offsets)
+            labels = (warped > 0.5).astype(labels.dtype)
+    if cfg.contrast:
+        factor = jax.random.uniform(keys[1], (b, 1, 1, 1), minval=1 - cfg.contrast, maxval=1 + cfg.contrast)
+        mean = images.mean(axis=(1, 2, 3), keepdims=True)
+        images = (images - mean) * factor + mean
+    if cfg.brightness:
+        images = images + jax.random.uniform(
+            keys[2], (b, 1, 1, 1), minval=-cfg.brightness, maxval=cfg.brightness
+        )
+    return jnp.clip(images, 0.0, 1.0), labels

@@ -1,0 +1,222 @@
+"""Variants x trials -> a run folder: config.json, metrics.jsonl, results.json, results.md and plots.
+
+Both command-line experiments (experiments/cnn.py, experiments/unet.py) are thin wrappers around
+`run_experiment`; a notebook can call it the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import flax.linen as nn
+import jax
+import numpy as np
+
+from jaxadl import plots, report
+from jaxadl.data.base import Dataset
+from jaxadl.metrics import summarize
+from jaxadl.tasks import Task
+from jaxadl.train import DivergenceError, TrainConfig, Trainer, fit
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One row group of the report's tables: a model and recipe, trained `trials` times (seeds seed+i)."""
+
+    name: str
+    model: nn.Module
+    task: Task
+    train: TrainConfig
+    trials: int = 1
+
+
+class RunFolderError(Exception):
+    """The output folder holds another experiment's run; the message names it."""
+
+
+def environment() -> dict[str, Any]:
+    """Library versions and the device, recorded in results.json."""
+    versions = {}
+    for pkg in ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow-datasets", "numpy"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    dev = jax.devices()[0]
+    return {
+        "versions": versions,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "backend": jax.default_backend(),
+        "device": getattr(dev, "device_kind", str(dev)),
+        "device_count": jax.device_count(),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+    }
+
+
+def prepare_folder(out: str | Path, experiment: str) -> Path:
+    """Create the run folder; refuse one that holds a different experiment's run."""
+    out = Path(out)
+    cfg = out / "config.json"
+    if cfg.exists():
+        try:
+            previous = json.loads(cfg.read_text()).get("experiment")
+        except (OSError, ValueError) as e:
+            raise RunFolderError(f"{cfg} exists but cannot be read ({e}); choose another --out") from e
+        if previous != experiment:
+            raise RunFolderError(f"{out} holds a {previous!r} run, not {experiment!r}; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
+
+
+def run_experiment(
+    experiment: str,
+    data: Dataset,
+    variants: list[Variant],
+    out: str | Path,
+    config: dict[str, Any],
+    *,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train every variant's trials on `data`, evaluate on test (val when there is no test set), write all."""
+    out = prepare_folder(out, experiment)
+    _write_json(out / "config.json", {"experiment": experiment, **config})
+    eval_split = "test" if data.test is not None else "val"
+    eval_data = data.test if data.test is not None else data.val
+    if eval_data is None:
+        raise ValueError("the dataset has neither a test nor a validation split to evaluate on")
+    metrics_path = out / "metrics.jsonl"
+    metrics_path.write_text("")
+    trials: list[dict[str, Any]] = []
+    curves: dict[str, list[np.ndarray]] = {}
+    for variant in variants:
+        for trial in range(1, variant.trials + 1):
+            cfg = dataclasses.replace(variant.train, seed=variant.train.seed + trial - 1)
+            tag = f"{variant.name} trial {trial}"
+            log(
+                f"== {tag}: {len(data.train)} train / "
+                f"{len(data.val) if data.val is not None else 0} val / {len(eval_data)} {eval_split} =="
+            )
+            trials.append(
+                _run_trial(variant, cfg, trial, data, eval_split, eval_data, out, metrics_path, log)
+            )
+            curves.setdefault(variant.name, []).append(
+                np.asarray([r["train_loss"] for r in trials[-1].get("history", [])])
+            )
+    metric = variants[0].task.main_metric
+    table = (report.classification_table if metric == "accuracy" else report.segmentation_table)(
+        trials, eval_split
+    )
+    if curves:
+        plots.overlay(
+            curves, "training loss (epoch mean)", f"{experiment}: variants", out / "variants_loss.png"
+        )
+    results = {
+        "experiment": experiment,
+        "dataset": data.name,
+        "dataset_meta": data.meta,
+        "eval_split": eval_split,
+        "trials": trials,
+        "environment": environment(),
+    }
+    _write_json(out / "results.json", results)
+    (out / "results.md").write_text(
+        f"# {experiment} on {data.name}\n\nEvaluated on the {eval_split} split "
+        f"({len(eval_data)} examples).\n\n{table}\n"
+    )
+    log("\n" + table)
+    log(f"\nwrote {out}/results.md, results.json, metrics.jsonl and plots")
+    return results
+
+
+def _run_trial(variant, cfg, trial, data, eval_split, eval_data, out, metrics_path, log) -> dict[str, Any]:
+    metric = variant.task.main_metric
+    trainer = Trainer(variant.model, variant.task, cfg, len(data.train))
+    slug = f"{_slug(variant.name)}_trial{trial}"
+
+    def on_epoch(rec: dict[str, float]) -> None:
+        val = (
+            f" val_loss {rec['val_loss']:.4f} val_{metric} {rec[f'val_{metric}']:.4f}"
+            if "val_loss" in rec
+            else ""
+        )
+        log(
+            f"  epoch {rec['epoch']:3d}/{cfg.epochs} loss {rec['train_loss']:.4f} {metric} "
+            f"{rec[f'train_{metric}']:.4f}{val} | {rec['seconds']:.1f}s {rec['images_per_s']:.0f} img/s"
+        )
+        with metrics_path.open("a") as f:
+            f.write(json.dumps({"variant": variant.name, "trial": trial, **rec}) + "\n")
+
+    t0 = time.perf_counter()
+    record: dict[str, Any] = {
+        "variant": variant.name,
+        "trial": trial,
+        "seed": cfg.seed,
+        "train_config": dataclasses.asdict(cfg),
+        "model": repr(variant.model),
+    }
+    try:
+        result = fit(
+            variant.model, variant.task, data.train, cfg, data.val, on_epoch=on_epoch, trainer=trainer
+        )
+    except DivergenceError as e:
+        log(f"  {variant.name} trial {trial} stopped: {e}; going on with the next trial")
+        record.update(failed=str(e), failed_step=e.step)
+        return record
+    log(f"  compiled in {result.compile_seconds:.1f}s (not counted in epoch times)")
+    per_example = trainer.evaluate(result.state, eval_data)
+    summary = {k: summarize(v) for k, v in per_example.items()}
+    val_key = f"val_{metric}"
+    best_val = max((r[val_key] for r in result.history if val_key in r), default=None)
+    record.update(
+        eval=summary,
+        history=result.history,
+        best_epoch=result.best_epoch,
+        best_val=best_val,
+        epochs_run=len(result.history),
+        compile_seconds=result.compile_seconds,
+        train_seconds=time.perf_counter() - t0 - result.compile_seconds,
+    )
+    log(
+        f"  {eval_split} {metric}: {summary[metric]['mean']:.4f} (min {summary[metric]['min']:.4f}); "
+        f"selected epoch {result.best_epoch}"
+    )
+    title = f"{variant.name}, trial {trial}"
+    plots.loss_curve(
+        result.step_losses,
+        trainer.steps_per_epoch,
+        f"{title}: training loss",
+        out / "plots" / f"{slug}_loss.png",
+    )
+    if metric == "f1":
+        plots.history(result.history, "f1", title, out / "plots" / f"{slug}_history.png")
+        worst = int(np.argmin(per_example["f1"]))
+        logits = trainer.predict(result.state, eval_data.images[worst : worst + 1])
+        plots.segmentation(
+            eval_data.images[worst],
+            eval_data.labels[worst],
+            logits[0] > 0,
+            f"{title}: hardest {eval_split} image #{worst}",
+            out / "plots" / f"{slug}_example.png",
+            f1=float(per_example["f1"][worst]),
+        )
+    return record

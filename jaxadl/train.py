@@ -1,0 +1,367 @@
+"""One generic training loop for both tasks: explicit train state, a jitted scanned epoch, padded evaluation.
+
+Data flow: arrays (uint8 numpy) -> device (put once) -> epoch (one jit: lax.scan of train_step over a
+permutation drawn on the device) -> history (per-epoch records on the host).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from jaxadl.augment import AugmentConfig, augment
+from jaxadl.data.base import Split
+from jaxadl.optim import OptimConfig, make_optimizer
+from jaxadl.tasks import Task
+
+
+class TrainState(struct.PyTreeNode):
+    """Everything that changes during training, as one pytree (checkpointable, donatable)."""
+
+    step: jnp.ndarray
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+    rng: jnp.ndarray  # raw uint32[2] key: data order and augmentation derive from it and the step
+
+
+class DivergenceError(RuntimeError):
+    """The training loss became NaN or inf; `step` is the first bad step, `state` the last good one."""
+
+    def __init__(self, step: int, state: TrainState | None = None):
+        super().__init__(f"training diverged: non-finite loss at step {step}")
+        self.step = step
+        self.state = state
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How to train: epochs, batch size, optimizer, augmentation, model selection."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    eval_batch_size: int = 500
+    full_batch: bool = False  # one step per epoch on the gradient of the whole training set
+    seed: int = 0
+    optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    augment: AugmentConfig | None = None
+    select: str = "last"  # "best": keep the epoch with the best validation metric
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.select not in ("last", "best"):
+            raise ValueError(f"select must be 'last' or 'best', got {self.select!r}")
+
+
+@dataclasses.dataclass
+class FitResult:
+    """What `fit` returns: the selected state, per-epoch history, per-step losses and timings."""
+
+    state: TrainState
+    history: list[dict[str, float]]
+    step_losses: np.ndarray
+    compile_seconds: float
+    best_epoch: int
+
+
+def _variables(params: Any, batch_stats: Any) -> dict[str, Any]:
+    return {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
+
+
+def create_state(
+    model: nn.Module, tx: optax.GradientTransformation, input_shape: tuple[int, ...], seed: int = 0
+) -> TrainState:
+    """Initialise parameters (and batch-norm statistics) for inputs of `input_shape` (one example)."""
+    init_key, rng = jax.random.split(jax.random.PRNGKey(seed))
+    variables = model.init(init_key, jnp.zeros((1, *input_shape), jnp.float32), train=False)
+    params = variables["params"]
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        batch_stats=variables.get("batch_stats", {}),
+        opt_state=tx.init(params),
+        rng=rng,
+    )
+
+
+def put(split: Split, pad_to: int = 1) -> tuple[jax.Array, jax.Array, int]:
+    """Copy a split to the device once, padded with zeros to a multiple of `pad_to` examples."""
+    n = len(split)
+    total = math.ceil(n / pad_to) * pad_to
+    x, y = split.images, split.labels
+    if total != n:
+        x = np.concatenate([x, np.zeros((total - n, *x.shape[1:]), x.dtype)])
+        y = np.concatenate([y, np.zeros((total - n, *y.shape[1:]), y.dtype)])
+    return jax.device_put(x), jax.device_put(y), n
+
+
+class Trainer:
+    """Compiled train-epoch and evaluation functions for one model, task, config and training-set size."""
+
+    def __init__(
+        self, model: nn.Module, task: Task, cfg: TrainConfig, num_train: int, scan: bool | None = None
+    ):
+        if cfg.batch_size > num_train:
+            raise ValueError(
+                f"batch size {cfg.batch_size} is larger than the training set ({num_train} examples)"
+            )
+        self.model, self.task, self.cfg, self.num_train = model, task, cfg, num_train
+        self.chunk = min(cfg.eval_batch_size, num_train) if cfg.full_batch else cfg.batch_size
+        self.steps_per_epoch = 1 if cfg.full_batch else num_train // cfg.batch_size
+        self.tx = make_optimizer(cfg.optim, self.steps_per_epoch * cfg.epochs)
+        self.scan = scan if scan is not None else jax.default_backend() != "cpu"
+        if self.scan:
+            epoch = self._full_batch_epoch if cfg.full_batch else self._epoch
+            self.train_epoch = jax.jit(epoch, donate_argnums=0)
+        elif cfg.full_batch:
+            self._fb_start_fn = jax.jit(self._full_batch_start)
+            self._fb_chunk_fn = jax.jit(self._full_batch_chunk, donate_argnums=0)
+            self._fb_finish_fn = jax.jit(self._full_batch_finish, donate_argnums=0)
+            self.train_epoch = self._loop_full_batch_epoch
+        else:
+            self._order_fn = jax.jit(self._order)
+            self._step_fn = jax.jit(self._indexed_step, donate_argnums=0)
+            self.train_epoch = self._loop_epoch
+        self.evaluate_padded = jax.jit(self._evaluate)
+
+    def init(self, input_shape: tuple[int, ...]) -> TrainState:
+        """A fresh train state for inputs of `input_shape` (one example, e.g. (28, 28, 3))."""
+        return create_state(self.model, self.tx, input_shape, self.cfg.seed)
+
+    # -- pieces of a step ------------------------------------------------------------------------------------
+    def _prepare(self, state: TrainState, images: jnp.ndarray, labels: jnp.ndarray, salt: jnp.ndarray):
+        x = images.astype(jnp.float32) / 255.0
+        if self.cfg.augment is not None:
+            key = jax.random.fold_in(jax.random.fold_in(state.rng, 1), salt)
+            x, labels = augment(key, x, labels, self.cfg.augment)
+        return self.task.normalize(x), labels
+
+    def _loss_and_grads(self, state: TrainState, batch_stats: Any, x, y, weights):
+        def loss_fn(params):
+            out, updates = self.model.apply(
+                _variables(params, batch_stats), x, train=True, mutable=["batch_stats"]
+            )
+            per_example = self.task.loss(out, y)
+            return jnp.sum(per_example * weights), (updates.get("batch_stats", batch_stats), out)
+
+        (loss, (new_stats, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        return loss, grads, new_stats, logits
+
+    def _apply(self, state: TrainState, grads: Any, batch_stats: Any) -> TrainState:
+        updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        return state.replace(step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state)
+
+    def train_step(self, state: TrainState, images: jnp.ndarray, labels: jnp.ndarray):
+        """One optimizer step on one uint8 batch: (state, batch) -> (state, metrics). Pure."""
+        x, y = self._prepare(state, images, labels, state.step)
+        weights = jnp.full((x.shape[0],), 1.0 / x.shape[0])
+        loss, grads, stats, logits = self._loss_and_grads(state, state.batch_stats, x, y, weights)
+        metric = self.task.metrics(logits, y)[self.task.main_metric].mean()
+        return self._apply(state, grads, stats), {"loss": loss, self.task.main_metric: metric}
+
+    # -- epochs ------------------------------------------------------------------------------------------------
+    def _order(self, state: TrainState) -> jnp.ndarray:
+        """This epoch's batches as rows of example indices, drawn on the device from the seed and epoch."""
+        epoch = state.step // self.steps_per_epoch
+        key = jax.random.fold_in(jax.random.fold_in(state.rng, 0), epoch)
+        order = jax.random.permutation(key, self.num_train)[: self.steps_per_epoch * self.cfg.batch_size]
+        return order.reshape(self.steps_per_epoch, self.cfg.batch_size)
+
+    def _indexed_step(self, state: TrainState, images: jax.Array, labels: jax.Array, idx: jnp.ndarray):
+        return self.train_step(state, images[idx], labels[idx])
+
+    def _epoch(self, state: TrainState, images: jax.Array, labels: jax.Array):
+        """The whole epoch as one program: lax.scan of train_step over the device-drawn order."""
+        return jax.lax.scan(
+            lambda s, idx: self._indexed_step(s, images, labels, idx), state, self._order(state)
+        )
+
+    def _loop_epoch(self, state: TrainState, images: jax.Array, labels: jax.Array):
+        """The same epoch as a Python loop of jitted steps (indices stay on the device, no host copies).
+
+        XLA:CPU (jaxlib 0.10) runs a conv backward pass inside a while loop ~100x slower than outside one,
+        so on CPU this is the fast form; elsewhere the scanned epoch is used.
+        """
+        order = self._order_fn(state)
+        history = []
+        for i in range(self.steps_per_epoch):
+            state, metrics = self._step_fn(state, images, labels, order[i])
+            history.append(metrics)
+        return state, jax.tree.map(lambda *a: jnp.stack(a), *history)
+
+    def _full_batch_chunk(self, carry, state: TrainState, images: jax.Array, labels: jax.Array, i):
+        """Add chunk i's share of the whole-set gradient (examples past num_train are padding, weight 0)."""
+        grads_acc, stats, loss_acc, metric_acc = carry
+        chunks = images.shape[0] // self.chunk
+        sl = lambda a: jax.lax.dynamic_slice_in_dim(a, i * self.chunk, self.chunk)
+        weights = (i * self.chunk + jnp.arange(self.chunk) < self.num_train) / self.num_train
+        x, y = self._prepare(state, sl(images), sl(labels), state.step * chunks + i)
+        loss, grads, stats, logits = self._loss_and_grads(state, stats, x, y, weights)
+        metric = jnp.sum(self.task.metrics(logits, y)[self.task.main_metric] * weights)
+        return jax.tree.map(jnp.add, grads_acc, grads), stats, loss_acc + loss, metric_acc + metric
+
+    def _full_batch_start(self, state: TrainState):
+        return jax.tree.map(jnp.zeros_like, state.params), state.batch_stats, jnp.zeros(()), jnp.zeros(())
+
+    def _full_batch_finish(self, state: TrainState, carry):
+        grads, stats, loss, metric = carry
+        return self._apply(state, grads, stats), {"loss": loss[None], self.task.main_metric: metric[None]}
+
+    def _full_batch_epoch(self, state: TrainState, images: jax.Array, labels: jax.Array):
+        """One step with the gradient of the whole (padded, masked) training set, summed chunk by chunk."""
+
+        def body(carry, i):
+            return self._full_batch_chunk(carry, state, images, labels, i), None
+
+        chunks = jnp.arange(images.shape[0] // self.chunk)
+        carry, _ = jax.lax.scan(body, self._full_batch_start(state), chunks)
+        return self._full_batch_finish(state, carry)
+
+    def _loop_full_batch_epoch(self, state: TrainState, images: jax.Array, labels: jax.Array):
+        """The full-batch step as a Python loop over jitted chunks (see _loop_epoch for why)."""
+        carry = self._fb_start_fn(state)
+        for i in range(images.shape[0] // self.chunk):
+            carry = self._fb_chunk_fn(carry, state, images, labels, jnp.int32(i))
+        return self._fb_finish_fn(state, carry)
+
+    def _evaluate(self, params: Any, batch_stats: Any, images: jax.Array, labels: jax.Array):
+        b = self.cfg.eval_batch_size
+        xs = images.reshape(-1, b, *images.shape[1:])
+        ys = labels.reshape(-1, b, *labels.shape[1:])
+
+        def body(_, batch):
+            x, y = batch
+            logits = self.model.apply(_variables(params, batch_stats), self.task.inputs(x), train=False)
+            return None, self.task.metrics(logits, y)
+
+        _, out = jax.lax.scan(body, None, (xs, ys))
+        return jax.tree.map(lambda a: a.reshape(-1), out)
+
+    def compile(self, state: TrainState, images: jax.Array, labels: jax.Array) -> None:
+        """Compile the training program(s) ahead of time for these shapes, so epochs time only running."""
+        if self.scan:
+            self.train_epoch = self.train_epoch.lower(state, images, labels).compile()
+        elif self.cfg.full_batch:
+            carry = jax.eval_shape(self._full_batch_start, state)
+            self._fb_start_fn = self._fb_start_fn.lower(state).compile()
+            self._fb_chunk_fn = self._fb_chunk_fn.lower(carry, state, images, labels, jnp.int32(0)).compile()
+            self._fb_finish_fn = self._fb_finish_fn.lower(state, carry).compile()
+        else:
+            self._order_fn = self._order_fn.lower(state).compile()
+            idx = jax.ShapeDtypeStruct((self.cfg.batch_size,), jnp.int32)
+            self._step_fn = self._step_fn.lower(state, images, labels, idx).compile()
+
+    # -- host-side drivers -------------------------------------------------------------------------------------
+    def put_train(self, split: Split) -> tuple[jax.Array, jax.Array, int]:
+        """The training split on the device (padded to whole chunks for full-batch training)."""
+        return put(split, self.chunk if self.cfg.full_batch else 1)
+
+    def evaluate(
+        self, state: TrainState, data: Split | tuple[jax.Array, jax.Array, int]
+    ) -> dict[str, np.ndarray]:
+        """Per-example metrics (loss, accuracy or f1) over a whole split, padding removed."""
+        x, y, n = put(data, self.cfg.eval_batch_size) if isinstance(data, Split) else data
+        out = self.evaluate_padded(state.params, state.batch_stats, x, y)
+        return {k: np.asarray(v)[:n] for k, v in out.items()}
+
+    def predict(self, state: TrainState, images: np.ndarray) -> np.ndarray:
+        """Logits for uint8 images [N, H, W, C], evaluated in batches of eval_batch_size."""
+        if not hasattr(self, "_predict_fn"):
+            self._predict_fn = jax.jit(lambda p, s, x: _predict(self.model, p, s, self.task.inputs(x)))
+        b = self.cfg.eval_batch_size
+        return np.concatenate(
+            [
+                np.asarray(self._predict_fn(state.params, state.batch_stats, images[i : i + b]))
+                for i in range(0, len(images), b)
+            ]
+        )
+
+
+def _predict(model: nn.Module, params: Any, batch_stats: Any, x: jnp.ndarray) -> jnp.ndarray:
+    return model.apply(_variables(params, batch_stats), x, train=False)
+
+
+def fit(
+    model: nn.Module,
+    task: Task,
+    train: Split,
+    cfg: TrainConfig,
+    val: Split | None = None,
+    *,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+    trainer: Trainer | None = None,
+    state: TrainState | None = None,
+) -> FitResult:
+    """Train `model` on `train` for cfg.epochs; evaluate on `val` after each epoch.
+
+    Each record passed to `on_epoch` holds epoch, train loss/metric, val loss/metric, seconds and images/s.
+    Raises DivergenceError (holding the last good state) when the loss turns non-finite.
+    """
+    trainer = trainer or Trainer(model, task, cfg, len(train))
+    state = state if state is not None else trainer.init(train.images.shape[1:])
+    x, y, _ = trainer.put_train(train)
+    val_dev = put(val, cfg.eval_batch_size) if val is not None and len(val) else None
+    t0 = time.perf_counter()
+    trainer.compile(state, x, y)
+    epoch_fn = trainer.train_epoch
+    compile_seconds = time.perf_counter() - t0
+
+    name = task.main_metric
+    history: list[dict[str, float]] = []
+    step_losses: list[np.ndarray] = []
+    best, best_metric, best_epoch = None, -np.inf, cfg.epochs
+    start_epoch = int(state.step) // trainer.steps_per_epoch
+    for epoch in range(start_epoch + 1, cfg.epochs + 1):
+        last_good = jax.tree.map(jnp.copy, state)
+        t = time.perf_counter()
+        state, metrics = epoch_fn(state, x, y)
+        metrics = jax.device_get(metrics)
+        seconds = time.perf_counter() - t
+        losses = np.asarray(metrics["loss"])
+        if not np.all(np.isfinite(losses)):
+            bad = int(np.argmin(np.isfinite(losses)))
+            raise DivergenceError(int(last_good.step) + bad + 1, last_good)
+        step_losses.append(losses)
+        images = trainer.steps_per_epoch * (trainer.num_train if cfg.full_batch else cfg.batch_size)
+        record = {
+            "epoch": epoch,
+            "train_loss": float(losses.mean()),
+            f"train_{name}": float(np.mean(metrics[name])),
+            "seconds": seconds,
+            "images_per_s": images / seconds,
+        }
+        if val_dev is not None:
+            val_metrics = trainer.evaluate(state, val_dev)
+            record["val_loss"] = float(val_metrics["loss"].mean())
+            record[f"val_{name}"] = float(val_metrics[name].mean())
+            if cfg.select == "best" and record[f"val_{name}"] > best_metric:
+                best_metric, best_epoch = record[f"val_{name}"], epoch
+                best = jax.tree.map(jnp.copy, state)
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+    if best is not None:
+        state = best
+    else:
+        best_epoch = cfg.epochs
+    return FitResult(
+        state,
+        history,
+        np.concatenate(step_losses) if step_losses else np.zeros(0),
+        compile_seconds,
+        best_epoch,
+    )

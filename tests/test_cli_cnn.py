@@ -1,0 +1,127 @@
+import json
+
+import pytest
+
+from experiments import cnn
+
+
+def _run(argv, capsys):
+    code = cnn.main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--optimizer=lbfgs"], "invalid choice: 'lbfgs'"),
+        (["--epochs=0"], "--epochs must be >= 1, got 0"),
+        (["--batch-size=0"], "--batch-size must be >= 1"),
+        (["--val-fraction=1.5"], "--val-fraction must be in [0, 1)"),
+        (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    ],
+)
+def test_usage_errors_exit_2_before_training(argv, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        cnn.main(argv)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_batch_larger_than_training_set_exits_2(tmp_path, capsys):
+    code, _, err = _run(["--dataset=synthetic", "--synthetic-train=100", f"--out={tmp_path}/r"], capsys)
+    assert code == 2
+    assert "--batch-size 128 is larger than the training set (100)" in err
+    assert not (tmp_path / "r" / "results.json").exists()
+
+
+def test_missing_gtsrb_without_download_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("JAXADL_GTSRB_DIR", raising=False)
+    (tmp_path / "empty").mkdir()
+    code, _, err = _run(
+        [f"--data-dir={tmp_path}/empty", "--no-download", f"--cache-dir={tmp_path}/c", f"--out={tmp_path}/r"],
+        capsys,
+    )
+    assert code == 2
+    assert "GTSRB_Final_Training_Images.zip" in err and "--dataset=synthetic" in err
+
+
+def test_help_lists_every_option_with_defaults(capsys):
+    with pytest.raises(SystemExit) as info:
+        cnn.main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for flag in (
+        "--optimizer",
+        "--batch-norm",
+        "--trials",
+        "--epochs",
+        "--batch-size",
+        "--lr",
+        "--seed",
+        "--dataset",
+        "--out",
+        "--full-batch",
+        "--recipe",
+        "--grid",
+    ):
+        assert flag in out
+    assert "{adam,sgd,rprop}" in out
+
+
+def test_recipe_defaults_and_overrides():
+    cfg = cnn.CNNConfig(recipe="report", optimizer="sgd")
+    assert cfg.resolved("sgd")["lr"] == 1e-3 and cfg.resolved("sgd")["augment"] is False
+    strong = cnn.CNNConfig(lr=0.123)
+    assert strong.resolved("adam")["lr"] == 0.123
+    assert strong.resolved("adam")["augment"] is True
+    assert strong.resolved("sgd")["momentum"] == 0.9
+
+
+def test_tiny_grid_run_writes_the_run_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, stdout, _ = _run(
+        [
+            "--dataset=synthetic",
+            "--synthetic-train=430",
+            "--grid",
+            "--trials=1",
+            "--epochs=1",
+            "--batch-size=43",
+            "--recipe=report",
+            f"--out={out}",
+        ],
+        capsys,
+    )
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    assert [t["variant"] for t in results["trials"]] == ["baseline", "batch norm", "SGD", "Rprop"]
+    for t in results["trials"]:
+        assert 0.0 <= t["eval"]["accuracy"]["mean"] <= 1.0
+        assert t["eval"]["accuracy"]["n"] == 215
+    assert results["eval_split"] == "test"
+    md = (out / "results.md").read_text()
+    assert "| baseline | 1 |" in md and "mean ± std" in md
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and json.loads(lines[0])["epoch"] == 1
+    assert json.loads((out / "config.json").read_text())["experiment"] == "cnn"
+    for slug in ("baseline", "batch-norm", "sgd", "rprop"):
+        assert (out / "plots" / f"{slug}_trial1_loss.png").stat().st_size > 1000
+    assert (out / "variants_loss.png").exists()
+    assert "img/s" in stdout and "compiled in" in stdout
+
+
+def test_out_folder_of_another_experiment_is_refused(tmp_path, capsys):
+    (tmp_path / "config.json").write_text(json.dumps({"experiment": "unet"}))
+    code, _, err = _run(
+        [
+            "--dataset=synthetic",
+            "--synthetic-train=430",
+            "--batch-size=43",
+            "--epochs=1",
+            f"--out={tmp_path}",
+        ],
+        capsys,
+    )
+    assert code == 2
+    assert "holds a 'unet' run" in err

@@ -1,0 +1,236 @@
+"""Lung data: JSRT-style and folder fixtures through the TFDS cache, errors, cache reuse, synthetic set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxadl.data import lungs
+from jaxadl.data.base import DatasetError
+
+RAW = 64  # fixture side for .IMG files (real JSRT: 2048)
+MASK = 32  # fixture side for SCR GIFs (real: 1024)
+
+
+def _case_names(n_ln: int = 6, n_nn: int = 4) -> list[str]:
+    return [f"JPCLN{i:03d}" for i in range(1, n_ln + 1)] + [f"JPCNN{i:03d}" for i in range(1, n_nn + 1)]
+
+
+def _write_jsrt(root: Path, names: list[str], *, raw_side: int = RAW, mask_side: int = MASK) -> None:
+    (root / "images" / "All247images").mkdir(parents=True)
+    masks = root / "scr" / "fold1" / "masks"
+    left, right = masks / "left lung", masks / "right lung"
+    left.mkdir(parents=True)
+    right.mkdir(parents=True)
+    for k, name in enumerate(names):
+        raw = np.full((raw_side, raw_side), 100 * k, dtype=">u2")
+        raw[0, 0], raw[0, 1] = 0, 4095
+        raw.tofile(root / "images" / "All247images" / f"{name}.IMG")
+        lm = np.zeros((mask_side, mask_side), np.uint8)
+        rm = np.zeros((mask_side, mask_side), np.uint8)
+        lm[8:24, 4:12] = 255
+        rm[8:24, 20:28] = 255
+        rm[4:8, 4 + k % 3 : 8] = 255  # per-case detail so masks differ
+        Image.fromarray(lm).save(left / f"{name}.gif")
+        Image.fromarray(rm).save(right / f"{name}.gif")
+
+
+@pytest.fixture
+def jsrt_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "jsrt"
+    _write_jsrt(root, _case_names())
+    return root
+
+
+def test_jsrt_split_rule_full_size() -> None:
+    split = lungs.jsrt_split(_case_names(154, 93))
+    assert [len(split[k]) for k in ("train", "val", "test")] == [112, 12, 123]
+    assert split["val"] == [f"JPCNN{i:03d}" for i in range(71, 94, 2)]
+    assert split["train"][:2] == ["JPCLN001", "JPCLN003"] and split["train"][-1] == "JPCNN069"
+    assert split["test"][0] == "JPCLN002" and split["test"][-1] == "JPCNN092"
+
+
+def test_load_jsrt_fixture(jsrt_dir: Path, tmp_path: Path) -> None:
+    ds = lungs.load_jsrt(jsrt_dir, image_size=RAW, cache_dir=tmp_path / "cache", progress=False)
+    assert ds.name == "jsrt" and ds.num_classes == 1
+    assert (len(ds.train), len(ds.val), len(ds.test)) == (4, 1, 5)
+    names = _case_names()
+    assert ds.meta["cases"] == {"train": names[0:8:2], "val": [names[8]], "test": names[1::2]}
+    for split in ds.splits().values():
+        assert split.images.shape[1:] == (RAW, RAW, 1) and split.images.dtype == np.uint8
+        assert split.labels.shape[1:] == (RAW, RAW, 1) and split.labels.dtype == np.uint8
+        assert set(np.unique(split.labels)) <= {0, 1}
+    # Intensity: 1 - raw/4096 scaled to 0..255; case k has raw 100*k in the body of the image.
+    img = ds.train.images[1, ..., 0]  # JPCLN003, k=2
+    assert img[0, 0] == 255 and img[0, 1] == 0
+    assert img[10, 10] == round((1 - 200 / 4096) * 255)
+    assert ds.test.images[0, 10, 10, 0] == round((1 - 100 / 4096) * 255)  # JPCLN002, k=1
+    # Mask: union of left and right lung, upsampled 32 -> 64 with nearest-like behaviour.
+    m = ds.train.labels[0, ..., 0]
+    expected = np.zeros((MASK, MASK), bool)
+    expected[8:24, 4:12] = expected[8:24, 20:28] = True
+    expected[4:8, 4:8] = True
+    np.testing.assert_array_equal(m, np.kron(expected, np.ones((2, 2))).astype(np.uint8))
+
+
+def test_jsrt_downsampled_and_env(jsrt_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(lungs.JSRT_ENV, str(jsrt_dir))
+    monkeypatch.setenv(lungs.CACHE_ENV, str(tmp_path / "envcache"))
+    ds = lungs.load_jsrt(image_size=16, progress=False)
+    assert ds.train.images.shape == (4, 16, 16, 1)
+    assert set(np.unique(ds.train.labels)) == {0, 1}
+    assert (tmp_path / "envcache" / "jaxadl_jsrt").is_dir()
+
+
+def test_jsrt_missing_mask(jsrt_dir: Path, tmp_path: Path) -> None:
+    (jsrt_dir / "scr" / "fold1" / "masks" / "right lung" / "JPCNN002.gif").unlink()
+    with pytest.raises(DatasetError, match=r"JPCNN002\.IMG.*right lung"):
+        lungs.load_jsrt(jsrt_dir, image_size=RAW, cache_dir=tmp_path / "cache", progress=False)
+
+
+def test_jsrt_mask_without_image(jsrt_dir: Path, tmp_path: Path) -> None:
+    (jsrt_dir / "images" / "All247images" / "JPCLN004.IMG").unlink()
+    with pytest.raises(DatasetError, match=r"JPCLN004\.gif"):
+        lungs.load_jsrt(jsrt_dir, image_size=RAW, cache_dir=tmp_path / "cache", progress=False)
+
+
+def test_jsrt_bad_raw_size_leaves_no_cache(jsrt_dir: Path, tmp_path: Path) -> None:
+    bad = jsrt_dir / "images" / "All247images" / "JPCNN003.IMG"
+    bad.write_bytes(b"\0" * 1000)
+    cache = tmp_path / "cache"
+    with pytest.raises(DatasetError, match="JPCNN003.IMG"):
+        lungs.load_jsrt(jsrt_dir, image_size=RAW, cache_dir=cache, progress=False)
+    assert not list(cache.rglob("dataset_info.json"))  # nothing a later call would take as finished
+    np.full((RAW, RAW), 7, ">u2").tofile(bad)
+    ds = lungs.load_jsrt(jsrt_dir, image_size=RAW, cache_dir=cache, progress=False)
+    assert len(ds.val) == 1 and ds.val.images[0, 5, 5, 0] == round((1 - 7 / 4096) * 255)
+
+
+def test_jsrt_missing_dir_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(lungs.JSRT_ENV, raising=False)
+    with pytest.raises(DatasetError, match=lungs.JSRT_ENV):
+        lungs.load_jsrt(cache_dir=tmp_path)
+    with pytest.raises(DatasetError, match="nowhere"):
+        lungs.load_jsrt(tmp_path / "nowhere", cache_dir=tmp_path)
+
+
+def test_cache_reuse_does_not_read_source(
+    jsrt_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    first = lungs.load_jsrt(jsrt_dir, image_size=RAW, cache_dir=cache, progress=False)
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("source read again")
+
+    monkeypatch.setattr(lungs, "_read_jsrt_raw", forbidden)
+    monkeypatch.setattr(lungs, "_open_mask_values", forbidden)
+    second = lungs.load_jsrt(jsrt_dir, image_size=RAW, cache_dir=cache, progress=False)
+    for a, b in zip(first.splits().values(), second.splits().values(), strict=True):
+        np.testing.assert_array_equal(a.images, b.images)
+        np.testing.assert_array_equal(a.labels, b.labels)
+    # A different size is a different cache entry (it must read the source, which is now forbidden).
+    with pytest.raises(AssertionError, match="source read again"):
+        lungs.load_jsrt(jsrt_dir, image_size=32, cache_dir=cache, progress=False)
+
+
+# ---------------------------------------------------------------------------------------------- folder
+
+
+def _write_folder(root: Path, n: int = 10) -> None:
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        h, w = 40 + 8 * i, 48 + 4 * i
+        ext = ".png" if i % 3 else ".jpg"
+        rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        Image.fromarray(rgb).save(root / "images" / f"case{i:02d}{ext}")
+        mask = np.zeros((h, w), np.uint8)
+        mask[h // 4 : 3 * h // 4, w // 4 : w // 2] = 1 if i % 2 else 255
+        Image.fromarray(mask).save(root / "masks" / f"case{i:02d}.png")
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    root = tmp_path / "folder"
+    _write_folder(root)
+    return root
+
+
+def test_load_lung_folder(folder: Path, tmp_path: Path) -> None:
+    ds = lungs.load_lung_folder(folder, image_size=32, cache_dir=tmp_path / "c1", progress=False)
+    assert ds.name == "lung-folder" and ds.num_classes == 1
+    assert (len(ds.train), len(ds.val), len(ds.test)) == (4, 1, 5)
+    for split in ds.splits().values():
+        assert split.images.shape[1:] == (32, 32, 1) and split.images.dtype == np.uint8
+        assert split.labels.shape[1:] == (32, 32, 1)
+        assert set(np.unique(split.labels)) == {0, 1}  # both {0,1} and {0,255} masks become {0,1}
+        assert 0.08 < split.labels.mean() < 0.2
+    all_cases = sorted(sum(ds.meta["cases"].values(), []))
+    assert all_cases == [f"case{i:02d}" for i in range(10)]
+    # Seeded split: same seed -> same cases (a fresh cache), other seed -> other cases.
+    again = lungs.load_lung_folder(folder, image_size=32, cache_dir=tmp_path / "c2", progress=False)
+    assert again.meta["cases"] == ds.meta["cases"]
+    np.testing.assert_array_equal(again.test.images, ds.test.images)
+    other = lungs.load_lung_folder(folder, image_size=32, seed=1, cache_dir=tmp_path / "c1", progress=False)
+    assert other.meta["cases"] != ds.meta["cases"]
+
+
+def test_folder_split_rule() -> None:
+    stems = [f"s{i}" for i in range(100)]
+    split = lungs.folder_split(stems, val_fraction=0.1, test_fraction=0.5, seed=3)
+    assert [len(split[k]) for k in ("train", "val", "test")] == [45, 5, 50]
+    assert split == lungs.folder_split(stems[::-1], val_fraction=0.1, test_fraction=0.5, seed=3)
+    assert split != lungs.folder_split(stems, val_fraction=0.1, test_fraction=0.5, seed=4)
+    tiny = lungs.folder_split(["a", "b"], val_fraction=0.5, test_fraction=0.5, seed=0)
+    assert [len(tiny[k]) for k in ("train", "val", "test")] == [1, 0, 1]
+
+
+def test_folder_mismatched_names(folder: Path, tmp_path: Path) -> None:
+    (folder / "masks" / "case03.png").rename(folder / "masks" / "case03_mask.png")
+    with pytest.raises(DatasetError, match=r"case03\.jpg.*case03_mask\.png"):
+        lungs.load_lung_folder(folder, image_size=32, cache_dir=tmp_path / "c", progress=False)
+
+
+def test_folder_non_binary_mask(folder: Path, tmp_path: Path) -> None:
+    Image.fromarray(np.array([[0, 128], [255, 7]], np.uint8)).save(folder / "masks" / "case05.png")
+    with pytest.raises(DatasetError, match=r"case05\.png.*0, 7, 128, 255"):
+        lungs.load_lung_folder(folder, image_size=32, cache_dir=tmp_path / "c", progress=False)
+    assert not list((tmp_path / "c").rglob("dataset_info.json"))
+
+
+def test_folder_unreadable_file(folder: Path, tmp_path: Path) -> None:
+    (folder / "images" / "case07.png").write_bytes(b"not a png")
+    with pytest.raises(DatasetError, match=r"case07\.png"):
+        lungs.load_lung_folder(folder, image_size=32, cache_dir=tmp_path / "c", progress=False)
+
+
+# ---------------------------------------------------------------------------------------------- synthetic
+
+
+def test_synthetic_lungs() -> None:
+    a = lungs.synthetic_lungs(6, 2, 3, image_size=64, seed=5)
+    b = lungs.synthetic_lungs(6, 2, 3, image_size=64, seed=5)
+    c = lungs.synthetic_lungs(6, 2, 3, image_size=64, seed=6)
+    assert a.name == "synthetic-lungs" and a.num_classes == 1
+    assert (len(a.train), len(a.val), len(a.test)) == (6, 2, 3)
+    for name, split in a.splits().items():
+        np.testing.assert_array_equal(split.images, b.splits()[name].images)
+        np.testing.assert_array_equal(split.labels, b.splits()[name].labels)
+        assert split.images.shape[1:] == (64, 64, 1) and split.images.dtype == np.uint8
+        assert split.labels.dtype == np.uint8 and set(np.unique(split.labels)) == {0, 1}
+        frac = split.labels.reshape(len(split), -1).mean(axis=1)
+        assert np.all((frac > 0.1) & (frac < 0.5)), frac
+    # Lungs are darker than the thorax around them, yet no single global threshold segments them well.
+    img, mask = a.train.images[..., 0], a.train.labels[..., 0].astype(bool)
+    dice = []
+    for t in range(0, 256, 8):
+        pred = img < t
+        dice.append(np.mean(2 * (pred & mask).sum((1, 2)) / (pred.sum((1, 2)) + mask.sum((1, 2)))))
+    assert 0.2 < max(dice) < 0.85, max(dice)
+    assert not np.array_equal(a.train.images, c.train.images)
+    assert lungs.synthetic_lungs(2, 0, 1, image_size=32).val is None

@@ -1,0 +1,154 @@
+import dataclasses
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxadl import AugmentConfig, OptimConfig, SignCNN, Task, TrainConfig, Trainer, fit
+from jaxadl.augment import augment
+from tests.helpers import colour_squares
+
+TRAIN = colour_squares(640, seed=0)
+VAL = colour_squares(200, seed=1)
+TASK = Task("classification", num_classes=10)
+
+
+def _model(bn=False):
+    return SignCNN(num_classes=10, batch_norm=bn)
+
+
+@pytest.mark.parametrize(
+    "name,optim,extra",
+    [
+        ("adam", OptimConfig("adam", 2e-3), {}),
+        ("sgd", OptimConfig("sgd", 0.003, momentum=0.9, nesterov=True), {}),
+        ("rprop-full-batch", OptimConfig("rprop", 1e-3), {"full_batch": True, "epochs": 25}),
+    ],
+)
+def test_short_training_learns(name, optim, extra):
+    cfg = TrainConfig(**{"epochs": 4, "batch_size": 32, "optim": optim, "eval_batch_size": 100, **extra})
+    result = fit(_model(), TASK, TRAIN, cfg, VAL)
+    losses = [r["train_loss"] for r in result.history]
+    assert losses[-1] < losses[0]
+    assert result.history[-1]["val_accuracy"] > 0.5, result.history  # chance is 0.1
+
+
+def test_batch_norm_training_learns_and_keeps_stats():
+    cfg = TrainConfig(epochs=3, batch_size=32, optim=OptimConfig("adam", 2e-3), eval_batch_size=100)
+    trainer = Trainer(_model(bn=True), TASK, cfg, len(TRAIN))
+    before = trainer.init(TRAIN.images.shape[1:])
+    result = fit(_model(bn=True), TASK, TRAIN, cfg, VAL, trainer=trainer)
+    assert result.history[-1]["val_accuracy"] > 0.5
+    mean_before = before.batch_stats["bn1"]["mean"]
+    assert not np.allclose(result.state.batch_stats["bn1"]["mean"], mean_before)
+
+
+def test_same_seed_same_numbers_and_other_seed_differs():
+    cfg = TrainConfig(
+        epochs=2, batch_size=64, optim=OptimConfig("adam", 1e-3), eval_batch_size=100, augment=AugmentConfig()
+    )
+    a = fit(_model(), TASK, TRAIN, cfg, VAL)
+    b = fit(_model(), TASK, TRAIN, cfg, VAL)
+    c = fit(_model(), TASK, TRAIN, dataclasses.replace(cfg, seed=1), VAL)
+    np.testing.assert_array_equal(a.step_losses, b.step_losses)
+    assert not np.array_equal(a.step_losses, c.step_losses)
+    assert len(a.step_losses) == 2 * (640 // 64)  # the ragged last batch is dropped
+
+
+def test_scanned_epoch_equals_loop_epoch():
+    cfg = TrainConfig(epochs=1, batch_size=64, optim=OptimConfig("adam", 1e-3), eval_batch_size=100)
+    small = colour_squares(192)
+    a = fit(_model(), TASK, small, cfg, trainer=Trainer(_model(), TASK, cfg, len(small), scan=True))
+    b = fit(_model(), TASK, small, cfg, trainer=Trainer(_model(), TASK, cfg, len(small), scan=False))
+    np.testing.assert_allclose(a.step_losses, b.step_losses, rtol=1e-5)
+
+
+def test_evaluation_is_padded_and_masked():
+    cfg = TrainConfig(epochs=1, batch_size=64, eval_batch_size=64)
+    trainer = Trainer(_model(), TASK, cfg, len(TRAIN))
+    state = trainer.init(TRAIN.images.shape[1:])
+    out = trainer.evaluate(state, VAL)  # 200 examples = 3 full batches + 8, padded to 256
+    chex.assert_shape(out["accuracy"], (200,))
+    logits = trainer.predict(state, VAL.images)
+    np.testing.assert_allclose(out["accuracy"], (logits.argmax(-1) == VAL.labels).astype(np.float32))
+
+
+def test_select_best_keeps_best_validation_epoch():
+    cfg = TrainConfig(
+        epochs=3, batch_size=64, optim=OptimConfig("adam", 1e-3), eval_batch_size=100, select="best"
+    )
+    result = fit(_model(), TASK, TRAIN, cfg, VAL)
+    best = max(range(3), key=lambda i: result.history[i]["val_accuracy"])
+    assert result.best_epoch == best + 1
+    trainer = Trainer(_model(), TASK, cfg, len(TRAIN))
+    acc = trainer.evaluate(result.state, VAL)["accuracy"].mean()
+    assert acc == pytest.approx(result.history[best]["val_accuracy"], abs=1e-6)
+
+
+def test_divergence_is_reported_with_the_step():
+    cfg = TrainConfig(epochs=2, batch_size=64, optim=OptimConfig("sgd", 1e6), eval_batch_size=100)
+    from jaxadl import DivergenceError
+
+    with pytest.raises(DivergenceError) as info:
+        fit(_model(), TASK, TRAIN, cfg)
+    assert info.value.step >= 1
+    assert np.all(np.isfinite(jax.tree.leaves(info.value.state.params)[0]))
+
+
+def test_batch_larger_than_training_set_is_refused():
+    with pytest.raises(ValueError, match="batch size 1000 is larger than the training set"):
+        Trainer(_model(), TASK, TrainConfig(batch_size=1000), 640)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(epochs=0), "epochs must be >= 1"),
+        (dict(batch_size=0), "batch size must be >= 1"),
+        (dict(select="worst"), "select must be"),
+    ],
+)
+def test_bad_train_config(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**kwargs)
+
+
+def test_augmentation_keeps_shapes_labels_and_is_deterministic():
+    x = jnp.asarray(TRAIN.images[:16], jnp.float32) / 255
+    y = jnp.asarray(TRAIN.labels[:16])
+    cfg = AugmentConfig()
+    a, ya = augment(jax.random.PRNGKey(0), x, y, cfg)
+    b, _ = augment(jax.random.PRNGKey(0), x, y, cfg)
+    c, _ = augment(jax.random.PRNGKey(1), x, y, cfg)
+    chex.assert_shape(a, x.shape)
+    np.testing.assert_array_equal(ya, y)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+    assert not np.allclose(a, x)
+    assert float(a.min()) >= 0 and float(a.max()) <= 1
+
+
+def test_augmentation_identity_when_switched_off_and_moves_masks_with_images():
+    x = jnp.zeros((2, 16, 16, 1)).at[:, 4:8, 4:8].set(1.0)
+    masks = (x > 0).astype(jnp.uint8)
+    off = AugmentConfig(rotate_deg=0, translate_px=0, scale=0, brightness=0, contrast=0)
+    same, m = augment(jax.random.PRNGKey(0), x, masks, off)
+    np.testing.assert_allclose(same, x, atol=1e-6)
+    shifted, m = augment(
+        jax.random.PRNGKey(3),
+        x,
+        masks,
+        AugmentConfig(rotate_deg=0, scale=0, translate_px=3, brightness=0, contrast=0),
+    )
+    assert set(np.unique(np.asarray(m))) <= {0, 1}
+    np.testing.assert_array_equal(np.asarray(shifted) > 0.5, np.asarray(m) > 0)
+
+
+def test_augmentation_is_off_in_evaluation():
+    cfg = TrainConfig(epochs=1, batch_size=64, eval_batch_size=100, augment=AugmentConfig())
+    plain = TrainConfig(epochs=1, batch_size=64, eval_batch_size=100)
+    t1, t2 = Trainer(_model(), TASK, cfg, 640), Trainer(_model(), TASK, plain, 640)
+    state = t1.init(TRAIN.images.shape[1:])
+    np.testing.assert_array_equal(t1.evaluate(state, VAL)["loss"], t2.evaluate(state, VAL)["loss"])
