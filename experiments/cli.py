@@ -68,12 +68,13 @@ def parse(cls: type[C], argv: Sequence[str] | None, description: str, prog: str 
 
 def main_guard(run: Callable[[], int]) -> int:
     """Run a CLI body, turning usage and data errors (ValueError, DatasetError, ...) into exit code 2."""
+    from jaxadl.checkpoint import CheckpointError
     from jaxadl.data.base import DatasetError
     from jaxadl.experiment import RunFolderError
 
     try:
         return run()
-    except (ValueError, DatasetError, RunFolderError) as e:
+    except (ValueError, FileNotFoundError, DatasetError, RunFolderError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -104,6 +104,11 @@ class CNNConfig:
     select: str | None = opt(None, "keep the last epoch or the best on validation", ("last", "best"))
     seed: int = opt(0, "random seed of trial 1 (trial i uses seed + i - 1)")
     out: str = opt("runs/cnn", "run folder to write")
+    resume: bool = opt(False, "continue the run in --out from its newest checkpoints (same options)")
+    overwrite: bool = opt(False, "replace the run in --out")
+    keep: int = opt(2, "checkpoints kept per trial (plus the best one)")
+    eval_only: bool = opt(False, "re-evaluate the finished run given by --from-run, without training")
+    from_run: str | None = opt(None, "run folder to re-evaluate with --eval-only")
     synthetic_train: int = opt(8600, "synthetic: training images")
 
     def __post_init__(self) -> None:
@@ -113,6 +118,8 @@ class CNNConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+        if self.eval_only and not self.from_run:
+            raise ValueError("--eval-only needs --from-run=RUN_FOLDER")
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"--lr must be > 0, got {self.lr}")
 
@@ -197,16 +204,41 @@ def _name(optimizer: str, batch_norm: bool) -> str:
     return f"{base} + batch norm" if batch_norm else base
 
 
+def run_config(cfg: CNNConfig) -> CNNConfig:
+    """The config of the run in cfg.from_run, with this invocation's data location flags."""
+    import json
+    from pathlib import Path
+
+    path = Path(cfg.from_run) / "config.json"
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"--from-run: cannot read {path}: {e}") from e
+    if saved.get("experiment") != "cnn":
+        raise ValueError(f"--from-run: {path} is a {saved.get('experiment')!r} run, not a cnn run")
+    fields = {f.name for f in dataclasses.fields(CNNConfig)}
+    old = {k: v for k, v in saved["cli"].items() if k in fields}
+    overrides = {k: getattr(cfg, k) for k in ("data_dir", "cache_dir") if getattr(cfg, k) is not None}
+    return dataclasses.replace(CNNConfig(**old), **overrides, eval_only=False)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse(CNNConfig, argv, __doc__, prog="python -m experiments.cnn")
 
     def run() -> int:
         import jaxadl  # noqa: F401  (sets the fast XLA:CPU flags before JAX starts)
-        from jaxadl.experiment import run_experiment
+        from jaxadl.experiment import evaluate_run, run_experiment
 
+        if cfg.eval_only:
+            data = load_data(run_config(cfg))
+            evaluate_run(cfg.from_run, data)
+            return 0
         data = load_data(cfg)
         variants = build_variants(cfg, data)
-        run_experiment("cnn", data, variants, cfg.out, {"cli": dataclasses.asdict(cfg), "recipe": cfg.recipe})
+        config = {"cli": dataclasses.asdict(cfg), "recipe": cfg.recipe}
+        run_experiment(
+            "cnn", data, variants, cfg.out, config, resume=cfg.resume, overwrite=cfg.overwrite, keep=cfg.keep
+        )
         return 0
 
     return main_guard(run)

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -63,17 +64,43 @@ def environment() -> dict[str, Any]:
     }
 
 
-def prepare_folder(out: str | Path, experiment: str) -> Path:
-    """Create the run folder; refuse one that holds a different experiment's run."""
+_RUN_ONLY_KEYS = ("resume", "overwrite", "out", "eval_only", "from_run")
+
+
+def prepare_folder(
+    out: str | Path, experiment: str, config: dict[str, Any], resume: bool = False, overwrite: bool = False
+) -> Path:
+    """Create the run folder. Refuse one holding another experiment's run, or (unless resuming with the
+    same options, or overwriting) one that already holds a run."""
     out = Path(out)
-    cfg = out / "config.json"
-    if cfg.exists():
+    cfg_path = out / "config.json"
+    if cfg_path.exists():
         try:
-            previous = json.loads(cfg.read_text()).get("experiment")
+            previous = json.loads(cfg_path.read_text())
         except (OSError, ValueError) as e:
-            raise RunFolderError(f"{cfg} exists but cannot be read ({e}); choose another --out") from e
-        if previous != experiment:
-            raise RunFolderError(f"{out} holds a {previous!r} run, not {experiment!r}; choose another --out")
+            raise RunFolderError(f"{cfg_path} exists but cannot be read ({e}); choose another --out") from e
+        if previous.get("experiment") != experiment:
+            raise RunFolderError(
+                f"{out} holds a {previous.get('experiment')!r} run, not {experiment!r}; choose another --out"
+            )
+        if resume:
+            old = {k: v for k, v in previous.get("cli", {}).items() if k not in _RUN_ONLY_KEYS}
+            new = {k: v for k, v in config.get("cli", {}).items() if k not in _RUN_ONLY_KEYS}
+            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            if diff:
+                raise RunFolderError(
+                    f"--resume: {out} was run with other options ({', '.join(diff)}); resume with the same "
+                    "options or choose another --out"
+                )
+        elif not overwrite:
+            raise RunFolderError(
+                f"{out} already holds a {experiment} run; pass --resume to continue it, "
+                "--overwrite to replace it, or choose another --out"
+            )
+        elif overwrite:
+            for sub in ("checkpoints", "trials"):
+                if (out / sub).exists():
+                    shutil.rmtree(out / sub)
     out.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -96,16 +123,24 @@ def run_experiment(
     config: dict[str, Any],
     *,
     log: Callable[[str], None] = print,
+    resume: bool = False,
+    overwrite: bool = False,
+    keep: int = 2,
 ) -> dict[str, Any]:
-    """Train every variant's trials on `data`, evaluate on test (val when there is no test set), write all."""
-    out = prepare_folder(out, experiment)
+    """Train every variant's trials on `data`, evaluate on test (val when there is no test set), write all.
+
+    Each trial checkpoints every epoch under checkpoints/<variant>_trialN/ and, when done, writes
+    trials/<variant>_trialN.json; `resume` skips finished trials and continues unfinished ones.
+    """
+    out = prepare_folder(out, experiment, config, resume=resume, overwrite=overwrite)
     _write_json(out / "config.json", {"experiment": experiment, **config})
     eval_split = "test" if data.test is not None else "val"
     eval_data = data.test if data.test is not None else data.val
     if eval_data is None:
         raise ValueError("the dataset has neither a test nor a validation split to evaluate on")
     metrics_path = out / "metrics.jsonl"
-    metrics_path.write_text("")
+    if not resume or not metrics_path.exists():
+        metrics_path.write_text("")
     trials: list[dict[str, Any]] = []
     curves: dict[str, list[np.ndarray]] = {}
     for variant in variants:
@@ -116,9 +151,17 @@ def run_experiment(
                 f"== {tag}: {len(data.train)} train / "
                 f"{len(data.val) if data.val is not None else 0} val / {len(eval_data)} {eval_split} =="
             )
-            trials.append(
-                _run_trial(variant, cfg, trial, data, eval_split, eval_data, out, metrics_path, log)
-            )
+            done = out / "trials" / f"{_slug(variant.name)}_trial{trial}.json"
+            if resume and done.exists():
+                log(f"   finished before; taken from {done}")
+                trials.append(json.loads(done.read_text()))
+            else:
+                record = _run_trial(
+                    variant, cfg, trial, data, eval_split, eval_data, out, metrics_path, log, resume, keep
+                )
+                done.parent.mkdir(exist_ok=True)
+                _write_json(done, record)
+                trials.append(record)
             curves.setdefault(variant.name, []).append(
                 np.asarray([r["train_loss"] for r in trials[-1].get("history", [])])
             )
@@ -148,7 +191,19 @@ def run_experiment(
     return results
 
 
-def _run_trial(variant, cfg, trial, data, eval_split, eval_data, out, metrics_path, log) -> dict[str, Any]:
+def model_spec(model: nn.Module) -> dict[str, Any]:
+    """The model's class and constructor fields, enough to rebuild it (see jaxadl.predict)."""
+    fields = {
+        f.name: getattr(model, f.name)
+        for f in dataclasses.fields(model)
+        if f.name not in ("parent", "name", "dtype")
+    }
+    return {"class": type(model).__name__, **fields}
+
+
+def _run_trial(
+    variant, cfg, trial, data, eval_split, eval_data, out, metrics_path, log, resume=False, keep=2
+) -> dict[str, Any]:
     metric = variant.task.main_metric
     trainer = Trainer(variant.model, variant.task, cfg, len(data.train))
     slug = f"{_slug(variant.name)}_trial{trial}"
@@ -172,14 +227,29 @@ def _run_trial(variant, cfg, trial, data, eval_split, eval_data, out, metrics_pa
         "trial": trial,
         "seed": cfg.seed,
         "train_config": dataclasses.asdict(cfg),
-        "model": repr(variant.model),
+        "model_spec": model_spec(variant.model),
+        "task": dataclasses.asdict(variant.task),
+        "checkpoints": f"checkpoints/{slug}",
+        "input_shape": list(data.train.images.shape[1:]),
     }
     try:
         result = fit(
-            variant.model, variant.task, data.train, cfg, data.val, on_epoch=on_epoch, trainer=trainer
+            variant.model,
+            variant.task,
+            data.train,
+            cfg,
+            data.val,
+            on_epoch=on_epoch,
+            trainer=trainer,
+            checkpoint_dir=out / "checkpoints" / slug,
+            keep=keep,
+            resume=resume,
         )
     except DivergenceError as e:
-        log(f"  {variant.name} trial {trial} stopped: {e}; going on with the next trial")
+        log(
+            f"  {variant.name} trial {trial} stopped: {e}; its last good checkpoint is kept; "
+            "going on with the next trial"
+        )
         record.update(failed=str(e), failed_step=e.step)
         return record
     log(f"  compiled in {result.compile_seconds:.1f}s (not counted in epoch times)")
@@ -220,3 +290,45 @@ def _run_trial(variant, cfg, trial, data, eval_split, eval_data, out, metrics_pa
             f1=float(per_example["f1"][worst]),
         )
     return record
+
+
+def evaluate_run(run_dir: str | Path, data: Dataset, *, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Re-evaluate every finished trial of a run folder on `data`'s test split (else val), without training.
+
+    Writes eval.json and eval.md into the run folder and returns the same dict.
+    """
+    from jaxadl.predict import load
+
+    run_dir = Path(run_dir)
+    split = "test" if data.test is not None else "val"
+    eval_data = data.test if data.test is not None else data.val
+    if eval_data is None:
+        raise ValueError("the dataset has neither a test nor a validation split to evaluate on")
+    records = [json.loads(p.read_text()) for p in sorted((run_dir / "trials").glob("*.json"))]
+    if not records:
+        raise RunFolderError(f"{run_dir} holds no finished trials to evaluate (no trials/*.json)")
+    trials = []
+    for rec in records:
+        if rec.get("failed"):
+            trials.append(rec)
+            continue
+        predictor = load(run_dir, rec["variant"], rec["trial"])
+        per_example: dict[str, list[np.ndarray]] = {}
+        apply = jax.jit(lambda v, x, p=predictor: p.model.apply(v, p.task.inputs(x), train=False))
+        for i in range(0, len(eval_data), 500):
+            logits = apply(predictor.variables, eval_data.images[i : i + 500])
+            for k, v in predictor.task.metrics(logits, eval_data.labels[i : i + 500]).items():
+                per_example.setdefault(k, []).append(np.asarray(v))
+        summary = {k: summarize(np.concatenate(v)) for k, v in per_example.items()}
+        trials.append({**rec, "eval": summary})
+        metric = predictor.task.main_metric
+        log(f"{rec['variant']} trial {rec['trial']}: {split} {metric} {summary[metric]['mean']:.4f}")
+    metric = "accuracy" if "accuracy" in next(t for t in trials if "eval" in t)["eval"] else "f1"
+    table = (report.classification_table if metric == "accuracy" else report.segmentation_table)(
+        trials, split
+    )
+    results = {"run": str(run_dir), "dataset": data.name, "eval_split": split, "trials": trials}
+    _write_json(run_dir / "eval.json", results)
+    (run_dir / "eval.md").write_text(f"# re-evaluation of {run_dir} on {data.name} ({split})\n\n{table}\n")
+    log("\n" + table)
+    return results

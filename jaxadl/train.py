@@ -10,6 +10,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import flax.linen as nn
@@ -20,6 +21,7 @@ import optax
 from flax import struct
 
 from jaxadl.augment import AugmentConfig, augment
+from jaxadl.checkpoint import Checkpointer
 from jaxadl.data.base import Split
 from jaxadl.optim import OptimConfig, make_optimizer
 from jaxadl.tasks import Task
@@ -305,37 +307,50 @@ def fit(
     on_epoch: Callable[[dict[str, float]], None] | None = None,
     trainer: Trainer | None = None,
     state: TrainState | None = None,
+    checkpoint_dir: str | Path | None = None,
+    keep: int = 2,
+    resume: bool = False,
 ) -> FitResult:
     """Train `model` on `train` for cfg.epochs; evaluate on `val` after each epoch.
 
     Each record passed to `on_epoch` holds epoch, train loss/metric, val loss/metric, seconds and images/s.
-    Raises DivergenceError (holding the last good state) when the loss turns non-finite.
+    With `checkpoint_dir`, every epoch is checkpointed (last `keep` and the best); `resume` continues from
+    the newest one there, giving the same numbers as an uninterrupted run. Raises DivergenceError (holding
+    the last good state) when the loss turns non-finite.
     """
     trainer = trainer or Trainer(model, task, cfg, len(train))
     state = state if state is not None else trainer.init(train.images.shape[1:])
+    ckpt = Checkpointer(checkpoint_dir, keep) if checkpoint_dir is not None else None
+    history: list[dict[str, float]] = []
+    step_losses: list[float] = []
+    best, best_metric, best_epoch = None, -np.inf, cfg.epochs
+    if ckpt is not None and resume:
+        restored = ckpt.restore_last(state)
+        if restored is not None:
+            state, meta = restored
+            history, step_losses = meta["history"], meta["step_losses"]
+            best_metric, best_epoch = meta["best_metric"], meta["best_epoch"]
+            if cfg.select == "best" and (restored_best := ckpt.restore_best(state)) is not None:
+                best = restored_best[0]
     x, y, _ = trainer.put_train(train)
     val_dev = put(val, cfg.eval_batch_size) if val is not None and len(val) else None
     t0 = time.perf_counter()
     trainer.compile(state, x, y)
-    epoch_fn = trainer.train_epoch
     compile_seconds = time.perf_counter() - t0
 
     name = task.main_metric
-    history: list[dict[str, float]] = []
-    step_losses: list[np.ndarray] = []
-    best, best_metric, best_epoch = None, -np.inf, cfg.epochs
     start_epoch = int(state.step) // trainer.steps_per_epoch
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         last_good = jax.tree.map(jnp.copy, state)
         t = time.perf_counter()
-        state, metrics = epoch_fn(state, x, y)
+        state, metrics = trainer.train_epoch(state, x, y)
         metrics = jax.device_get(metrics)
         seconds = time.perf_counter() - t
         losses = np.asarray(metrics["loss"])
         if not np.all(np.isfinite(losses)):
             bad = int(np.argmin(np.isfinite(losses)))
             raise DivergenceError(int(last_good.step) + bad + 1, last_good)
-        step_losses.append(losses)
+        step_losses.extend(float(v) for v in losses)
         images = trainer.steps_per_epoch * (trainer.num_train if cfg.full_batch else cfg.batch_size)
         record = {
             "epoch": epoch,
@@ -344,24 +359,30 @@ def fit(
             "seconds": seconds,
             "images_per_s": images / seconds,
         }
+        is_best = False
         if val_dev is not None:
             val_metrics = trainer.evaluate(state, val_dev)
             record["val_loss"] = float(val_metrics["loss"].mean())
             record[f"val_{name}"] = float(val_metrics[name].mean())
-            if cfg.select == "best" and record[f"val_{name}"] > best_metric:
-                best_metric, best_epoch = record[f"val_{name}"], epoch
-                best = jax.tree.map(jnp.copy, state)
+            if record[f"val_{name}"] > best_metric:
+                best_metric, best_epoch, is_best = record[f"val_{name}"], epoch, True
+                if cfg.select == "best":
+                    best = jax.tree.map(jnp.copy, state)
         history.append(record)
+        if ckpt is not None:
+            meta = {
+                "history": history,
+                "step_losses": step_losses,
+                "best_metric": best_metric,
+                "best_epoch": best_epoch,
+            }
+            ckpt.save(epoch, state, meta, is_best=is_best)
         if on_epoch is not None:
             on_epoch(record)
-    if best is not None:
+    if ckpt is not None:
+        ckpt.close()
+    if cfg.select == "best" and best is not None:
         state = best
     else:
         best_epoch = cfg.epochs
-    return FitResult(
-        state,
-        history,
-        np.concatenate(step_losses) if step_losses else np.zeros(0),
-        compile_seconds,
-        best_epoch,
-    )
+    return FitResult(state, history, np.asarray(step_losses, np.float32), compile_seconds, best_epoch)

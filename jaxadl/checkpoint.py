@@ -1,0 +1,69 @@
+"""Orbax checkpoints of a trial: the last N epochs and the best one by validation metric.
+
+A checkpoint holds the whole TrainState (params, batch-norm statistics, optimizer state, step, RNG key;
+the data order derives from key and step) plus the host-side history, so a resumed run repeats exactly
+what an uninterrupted one would have done. Orbax writes to a temporary folder and renames it when
+complete, so an interrupted save never looks like a checkpoint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be restored (truncated, or from another model config); names the folder."""
+
+
+class Checkpointer:
+    """`last/` keeps the newest `keep` epochs, `best/` the single best epoch by validation metric."""
+
+    def __init__(self, directory: str | Path, keep: int = 2):
+        self.directory = Path(directory).absolute()
+        opts = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=False)
+        best_opts = ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=False)
+        self.last = ocp.CheckpointManager(self.directory / "last", options=opts)
+        self.best = ocp.CheckpointManager(self.directory / "best", options=best_opts)
+
+    @staticmethod
+    def _args(state: Any, meta: dict[str, Any]) -> ocp.args.Composite:
+        return ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
+
+    def save(self, epoch: int, state: Any, meta: dict[str, Any], is_best: bool = False) -> None:
+        """Save epoch `epoch` (and as the best one when `is_best`)."""
+        self.last.save(epoch, args=self._args(state, meta), force=True)
+        if is_best:
+            for step in self.best.all_steps():
+                self.best.delete(step)
+            self.best.save(epoch, args=self._args(state, meta), force=True)
+
+    def _restore(self, manager: ocp.CheckpointManager, like: Any) -> tuple[Any, dict[str, Any]] | None:
+        step = manager.latest_step()
+        if step is None:
+            return None
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+        args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
+        try:
+            restored = manager.restore(step, args=args)
+        except Exception as e:  # orbax raises many types for truncated or mismatched trees
+            raise CheckpointError(
+                f"cannot restore the checkpoint in {manager.directory}/{step}: {type(e).__name__}: "
+                f"{str(e).splitlines()[0] if str(e) else ''} (is it from another model config, or truncated?)"
+            ) from e
+        return restored.state, restored.meta
+
+    def restore_last(self, like: Any) -> tuple[Any, dict[str, Any]] | None:
+        """The newest checkpoint as (state shaped like `like`, meta), or None when there is none."""
+        return self._restore(self.last, like)
+
+    def restore_best(self, like: Any) -> tuple[Any, dict[str, Any]] | None:
+        """The best-by-validation checkpoint, or None."""
+        return self._restore(self.best, like)
+
+    def close(self) -> None:
+        self.last.close()
+        self.best.close()

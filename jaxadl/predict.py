@@ -1,0 +1,113 @@
+"""Load a trained model from a run folder and predict: classify signs, segment chest X-rays."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+from PIL import Image
+
+from jaxadl.checkpoint import CheckpointError
+from jaxadl.models import SignCNN, UNet
+from jaxadl.tasks import Task
+
+_MODELS = {"SignCNN": SignCNN, "UNet": UNet}
+
+
+@dataclasses.dataclass(frozen=True)
+class Predictor:
+    """A trained model with its task (input scaling) and variables, ready to predict."""
+
+    model: Any
+    task: Task
+    variables: dict[str, Any]
+    record: dict[str, Any]
+
+    @property
+    def image_size(self) -> int:
+        return int(self.record.get("image_size") or self.record["input_shape"][0])
+
+    def _images(self, images: Any) -> np.ndarray:
+        """Paths, PIL images or arrays -> uint8 [N, S, S, C] at the model's input size."""
+        channels = int(self.record["input_shape"][-1])
+        items = images if isinstance(images, (list, tuple)) else [images]
+        if isinstance(images, np.ndarray) and images.ndim == 4:
+            items = list(images)
+        out = []
+        for item in items:
+            if isinstance(item, (str, Path)):
+                try:
+                    item = Image.open(item)
+                except OSError as e:
+                    raise ValueError(f"cannot read image {item}: {e}") from e
+            if isinstance(item, np.ndarray):
+                arr = item
+                if arr.dtype != np.uint8:
+                    arr = np.clip(arr * 255.0 if arr.max() <= 1.0 else arr, 0, 255).astype(np.uint8)
+                item = Image.fromarray(arr.squeeze(-1) if arr.ndim == 3 and arr.shape[-1] == 1 else arr)
+            item = item.convert("RGB" if channels == 3 else "L").resize(
+                (self.image_size, self.image_size), Image.BILINEAR
+            )
+            arr = np.asarray(item, np.uint8)
+            out.append(arr[..., None] if arr.ndim == 2 else arr)
+        return np.stack(out)
+
+    def logits(self, images: Any) -> np.ndarray:
+        x = self.task.inputs(jnp.asarray(self._images(images)))
+        return np.asarray(jax.jit(lambda v, x: self.model.apply(v, x, train=False))(self.variables, x))
+
+    def classify(self, images: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Class ids and softmax probabilities for an image file, array, or a list of them."""
+        logits = self.logits(images)
+        return logits.argmax(-1), np.asarray(jax.nn.softmax(logits, -1))
+
+    def segment(self, images: Any, save: str | Path | None = None) -> np.ndarray:
+        """Binary masks uint8 [N, S, S] (1 = lung); `save` writes the first as a PNG (0/255)."""
+        masks = (self.logits(images)[..., 0] > 0).astype(np.uint8)
+        if save is not None:
+            Image.fromarray(masks[0] * 255).save(save)
+        return masks
+
+
+def load(run_dir: str | Path, variant: str | None = None, trial: int = 1) -> Predictor:
+    """The selected model (best-on-validation or last epoch, as the run chose) of one trial of a run."""
+    run_dir = Path(run_dir)
+    records = sorted((run_dir / "trials").glob("*.json")) if (run_dir / "trials").exists() else []
+    if not records:
+        raise FileNotFoundError(f"{run_dir} holds no finished trials (no {run_dir}/trials/*.json)")
+    chosen = None
+    for path in records:
+        rec = json.loads(path.read_text())
+        if (variant is None or rec["variant"] == variant) and rec["trial"] == trial and not rec.get("failed"):
+            chosen = rec
+            break
+    if chosen is None:
+        names = sorted({json.loads(p.read_text())["variant"] for p in records})
+        raise ValueError(f"no finished trial {trial} of variant {variant!r} in {run_dir}; variants: {names}")
+    spec = dict(chosen["model_spec"])
+    model = _MODELS[spec.pop("class")](**spec)
+    task_fields = {k: tuple(v) if isinstance(v, list) else v for k, v in chosen["task"].items()}
+    task = Task(**task_fields)
+    which = "best" if chosen["train_config"]["select"] == "best" else "last"
+    directory = (run_dir / chosen["checkpoints"] / which).absolute()
+    mgr = ocp.CheckpointManager(directory)
+    step = mgr.latest_step()
+    if step is None:
+        raise CheckpointError(f"no checkpoint in {directory}")
+    try:
+        restored = mgr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+    except Exception as e:
+        raise CheckpointError(f"cannot restore {directory}/{step}: {type(e).__name__}: {e}") from e
+    finally:
+        mgr.close()
+    state = restored.state
+    variables = {"params": state["params"]}
+    if state.get("batch_stats"):
+        variables["batch_stats"] = state["batch_stats"]
+    return Predictor(model, task, variables, chosen)

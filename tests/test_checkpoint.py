@@ -1,0 +1,133 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from experiments import cnn
+from jaxadl import OptimConfig, SignCNN, Task, TrainConfig, fit
+from jaxadl.checkpoint import CheckpointError
+from jaxadl.predict import load
+from tests.helpers import colour_squares
+
+TRAIN = colour_squares(320, seed=0)
+VAL = colour_squares(100, seed=1)
+TASK = Task("classification", num_classes=10)
+
+
+class Crash(Exception):
+    pass
+
+
+@pytest.mark.parametrize("bn,select", [(False, "last"), (True, "best")])
+def test_resume_after_a_crash_gives_the_same_numbers(tmp_path, bn, select):
+    cfg = TrainConfig(
+        epochs=3,
+        batch_size=32,
+        optim=OptimConfig("adam", 1e-3, schedule="onecycle"),
+        eval_batch_size=50,
+        select=select,
+    )
+    model = SignCNN(num_classes=10, batch_norm=bn)
+    whole = fit(model, TASK, TRAIN, cfg, VAL, checkpoint_dir=tmp_path / "a")
+
+    def crash_after_two(record):
+        if record["epoch"] == 2:
+            raise Crash
+
+    with pytest.raises(Crash):
+        fit(model, TASK, TRAIN, cfg, VAL, checkpoint_dir=tmp_path / "b", on_epoch=crash_after_two)
+    resumed = fit(model, TASK, TRAIN, cfg, VAL, checkpoint_dir=tmp_path / "b", resume=True)
+    np.testing.assert_array_equal(whole.step_losses, resumed.step_losses)
+    assert [r["val_loss"] for r in whole.history] == [r["val_loss"] for r in resumed.history]
+    assert whole.best_epoch == resumed.best_epoch
+    for a, b in zip(
+        np.asarray(whole.state.params["fc"]["kernel"]),
+        np.asarray(resumed.state.params["fc"]["kernel"]),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)
+    # last N kept, plus the best
+    assert sorted(os.listdir(tmp_path / "a" / "last")) == ["2", "3"]
+    assert len(os.listdir(tmp_path / "a" / "best")) == 1
+
+
+def test_checkpoint_of_another_model_is_a_clear_error(tmp_path):
+    cfg = TrainConfig(epochs=1, batch_size=32, eval_batch_size=50)
+    fit(SignCNN(num_classes=10), TASK, TRAIN, cfg, checkpoint_dir=tmp_path)
+    with pytest.raises(CheckpointError, match="another model config"):
+        fit(SignCNN(num_classes=10, batch_norm=True), TASK, TRAIN, cfg, checkpoint_dir=tmp_path, resume=True)
+
+
+def test_truncated_checkpoint_is_a_clear_error(tmp_path):
+    cfg = TrainConfig(epochs=1, batch_size=32, eval_batch_size=50)
+    fit(SignCNN(num_classes=10), TASK, TRAIN, cfg, checkpoint_dir=tmp_path)
+    for f in (tmp_path / "last" / "1" / "state").rglob("*"):
+        if f.is_file() and f.stat().st_size > 100:
+            f.write_bytes(f.read_bytes()[:50])
+    with pytest.raises(CheckpointError, match=str(tmp_path / "last")):
+        fit(SignCNN(num_classes=10), TASK, TRAIN, cfg, checkpoint_dir=tmp_path, resume=True)
+
+
+ARGS = ["--dataset=synthetic", "--synthetic-train=430", "--batch-size=43", "--epochs=3", "--recipe=report"]
+
+
+def test_cli_sigkill_then_resume_matches_uninterrupted(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    whole = tmp_path / "whole"
+    assert cnn.main([*ARGS, f"--out={whole}"]) == 0
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "experiments.cnn", *ARGS, f"--out={killed}"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    marker = killed / "checkpoints" / "baseline_trial1" / "last" / "1"
+    deadline = time.time() + 120
+    while not marker.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "results.json").exists()
+    assert cnn.main([*ARGS, f"--out={killed}"]) == 2  # refuses to overwrite without --resume
+    assert cnn.main([*ARGS, f"--out={killed}", "--resume"]) == 0
+    a = json.loads((whole / "results.json").read_text())["trials"][0]
+    b = json.loads((killed / "results.json").read_text())["trials"][0]
+    assert a["eval"] == b["eval"]
+    assert [r["train_loss"] for r in a["history"]] == [r["train_loss"] for r in b["history"]]
+
+
+def test_resume_with_other_options_is_refused(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert cnn.main([*ARGS[:-2], "--epochs=1", "--recipe=report", f"--out={out}"]) == 0
+    assert cnn.main([*ARGS[:-2], "--epochs=1", "--recipe=strong", f"--out={out}", "--resume"]) == 2
+    assert "other options (recipe)" in capsys.readouterr().err
+
+
+def test_eval_only_and_predict_from_a_run_folder(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert cnn.main([*ARGS[:-2], "--epochs=1", "--recipe=report", f"--out={out}"]) == 0
+    trained = json.loads((out / "results.json").read_text())["trials"][0]["eval"]["accuracy"]["mean"]
+    assert cnn.main(["--eval-only", f"--from-run={out}"]) == 0
+    again = json.loads((out / "eval.json").read_text())["trials"][0]["eval"]["accuracy"]["mean"]
+    assert again == pytest.approx(trained, abs=1e-6)
+    predictor = load(out)
+    from jaxadl.data.synthetic import synthetic_signs
+
+    data = synthetic_signs(0, 0, 43, seed=0)
+    ids, probs = predictor.classify(data.test.images)
+    assert ids.shape == (43,) and probs.shape == (43, 43)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
+    from PIL import Image
+
+    Image.fromarray(data.test.images[0]).save(tmp_path / "sign.png")
+    one, _ = predictor.classify(str(tmp_path / "sign.png"))
+    assert one.shape == (1,) and one[0] == ids[0]
+    with pytest.raises(ValueError, match="no finished trial 2"):
+        load(out, trial=2)

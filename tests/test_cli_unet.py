@@ -1,0 +1,161 @@
+"""`python -m experiments.unet`: usage errors exit 2 before training, the recipes, a tiny grid run."""
+
+import json
+
+import pytest
+
+from experiments import unet
+
+TINY = [
+    "--dataset=synthetic",
+    "--image-size=32",
+    "--depth=2",
+    "--width=4",
+    "--epochs=1",
+    "--synthetic-train=8",
+    "--synthetic-val=2",
+    "--synthetic-test=3",
+]
+
+
+def _run(argv, capsys):
+    code = unet.main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--upsample=bicubic"], "invalid choice: 'bicubic'"),
+        (["--activation=gelu"], "invalid choice: 'gelu'"),
+        (["--dataset=gtsrb"], "--dataset 'gtsrb' is not one of jsrt, synthetic, folder:PATH"),
+        (["--dataset=folder:"], "--dataset=folder:PATH needs a path"),
+        (["--image-size=100"], "--image-size 100 is not divisible by 2**depth = 16 (--depth 4)"),
+        (["--image-size=40", "--depth=3"], "--image-size 40 is not divisible by 2**depth = 8"),
+        (["--epochs=0"], "--epochs must be >= 1, got 0"),
+        (["--batch-size=0"], "--batch-size must be >= 1"),
+        (["--trials=0"], "--trials must be >= 1"),
+        (["--test-fraction=1"], "--test-fraction must be in [0, 1)"),
+        (["--synthetic-val=0", "--synthetic-test=0"], "nothing to evaluate on"),
+        (["--lr=0"], "--lr must be > 0"),
+    ],
+)
+def test_usage_errors_exit_2_before_training(argv, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        unet.main(argv)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_jsrt_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("JAXADL_JSRT_DIR", raising=False)
+    code, _, err = _run([f"--cache-dir={tmp_path}/c", f"--out={tmp_path}/r"], capsys)
+    assert code == 2
+    assert "--data-dir" in err and "--dataset=synthetic" in err
+    assert not (tmp_path / "r").exists()
+    (tmp_path / "empty").mkdir()
+    code, _, err = _run([f"--data-dir={tmp_path}/empty", f"--out={tmp_path}/r"], capsys)
+    assert code == 2 and "no .IMG files found" in err
+
+
+def test_batch_larger_than_training_set_exits_2(tmp_path, capsys):
+    code, _, err = _run([*TINY, "--batch-size=9", f"--out={tmp_path}/r"], capsys)
+    assert code == 2
+    assert "--batch-size 9 is larger than the training set (8)" in err
+    assert not (tmp_path / "r" / "results.json").exists()
+
+
+def test_help_lists_every_option_with_defaults(capsys):
+    with pytest.raises(SystemExit) as info:
+        unet.main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for flag in (
+        "--dataset",
+        "--data-dir",
+        "--cache-dir",
+        "--image-size",
+        "--upsample",
+        "--activation",
+        "--batch-norm",
+        "--depth",
+        "--width",
+        "--grid",
+        "--trials",
+        "--epochs",
+        "--batch-size",
+        "--lr",
+        "--dice-weight",
+        "--augment",
+        "--no-augment",
+        "--seed",
+        "--out",
+        "--val-fraction",
+        "--test-fraction",
+        "--synthetic-train",
+        "--recipe",
+    ):
+        assert flag in out
+    assert "{bilinear,nearest,transpose}" in out and "{relu,elu}" in out
+    assert "python -m experiments.unet --grid" in out and "folder:PATH" in out
+
+
+def test_recipes_defaults_and_overrides():
+    strong = unet.UNetConfig()
+    r = strong.resolved()
+    assert (r["batch_size"], r["dice_weight"], r["augment"], r["select"]) == (4, 1.0, True, "best")
+    report = unet.UNetConfig(recipe="report", dice_weight=0.5)
+    r = report.resolved()
+    assert (r["epochs"], r["lr"], r["schedule"], r["augment"], r["normalize"]) == (
+        25,
+        1e-3,
+        "constant",
+        False,
+        False,
+    )
+    assert r["dice_weight"] == 0.5
+    assert unet.UNetConfig(dataset="folder:/x/y").dataset_kind() == ("folder", "/x/y")
+
+
+def test_variants_grid_and_single():
+    from jaxadl.data.lungs import synthetic_lungs
+
+    data = synthetic_lungs(4, 1, 1, image_size=32)
+    grid = unet.build_variants(unet.UNetConfig(grid=True, image_size=32), data)
+    assert [v.name for v in grid] == ["baseline", "nearest", "ELU"]
+    assert [(v.model.upsample, v.model.activation, v.trials) for v in grid] == [
+        ("bilinear", "relu", 2),
+        ("nearest", "relu", 2),
+        ("bilinear", "elu", 2),
+    ]
+    assert grid[0].task.dice_weight == 1.0 and grid[0].task.mean[0] > 0
+    assert grid[0].train.augment.translate_px == pytest.approx(0.03 * 32)
+    (one,) = unet.build_variants(
+        unet.UNetConfig(upsample="nearest", activation="elu", batch_norm=True, trials=3, recipe="report"),
+        data,
+    )
+    assert one.name == "nearest + ELU + batch norm" and one.trials == 3 and one.model.batch_norm
+    assert one.task.mean == (0.0,) and one.train.augment is None and one.train.optim.schedule == "constant"
+
+
+def test_tiny_grid_run_writes_the_run_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, stdout, _ = _run([*TINY, "--grid", "--trials=1", "--batch-size=4", f"--out={out}"], capsys)
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["eval_split"] == "test" and results["dataset"] == "synthetic-lungs"
+    assert [t["variant"] for t in results["trials"]] == ["baseline", "nearest", "ELU"]
+    for t in results["trials"]:
+        f1 = t["eval"]["f1"]
+        assert f1["n"] == 3 and 0.0 <= f1["min"] <= f1["mean"] <= 1.0
+    md = (out / "results.md").read_text()
+    assert "| modification | trial | test cases | mean F1 | std F1 | min F1 |" in md
+    assert "| baseline | 1 | 3 |" in md and "| ELU | 1 | 3 |" in md
+    config = json.loads((out / "config.json").read_text())
+    assert config["experiment"] == "unet" and config["cli"]["grid"] is True
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 3
+    for slug in ("baseline", "nearest", "elu"):
+        for kind in ("loss", "history", "example"):
+            assert (out / "plots" / f"{slug}_trial1_{kind}.png").stat().st_size > 1000
+    assert "img/s" in stdout and "val_f1" in stdout
