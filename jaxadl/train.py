@@ -19,11 +19,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import struct
+from jax.sharding import Mesh
 
 from jaxadl.augment import AugmentConfig, augment
 from jaxadl.checkpoint import Checkpointer
 from jaxadl.data.base import Split
 from jaxadl.optim import OptimConfig, make_optimizer
+from jaxadl.parallel import batch_sharded, check_divisible, make_mesh, replicated
 from jaxadl.tasks import Task
 
 
@@ -99,29 +101,44 @@ def create_state(
     )
 
 
-def put(split: Split, pad_to: int = 1) -> tuple[jax.Array, jax.Array, int]:
-    """Copy a split to the device once, padded with zeros to a multiple of `pad_to` examples."""
+def put(split: Split, pad_to: int = 1, sharding: Any = None) -> tuple[jax.Array, jax.Array, int]:
+    """Copy a split to the device(s) once, padded with zeros to a multiple of `pad_to` examples."""
     n = len(split)
     total = math.ceil(n / pad_to) * pad_to
     x, y = split.images, split.labels
     if total != n:
         x = np.concatenate([x, np.zeros((total - n, *x.shape[1:]), x.dtype)])
         y = np.concatenate([y, np.zeros((total - n, *y.shape[1:]), y.dtype)])
-    return jax.device_put(x), jax.device_put(y), n
+    return jax.device_put(x, sharding), jax.device_put(y, sharding), n
 
 
 class Trainer:
     """Compiled train-epoch and evaluation functions for one model, task, config and training-set size."""
 
     def __init__(
-        self, model: nn.Module, task: Task, cfg: TrainConfig, num_train: int, scan: bool | None = None
+        self,
+        model: nn.Module,
+        task: Task,
+        cfg: TrainConfig,
+        num_train: int,
+        scan: bool | None = None,
+        mesh: Mesh | None = None,
     ):
+        self.mesh = mesh if mesh is not None else make_mesh()
+        n_dev = self.mesh.devices.size
+        if not cfg.full_batch:
+            check_divisible(cfg.batch_size, self.mesh)
+        self.eval_batch = math.ceil(cfg.eval_batch_size / n_dev) * n_dev
+        self._replicated, self._sharded = replicated(self.mesh), batch_sharded(self.mesh)
         if cfg.batch_size > num_train:
             raise ValueError(
                 f"batch size {cfg.batch_size} is larger than the training set ({num_train} examples)"
             )
         self.model, self.task, self.cfg, self.num_train = model, task, cfg, num_train
-        self.chunk = min(cfg.eval_batch_size, num_train) if cfg.full_batch else cfg.batch_size
+        if cfg.full_batch:  # whole chunks that split evenly over the devices
+            self.chunk = max(min(self.eval_batch, num_train) // n_dev, 1) * n_dev
+        else:
+            self.chunk = cfg.batch_size
         self.steps_per_epoch = 1 if cfg.full_batch else num_train // cfg.batch_size
         self.tx = make_optimizer(cfg.optim, self.steps_per_epoch * cfg.epochs)
         self.scan = scan if scan is not None else jax.default_backend() != "cpu"
@@ -141,10 +158,16 @@ class Trainer:
 
     def init(self, input_shape: tuple[int, ...]) -> TrainState:
         """A fresh train state for inputs of `input_shape` (one example, e.g. (28, 28, 3))."""
-        return create_state(self.model, self.tx, input_shape, self.cfg.seed)
+        state = create_state(self.model, self.tx, input_shape, self.cfg.seed)
+        return jax.device_put(state, self._replicated)
+
+    def shard_batch(self, x: jnp.ndarray) -> jnp.ndarray:
+        """Split a batch over the mesh's devices (a no-op on one device)."""
+        return jax.lax.with_sharding_constraint(x, self._sharded)
 
     # -- pieces of a step ------------------------------------------------------------------------------------
     def _prepare(self, state: TrainState, images: jnp.ndarray, labels: jnp.ndarray, salt: jnp.ndarray):
+        images, labels = self.shard_batch(images), self.shard_batch(labels)
         x = images.astype(jnp.float32) / 255.0
         if self.cfg.augment is not None:
             key = jax.random.fold_in(jax.random.fold_in(state.rng, 1), salt)
@@ -241,12 +264,12 @@ class Trainer:
         return self._fb_finish_fn(state, carry)
 
     def _evaluate(self, params: Any, batch_stats: Any, images: jax.Array, labels: jax.Array):
-        b = self.cfg.eval_batch_size
+        b = self.eval_batch
         xs = images.reshape(-1, b, *images.shape[1:])
         ys = labels.reshape(-1, b, *labels.shape[1:])
 
         def body(_, batch):
-            x, y = batch
+            x, y = self.shard_batch(batch[0]), self.shard_batch(batch[1])
             logits = self.model.apply(_variables(params, batch_stats), self.task.inputs(x), train=False)
             return None, self.task.metrics(logits, y)
 
@@ -264,19 +287,23 @@ class Trainer:
             self._fb_finish_fn = self._fb_finish_fn.lower(state, carry).compile()
         else:
             self._order_fn = self._order_fn.lower(state).compile()
-            idx = jax.ShapeDtypeStruct((self.cfg.batch_size,), jnp.int32)
+            idx = jax.ShapeDtypeStruct((self.cfg.batch_size,), jnp.int32, sharding=self._replicated)
             self._step_fn = self._step_fn.lower(state, images, labels, idx).compile()
 
     # -- host-side drivers -------------------------------------------------------------------------------------
     def put_train(self, split: Split) -> tuple[jax.Array, jax.Array, int]:
         """The training split on the device (padded to whole chunks for full-batch training)."""
-        return put(split, self.chunk if self.cfg.full_batch else 1)
+        return put(split, self.chunk if self.cfg.full_batch else 1, self._replicated)
+
+    def put_eval(self, split: Split) -> tuple[jax.Array, jax.Array, int]:
+        """An evaluation split on the device(s), padded to whole evaluation batches."""
+        return put(split, self.eval_batch, self._replicated)
 
     def evaluate(
         self, state: TrainState, data: Split | tuple[jax.Array, jax.Array, int]
     ) -> dict[str, np.ndarray]:
         """Per-example metrics (loss, accuracy or f1) over a whole split, padding removed."""
-        x, y, n = put(data, self.cfg.eval_batch_size) if isinstance(data, Split) else data
+        x, y, n = self.put_eval(data) if isinstance(data, Split) else data
         out = self.evaluate_padded(state.params, state.batch_stats, x, y)
         return {k: np.asarray(v)[:n] for k, v in out.items()}
 
@@ -333,7 +360,7 @@ def fit(
             if cfg.select == "best" and (restored_best := ckpt.restore_best(state)) is not None:
                 best = restored_best[0]
     x, y, _ = trainer.put_train(train)
-    val_dev = put(val, cfg.eval_batch_size) if val is not None and len(val) else None
+    val_dev = trainer.put_eval(val) if val is not None and len(val) else None
     t0 = time.perf_counter()
     trainer.compile(state, x, y)
     compile_seconds = time.perf_counter() - t0

@@ -1,0 +1,116 @@
+"""The step-time benchmark end to end on tiny sizes: the JSON it writes, not how fast anything is."""
+
+import json
+import math
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from benchmarks import step_time
+
+TINY = ["--warmup=1", "--windows=1", "--steps-per-window=2", "--fast-init"]
+UNET = ["--model=unet", "--unet-width=4", "--unet-depth=2", "--image-size=32", "--batch-size=2"]
+
+
+def _run(tmp_path, argv):
+    path = tmp_path / "out.json"
+    assert step_time.main([*argv, *TINY, f"--json={path}"]) == 0
+    return json.loads(path.read_text())
+
+
+def _positive(d, *keys):
+    for key in keys:
+        value = d[key]
+        assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, (key, value)
+
+
+def _check_side(r, compiled=True):
+    _positive(r, "images_per_s", "flops_per_step", "flops_per_s")
+    assert ("compile_s" in r) == compiled
+    if compiled:
+        _positive(r, "compile_s")
+    _positive(r["step_ms"], "median", "q1", "q3", "min", "max")
+    assert r["step_ms"]["min"] <= r["step_ms"]["median"] <= r["step_ms"]["max"]
+    assert len(r["windows_ms"]) == 1
+
+
+def test_cnn_with_epoch(tmp_path):
+    out = _run(tmp_path, ["--model=cnn", "--batch-size=8", "--epoch", "--epoch-steps=2"])
+    assert out["config"]["batch_size"] == 8 and out["config"]["image_size"] == 28
+    assert out["machine"]["backend"] and out["machine"]["cores"] >= 1
+    _check_side(out["jaxadl"])
+    assert "torch" not in out and "ratio_jaxadl_over_torch" not in out
+    e = out["epoch"]
+    assert e["steps"] == 2 and e["images"] == 16
+    _positive(
+        e,
+        "on_device_s",
+        "host_loop_s",
+        "on_device_images_per_s",
+        "host_loop_images_per_s",
+        "host_over_device",
+    )
+
+
+def _has_torch():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def test_unet(tmp_path):
+    """The tiny U-Net, side by side with PyTorch when torch is installed."""
+    torch = _has_torch()
+    out = _run(
+        tmp_path, [*UNET, "--batch-norm", "--optimizer=sgd", f"--compare={'torch' if torch else 'none'}"]
+    )
+    assert out["config"]["model"] == "unet"
+    _check_side(out["jaxadl"])
+    if torch:
+        _check_side(out["torch"], compiled=False)
+        _positive(out, "ratio_jaxadl_over_torch")
+
+
+def test_cnn_compare_torch(tmp_path):
+    pytest.importorskip("torch")
+    out = _run(
+        tmp_path, ["--model=cnn", "--batch-size=8", "--optimizer=rprop", "--batch-norm", "--compare=torch"]
+    )
+    _check_side(out["jaxadl"])
+    _check_side(out["torch"], compiled=False)
+    _positive(out, "ratio_jaxadl_over_torch")
+    assert out["machine"]["torch_threads"] >= 1
+
+
+def test_without_torch():
+    """Importing the benchmark never imports torch; --compare=torch without torch exits 2 with the hint."""
+    code = textwrap.dedent(
+        """
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name == "torch" or name.startswith("torch."):
+                    raise ImportError("blocked")
+        sys.meta_path.insert(0, Block())
+        import importlib.util
+        importlib.util.find_spec = lambda name, *a: None if name == "torch" else _orig(name, *a)
+        from benchmarks import step_time
+        assert "torch" not in sys.modules
+        sys.exit(step_time.main(["--compare=torch"]))
+        """
+    )
+    code = code.replace(
+        "import importlib.util\n", "import importlib.util\n_orig = importlib.util.find_spec\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "pip install .[torch]" in proc.stderr
+
+
+def test_bad_arguments():
+    with pytest.raises(SystemExit):
+        step_time.parse_args(["--model=unet", "--image-size=30"])
