@@ -106,6 +106,7 @@ class CNNConfig:
     out: str = opt("runs/cnn", "run folder to write")
     resume: bool = opt(False, "continue the run in --out from its newest checkpoints (same options)")
     overwrite: bool = opt(False, "replace the run in --out")
+    devices: int | None = opt(None, "data-parallel over the first N devices (default: all visible devices)")
     keep: int = opt(2, "checkpoints kept per trial (plus the best one)")
     eval_only: bool = opt(False, "re-evaluate the finished run given by --from-run, without training")
     from_run: str | None = opt(None, "run folder to re-evaluate with --eval-only")
@@ -228,6 +229,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     def run() -> int:
         import jaxadl  # noqa: F401  (sets the fast XLA:CPU flags before JAX starts)
         from jaxadl.experiment import evaluate_run, run_experiment
+        from jaxadl.parallel import initialize_distributed
+
+        initialize_distributed()
 
         if cfg.eval_only:
             data = load_data(run_config(cfg))
@@ -237,7 +241,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         variants = build_variants(cfg, data)
         config = {"cli": dataclasses.asdict(cfg), "recipe": cfg.recipe}
         run_experiment(
-            "cnn", data, variants, cfg.out, config, resume=cfg.resume, overwrite=cfg.overwrite, keep=cfg.keep
+            "cnn",
+            data,
+            variants,
+            cfg.out,
+            config,
+            resume=cfg.resume,
+            overwrite=cfg.overwrite,
+            keep=cfg.keep,
+            devices=cfg.devices,
         )
         return 0
 

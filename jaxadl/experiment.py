@@ -25,6 +25,7 @@ import numpy as np
 from jaxadl import plots, report
 from jaxadl.data.base import Dataset
 from jaxadl.metrics import summarize
+from jaxadl.parallel import check_divisible, make_mesh
 from jaxadl.tasks import Task
 from jaxadl.train import DivergenceError, TrainConfig, Trainer, fit
 
@@ -126,12 +127,17 @@ def run_experiment(
     resume: bool = False,
     overwrite: bool = False,
     keep: int = 2,
+    devices: int | None = None,
 ) -> dict[str, Any]:
     """Train every variant's trials on `data`, evaluate on test (val when there is no test set), write all.
 
     Each trial checkpoints every epoch under checkpoints/<variant>_trialN/ and, when done, writes
     trials/<variant>_trialN.json; `resume` skips finished trials and continues unfinished ones.
     """
+    mesh = make_mesh(devices)
+    for variant in variants:  # fail before any training when a batch cannot split over the devices
+        if not variant.train.full_batch:
+            check_divisible(variant.train.batch_size, mesh)
     out = prepare_folder(out, experiment, config, resume=resume, overwrite=overwrite)
     _write_json(out / "config.json", {"experiment": experiment, **config})
     eval_split = "test" if data.test is not None else "val"
@@ -157,7 +163,18 @@ def run_experiment(
                 trials.append(json.loads(done.read_text()))
             else:
                 record = _run_trial(
-                    variant, cfg, trial, data, eval_split, eval_data, out, metrics_path, log, resume, keep
+                    variant,
+                    cfg,
+                    trial,
+                    data,
+                    eval_split,
+                    eval_data,
+                    out,
+                    metrics_path,
+                    log,
+                    resume,
+                    keep,
+                    mesh,
                 )
                 done.parent.mkdir(exist_ok=True)
                 _write_json(done, record)
