@@ -45,10 +45,18 @@ def check_divisible(batch_size: int, mesh: Mesh, flag: str = "--batch-size") -> 
 
 
 def initialize_distributed() -> bool:
-    """Join a multi-host run when the launcher set JAX_COORDINATOR_ADDRESS (or a cluster jax detects).
+    """Join a multi-host run: JAX_COORDINATOR_ADDRESS with JAX_NUM_PROCESSES and JAX_PROCESS_ID, or
+    JAXADL_DISTRIBUTED=1 on a cluster that jax detects by itself (SLURM, Cloud TPU, ...).
 
     Call before any other JAX use. Returns True when several processes take part.
     """
-    if os.environ.get("JAX_COORDINATOR_ADDRESS") or os.environ.get("JAXADL_DISTRIBUTED") == "1":
+    if os.environ.get("JAX_COORDINATOR_ADDRESS"):
+        n, pid = os.environ.get("JAX_NUM_PROCESSES"), os.environ.get("JAX_PROCESS_ID")
+        jax.distributed.initialize(
+            os.environ["JAX_COORDINATOR_ADDRESS"],
+            num_processes=int(n) if n else None,
+            process_id=int(pid) if pid else None,
+        )
+    elif os.environ.get("JAXADL_DISTRIBUTED") == "1":
         jax.distributed.initialize()
     return jax.process_count() > 1
