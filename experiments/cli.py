@@ -13,9 +13,12 @@ from typing import Any, TypeVar
 C = TypeVar("C")
 
 
-def opt(default: Any, help: str, choices: Sequence[Any] | None = None) -> Any:
-    """A config field with its help text (and choices) for the derived command line."""
-    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
+def opt(default: Any, help: str, choices: Sequence[Any] | None = None, shown: str | None = None) -> Any:
+    """A config field with its help text (and choices) for the derived command line.
+
+    `shown` is how --help describes the default (fields defaulting to None take the recipe's value).
+    """
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices, "shown": shown})
 
 
 def _base_type(tp: Any) -> Any:
@@ -36,7 +39,7 @@ def parser_for(cls: type, description: str, prog: str | None = None) -> argparse
         flag = "--" + f.name.replace("_", "-")
         help_text = f.metadata.get("help", "")
         default = f.default
-        shown = "from the recipe" if default is None else default
+        shown = f.metadata.get("shown") or ("from the recipe" if default is None else default)
         if tp is bool:
             parser.add_argument(
                 flag,

@@ -74,10 +74,10 @@ class CNNConfig:
         "gtsrb", "training data: real GTSRB or the bundled synthetic signs", ("gtsrb", "synthetic")
     )
     data_dir: str | None = opt(
-        None, "folder with the GTSRB archives or trees (else $JAXADL_GTSRB_DIR, else download)"
+        None, "folder with the GTSRB archives or trees", shown="$JAXADL_GTSRB_DIR, else download"
     )
     cache_dir: str | None = opt(
-        None, "where prepared datasets are cached (else $JAXADL_DATA_DIR or ~/.cache/jaxadl)"
+        None, "where prepared datasets are cached", shown="$JAXADL_DATA_DIR or ~/.cache/jaxadl"
     )
     download: bool = opt(True, "GTSRB: download the official archives when no local copy is found")
     image_size: int = opt(28, "input side length in pixels (the report uses 28)")
@@ -87,7 +87,7 @@ class CNNConfig:
     grid: bool = opt(False, "run the report's whole grid: baseline x3, batch norm x3, SGD x1, Rprop x1")
     optimizer: str = opt("adam", "optimizer (single-variant runs)", ("adam", "sgd", "rprop"))
     batch_norm: bool = opt(False, "BatchNorm after each conv (single-variant runs)")
-    trials: int | None = opt(None, "trials per variant (default: 1, or the report's counts with --grid)")
+    trials: int | None = opt(None, "trials per variant", shown="1, or the report's counts with --grid")
     epochs: int | None = opt(None, "training epochs")
     batch_size: int | None = opt(None, "training batch size")
     lr: float | None = opt(None, "peak learning rate (Rprop: initial step size)")
@@ -106,10 +106,10 @@ class CNNConfig:
     out: str = opt("runs/cnn", "run folder to write")
     resume: bool = opt(False, "continue the run in --out from its newest checkpoints (same options)")
     overwrite: bool = opt(False, "replace the run in --out")
-    devices: int | None = opt(None, "data-parallel over the first N devices (default: all visible devices)")
+    devices: int | None = opt(None, "data-parallel over the first N devices", shown="all visible devices")
     keep: int = opt(2, "checkpoints kept per trial (plus the best one)")
     eval_only: bool = opt(False, "re-evaluate the finished run given by --from-run, without training")
-    from_run: str | None = opt(None, "run folder to re-evaluate with --eval-only")
+    from_run: str | None = opt(None, "run folder to re-evaluate with --eval-only", shown="none")
     synthetic_train: int = opt(8600, "synthetic: training images")
 
     def __post_init__(self) -> None:

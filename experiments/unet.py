@@ -12,6 +12,8 @@ Examples:
   python -m experiments.unet --upsample=transpose --batch-norm --trials=3     # another variant, 3 seeds
   python -m experiments.unet --dataset=folder:~/data/lungs --image-size=128   # PATH/images/*, PATH/masks/*
   python -m experiments.unet --dataset=synthetic --image-size=64 --width=8 --epochs=5 --out=runs/quick
+  python -m experiments.unet --grid --resume                                  # continue an interrupted grid
+  python -m experiments.unet --eval-only --from-run=runs/unet                 # re-evaluate a finished run
 
 JSRT is read from --data-dir, else $JAXADL_JSRT_DIR (the .IMG radiographs and the SCR GIF masks in
 'left lung' / 'right lung' folders, searched recursively); it is prepared once into --cache-dir.
@@ -30,9 +32,11 @@ Recipes (any flag overrides the recipe's value):
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from experiments.cli import main_guard, opt, parse
 
@@ -121,10 +125,25 @@ class UNetConfig:
     select: str | None = opt(None, "keep the last epoch or the best on validation F1", ("last", "best"))
     seed: int = opt(0, "random seed of trial 1 (trial i uses seed + i - 1); also the folder split")
     out: str = opt("runs/unet", "run folder to write")
+    resume: bool = opt(False, "continue the run in --out from its newest checkpoints (same options)")
+    overwrite: bool = opt(False, "replace the run in --out")
+    devices: int | None = opt(None, "data-parallel over the first N devices (default: all visible devices)")
+    keep: int = opt(2, "checkpoints kept per trial (plus the best one)")
+    eval_only: bool = opt(False, "re-evaluate the finished run given by --from-run, without training")
+    from_run: str | None = opt(None, "run folder to re-evaluate with --eval-only")
 
     def __post_init__(self) -> None:
         self.dataset_kind()  # validates the spec
-        for name in ("epochs", "batch_size", "trials", "width", "depth", "image_size", "eval_batch_size"):
+        for name in (
+            "epochs",
+            "batch_size",
+            "trials",
+            "width",
+            "depth",
+            "image_size",
+            "eval_batch_size",
+            "devices",
+        ):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
@@ -147,6 +166,8 @@ class UNetConfig:
             raise ValueError("--synthetic-val and --synthetic-test are both 0: nothing to evaluate on")
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"--lr must be > 0, got {self.lr}")
+        if self.eval_only and not self.from_run:
+            raise ValueError("--eval-only needs --from-run=RUN_FOLDER")
         for name in ("weight_decay", "dice_weight"):
             value = getattr(self, name)
             if value is not None and value < 0:
@@ -278,17 +299,49 @@ def build_variants(cfg: UNetConfig, data):
     return variants
 
 
+def run_config(cfg: UNetConfig) -> UNetConfig:
+    """The config of the run in cfg.from_run, with this invocation's data location flags."""
+    path = Path(cfg.from_run) / "config.json"
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"--from-run: cannot read {path}: {e}") from e
+    if saved.get("experiment") != "unet":
+        raise ValueError(f"--from-run: {path} is a {saved.get('experiment')!r} run, not a unet run")
+    fields = {f.name for f in dataclasses.fields(UNetConfig)}
+    old = {k: v for k, v in saved["cli"].items() if k in fields}
+    overrides = {k: getattr(cfg, k) for k in ("data_dir", "cache_dir") if getattr(cfg, k) is not None}
+    return dataclasses.replace(UNetConfig(**old), **overrides, eval_only=False)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse(UNetConfig, argv, __doc__, prog="python -m experiments.unet")
 
     def run() -> int:
         import jaxadl  # noqa: F401  (sets the fast XLA:CPU flags before JAX starts)
-        from jaxadl.experiment import run_experiment
+        from jaxadl.experiment import evaluate_run, run_experiment
+        from jaxadl.parallel import initialize_distributed
 
+        initialize_distributed()
+
+        if cfg.eval_only:
+            data = load_data(run_config(cfg))
+            evaluate_run(cfg.from_run, data)
+            return 0
         data = load_data(cfg)
         variants = build_variants(cfg, data)
         config = {"cli": dataclasses.asdict(cfg), "recipe": cfg.recipe, "resolved": cfg.resolved()}
-        run_experiment("unet", data, variants, cfg.out, config)
+        run_experiment(
+            "unet",
+            data,
+            variants,
+            cfg.out,
+            config,
+            resume=cfg.resume,
+            overwrite=cfg.overwrite,
+            keep=cfg.keep,
+            devices=cfg.devices,
+        )
         return 0
 
     return main_guard(run)

@@ -219,10 +219,10 @@ def model_spec(model: nn.Module) -> dict[str, Any]:
 
 
 def _run_trial(
-    variant, cfg, trial, data, eval_split, eval_data, out, metrics_path, log, resume=False, keep=2
+    variant, cfg, trial, data, eval_split, eval_data, out, metrics_path, log, resume=False, keep=2, mesh=None
 ) -> dict[str, Any]:
     metric = variant.task.main_metric
-    trainer = Trainer(variant.model, variant.task, cfg, len(data.train))
+    trainer = Trainer(variant.model, variant.task, cfg, len(data.train), mesh=mesh)
     slug = f"{_slug(variant.name)}_trial{trial}"
 
     def on_epoch(rec: dict[str, float]) -> None:
@@ -332,9 +332,10 @@ def evaluate_run(run_dir: str | Path, data: Dataset, *, log: Callable[[str], Non
         predictor = load(run_dir, rec["variant"], rec["trial"])
         per_example: dict[str, list[np.ndarray]] = {}
         apply = jax.jit(lambda v, x, p=predictor: p.model.apply(v, p.task.inputs(x), train=False))
-        for i in range(0, len(eval_data), 500):
-            logits = apply(predictor.variables, eval_data.images[i : i + 500])
-            for k, v in predictor.task.metrics(logits, eval_data.labels[i : i + 500]).items():
+        b = int(rec["train_config"].get("eval_batch_size", 500))
+        for i in range(0, len(eval_data), b):
+            logits = apply(predictor.variables, eval_data.images[i : i + b])
+            for k, v in predictor.task.metrics(logits, eval_data.labels[i : i + b]).items():
                 per_example.setdefault(k, []).append(np.asarray(v))
         summary = {k: summarize(np.concatenate(v)) for k, v in per_example.items()}
         trials.append({**rec, "eval": summary})

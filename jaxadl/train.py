@@ -90,7 +90,8 @@ def create_state(
 ) -> TrainState:
     """Initialise parameters (and batch-norm statistics) for inputs of `input_shape` (one example)."""
     init_key, rng = jax.random.split(jax.random.PRNGKey(seed))
-    variables = model.init(init_key, jnp.zeros((1, *input_shape), jnp.float32), train=False)
+    init = jax.jit(lambda key, x: model.init(key, x, train=False))  # one program, not one per layer
+    variables = init(init_key, jnp.zeros((1, *input_shape), jnp.float32))
     params = variables["params"]
     return TrainState(
         step=jnp.zeros((), jnp.int32),

@@ -160,3 +160,19 @@ def test_tiny_grid_run_writes_the_run_folder(tmp_path, capsys):
         for kind in ("loss", "history", "example"):
             assert (out / "plots" / f"{slug}_trial1_{kind}.png").stat().st_size > 1000
     assert "img/s" in stdout and "val_f1" in stdout
+
+
+def test_rerun_needs_resume_and_eval_only_reads_the_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = [*TINY, "--batch-size=4", "--no-augment", f"--out={out}"]
+    assert _run(argv, capsys)[0] == 0
+    code, _, err = _run(argv, capsys)
+    assert code == 2 and "--resume" in err
+    code, stdout, _ = _run([*argv, "--resume"], capsys)
+    assert code == 0 and "finished before" in stdout
+    with pytest.raises(SystemExit):
+        unet.main(["--eval-only"])
+    assert "--eval-only needs --from-run" in capsys.readouterr().err
+    code, _, _ = _run(["--eval-only", f"--from-run={out}"], capsys)
+    assert code == 0
+    assert json.loads((out / "eval.json").read_text())
