@@ -66,24 +66,39 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.step_time",
         description="Time jaxadl's train step (and optionally PyTorch's) on random data.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", choices=("cnn", "unet"), default="cnn")
+    p.add_argument("--model", choices=("cnn", "unet"), default="cnn", help="default: %(default)s")
     p.add_argument("--batch-norm", action="store_true", help="BatchNorm after each conv")
-    p.add_argument("--optimizer", choices=("adam", "sgd", "rprop"), default="adam")
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument(
+        "--optimizer", choices=("adam", "sgd", "rprop"), default="adam", help="default: %(default)s"
+    )
+    p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=None, help="default: 128 (cnn), 4 (unet)")
     p.add_argument("--image-size", type=int, default=None, help="default: 28 (cnn), 256 (unet)")
-    p.add_argument("--unet-width", type=int, default=16, help="U-Net features of the first level")
-    p.add_argument("--unet-depth", type=int, default=4)
-    p.add_argument("--upsample", choices=("bilinear", "nearest", "transpose"), default="bilinear")
-    p.add_argument("--warmup", type=int, default=3, help="untimed steps per side before the windows")
-    p.add_argument("--windows", type=int, default=5, help="timed windows per side")
+    p.add_argument(
+        "--unet-width", type=int, default=16, help="U-Net features of the first level (default: 16)"
+    )
+    p.add_argument("--unet-depth", type=int, default=4, help="U-Net levels (default: 4)")
+    p.add_argument(
+        "--upsample",
+        choices=("bilinear", "nearest", "transpose"),
+        default="bilinear",
+        help="default: bilinear",
+    )
+    p.add_argument(
+        "--warmup", type=int, default=3, help="untimed steps per side before the windows (default: 3)"
+    )
+    p.add_argument("--windows", type=int, default=5, help="timed windows per side (default: 5)")
     p.add_argument("--steps-per-window", type=int, default=None, help="default: 10 (cnn), 3 (unet)")
-    p.add_argument("--compare", choices=("none", "torch"), default="none")
+    p.add_argument(
+        "--compare", choices=("none", "torch"), default="none", help="torch: time PyTorch side by side"
+    )
     p.add_argument("--epoch", action="store_true", help="also time an on-device epoch vs a host-fed loop")
-    p.add_argument("--epoch-steps", type=int, default=30, help="steps in the --epoch comparison")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--epoch-steps", type=int, default=30, help="steps in the --epoch comparison (default: 30)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="data and fast-init seed (default: 0)")
     p.add_argument(
         "--fast-init",
         action="store_true",
