@@ -18,6 +18,13 @@ from experiments.cli import main_guard, opt, parse
 RECIPES = ("strong", "report")
 
 # Per recipe and optimizer: the training defaults that flags left unset take.
+#
+# Measured (big_vision style: command, result, time, machine), real GTSRB training set from
+# ../shared/data/gtsrb (32x32 re-encoded copies), 10 % of tracks held out for validation:
+#   python -m experiments.cnn --data-dir=../shared/data/gtsrb            (strong, baseline, seed 0)
+#     -> 98.50 % validation accuracy at epoch 20 (98.2 % from epoch 6 on); 30 min of training on a
+#        shared 2-core CPU (jax 0.10.2, XLA:CPU with YNNPACK fusions), under heavy load from other jobs.
+#   Batch norm, SGD and Rprop with the strong recipe: see README's results table.
 RECIPE_DEFAULTS = {
     "report": {
         "_": dict(

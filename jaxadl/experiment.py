@@ -284,7 +284,9 @@ def _run_trial(
         train_seconds=time.perf_counter() - t0 - result.compile_seconds,
     )
     log(
-        f"  {eval_split} {metric}: {summary[metric]['mean']:.4f} (min {summary[metric]['min']:.4f}); "
+        f"  {eval_split} {metric}: {summary[metric]['mean']:.4f}"
+        + (f" (min over images {summary[metric]['min']:.4f})" if metric == "f1" else "")
+        + "; "
         f"selected epoch {result.best_epoch}"
     )
     title = f"{variant.name}, trial {trial}"
