@@ -131,3 +131,55 @@ def test_eval_only_and_predict_from_a_run_folder(tmp_path, capsys):
     assert one.shape == (1,) and one[0] == ids[0]
     with pytest.raises(ValueError, match="no finished trial 2"):
         load(out, trial=2)
+
+
+def test_unet_resume_after_a_crash_gives_the_same_numbers(tmp_path):
+    from jaxadl import UNet
+    from jaxadl.data.lungs import synthetic_lungs
+
+    lungs = synthetic_lungs(8, 4, 0, image_size=32, seed=0)
+    task = Task("segmentation", num_classes=1, dice_weight=1.0)
+    cfg = TrainConfig(
+        epochs=2, batch_size=4, eval_batch_size=4, optim=OptimConfig("adam", 1e-3), select="best"
+    )
+    model = UNet(depth=2, base_features=4)
+    whole = fit(model, task, lungs.train, cfg, lungs.val, checkpoint_dir=tmp_path / "a")
+
+    def crash_after_one(record):
+        if record["epoch"] == 1:
+            raise Crash
+
+    with pytest.raises(Crash):
+        fit(model, task, lungs.train, cfg, lungs.val, checkpoint_dir=tmp_path / "b", on_epoch=crash_after_one)
+    resumed = fit(model, task, lungs.train, cfg, lungs.val, checkpoint_dir=tmp_path / "b", resume=True)
+    np.testing.assert_array_equal(whole.step_losses, resumed.step_losses)
+    assert [r["val_f1"] for r in whole.history] == [r["val_f1"] for r in resumed.history]
+
+
+def test_segment_from_a_unet_run_folder(tmp_path):
+    from experiments import unet
+
+    out = tmp_path / "u"
+    argv = [
+        "--dataset=synthetic",
+        "--image-size=32",
+        "--depth=2",
+        "--width=4",
+        "--epochs=1",
+        "--batch-size=4",
+        "--synthetic-train=8",
+        "--synthetic-val=2",
+        "--synthetic-test=3",
+        f"--out={out}",
+    ]
+    assert unet.main(argv) == 0
+    predictor = load(out)
+    from jaxadl.data.lungs import synthetic_lungs
+
+    images = synthetic_lungs(1, 0, 2, image_size=32, seed=5).test.images
+    masks = predictor.segment(images, save=tmp_path / "mask.png")
+    assert masks.shape == (2, 32, 32) and set(np.unique(masks)) <= {0, 1}
+    from PIL import Image
+
+    saved = np.asarray(Image.open(tmp_path / "mask.png"))
+    np.testing.assert_array_equal(saved > 0, masks[0] > 0)
