@@ -83,3 +83,51 @@ def main_guard(run: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def saved_config(cls: type[C], cfg: Any, experiment: str) -> C:
+    """The config of the run in cfg.from_run, with this invocation's data-location flags."""
+    import json
+    from pathlib import Path
+
+    path = Path(cfg.from_run) / "config.json"
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"--from-run: cannot read {path}: {e}") from e
+    if saved.get("experiment") != experiment:
+        raise ValueError(f"--from-run: {path} is a {saved.get('experiment')!r} run, not a {experiment} run")
+    fields = {f.name for f in dataclasses.fields(cls)}
+    old = {k: v for k, v in saved["cli"].items() if k in fields}
+    overrides = {k: getattr(cfg, k) for k in ("data_dir", "cache_dir") if getattr(cfg, k) is not None}
+    return dataclasses.replace(cls(**old), **overrides, eval_only=False)
+
+
+def run_cli(experiment: str, cfg: Any, load_data: Callable, build_variants: Callable, config: dict) -> int:
+    """The body both experiment CLIs share: join a multi-host run, then re-evaluate or train and report."""
+
+    def run() -> int:
+        import jaxadl  # noqa: F401  (sets the fast XLA:CPU flags before JAX starts)
+        from jaxadl.experiment import evaluate_run, run_experiment
+        from jaxadl.parallel import initialize_distributed
+
+        initialize_distributed()
+        if cfg.eval_only:
+            evaluate_run(cfg.from_run, load_data(saved_config(type(cfg), cfg, experiment)))
+            return 0
+        data = load_data(cfg)
+        variants = build_variants(cfg, data)
+        run_experiment(
+            experiment,
+            data,
+            variants,
+            cfg.out,
+            {"cli": dataclasses.asdict(cfg), **config},
+            resume=cfg.resume,
+            overwrite=cfg.overwrite,
+            keep=cfg.keep,
+            devices=cfg.devices,
+        )
+        return 0
+
+    return main_guard(run)

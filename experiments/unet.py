@@ -32,13 +32,11 @@ Recipes (any flag overrides the recipe's value):
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-from experiments.cli import main_guard, opt, parse
+from experiments.cli import opt, parse, run_cli
 
 RECIPES = ("strong", "report")
 UPSAMPLE = ("bilinear", "nearest", "transpose")
@@ -299,52 +297,9 @@ def build_variants(cfg: UNetConfig, data):
     return variants
 
 
-def run_config(cfg: UNetConfig) -> UNetConfig:
-    """The config of the run in cfg.from_run, with this invocation's data location flags."""
-    path = Path(cfg.from_run) / "config.json"
-    try:
-        saved = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise ValueError(f"--from-run: cannot read {path}: {e}") from e
-    if saved.get("experiment") != "unet":
-        raise ValueError(f"--from-run: {path} is a {saved.get('experiment')!r} run, not a unet run")
-    fields = {f.name for f in dataclasses.fields(UNetConfig)}
-    old = {k: v for k, v in saved["cli"].items() if k in fields}
-    overrides = {k: getattr(cfg, k) for k in ("data_dir", "cache_dir") if getattr(cfg, k) is not None}
-    return dataclasses.replace(UNetConfig(**old), **overrides, eval_only=False)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse(UNetConfig, argv, __doc__, prog="python -m experiments.unet")
-
-    def run() -> int:
-        import jaxadl  # noqa: F401  (sets the fast XLA:CPU flags before JAX starts)
-        from jaxadl.experiment import evaluate_run, run_experiment
-        from jaxadl.parallel import initialize_distributed
-
-        initialize_distributed()
-
-        if cfg.eval_only:
-            data = load_data(run_config(cfg))
-            evaluate_run(cfg.from_run, data)
-            return 0
-        data = load_data(cfg)
-        variants = build_variants(cfg, data)
-        config = {"cli": dataclasses.asdict(cfg), "recipe": cfg.recipe, "resolved": cfg.resolved()}
-        run_experiment(
-            "unet",
-            data,
-            variants,
-            cfg.out,
-            config,
-            resume=cfg.resume,
-            overwrite=cfg.overwrite,
-            keep=cfg.keep,
-            devices=cfg.devices,
-        )
-        return 0
-
-    return main_guard(run)
+    return run_cli("unet", cfg, load_data, build_variants, {"recipe": cfg.recipe, "resolved": cfg.resolved()})
 
 
 if __name__ == "__main__":
