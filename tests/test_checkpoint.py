@@ -15,8 +15,8 @@ from jaxadl.checkpoint import CheckpointError
 from jaxadl.predict import load
 from tests.helpers import colour_squares
 
-TRAIN = colour_squares(320, seed=0)
-VAL = colour_squares(100, seed=1)
+TRAIN = colour_squares(160, seed=0)
+VAL = colour_squares(50, seed=1)
 TASK = Task("classification", num_classes=10)
 
 
@@ -74,7 +74,7 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path):
         fit(SignCNN(num_classes=10), TASK, TRAIN, cfg, checkpoint_dir=tmp_path, resume=True)
 
 
-ARGS = ["--dataset=synthetic", "--synthetic-train=430", "--batch-size=43", "--epochs=3", "--recipe=report"]
+ARGS = ["--dataset=synthetic", "--synthetic-train=258", "--batch-size=43", "--epochs=3", "--recipe=report"]
 
 
 def test_cli_sigkill_then_resume_matches_uninterrupted(tmp_path):
