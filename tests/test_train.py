@@ -155,3 +155,13 @@ def test_augmentation_is_off_in_evaluation():
     t1, t2 = Trainer(_model(), TASK, cfg, 640), Trainer(_model(), TASK, plain, 640)
     state = t1.init(TRAIN.images.shape[1:])
     np.testing.assert_array_equal(t1.evaluate(state, VAL)["loss"], t2.evaluate(state, VAL)["loss"])
+
+
+def test_full_batch_with_batch_norm_runs_and_lowers_the_loss():
+    cfg = TrainConfig(
+        epochs=3, batch_size=32, full_batch=True, optim=OptimConfig("rprop", 1e-3), eval_batch_size=64
+    )
+    small = colour_squares(160, seed=0)
+    result = fit(_model(bn=True), TASK, small, cfg)
+    assert len(result.step_losses) == 3  # one step per epoch
+    assert result.step_losses[-1] < result.step_losses[0]
