@@ -103,6 +103,19 @@ def saved_config(cls: type[C], cfg: Any, experiment: str) -> C:
     return dataclasses.replace(cls(**old), **overrides, eval_only=False)
 
 
+def default_out(experiment: str) -> str:
+    """A fresh run folder per invocation, so repeated runs never collide: runs/<experiment>-<date>-<time>."""
+    import time
+    from pathlib import Path
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out, n = Path("runs") / f"{experiment}-{stamp}", 1
+    while out.exists():
+        n += 1
+        out = Path("runs") / f"{experiment}-{stamp}-{n}"
+    return str(out)
+
+
 def run_cli(experiment: str, cfg: Any, load_data: Callable, build_variants: Callable, config: dict) -> int:
     """The body both experiment CLIs share: join a multi-host run, then re-evaluate or train and report."""
 
@@ -115,13 +128,15 @@ def run_cli(experiment: str, cfg: Any, load_data: Callable, build_variants: Call
         if cfg.eval_only:
             evaluate_run(cfg.from_run, load_data(saved_config(type(cfg), cfg, experiment)))
             return 0
+        if cfg.resume and not cfg.out:
+            raise ValueError("--resume needs --out=RUN_FOLDER (the run to continue)")
         data = load_data(cfg)
         variants = build_variants(cfg, data)
         run_experiment(
             experiment,
             data,
             variants,
-            cfg.out,
+            cfg.out or default_out(experiment),
             {"cli": dataclasses.asdict(cfg), **config},
             resume=cfg.resume,
             overwrite=cfg.overwrite,

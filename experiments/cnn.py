@@ -110,7 +110,7 @@ class CNNConfig:
     )
     select: str | None = opt(None, "keep the last epoch or the best on validation", ("last", "best"))
     seed: int = opt(0, "random seed of trial 1 (trial i uses seed + i - 1)")
-    out: str = opt("runs/cnn", "run folder to write")
+    out: str | None = opt(None, "run folder to write", shown="runs/cnn-<date>-<time>, a new folder each run")
     resume: bool = opt(False, "continue the run in --out from its newest checkpoints (same options)")
     overwrite: bool = opt(False, "replace the run in --out")
     devices: int | None = opt(None, "data-parallel over the first N devices", shown="all visible devices")

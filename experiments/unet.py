@@ -122,7 +122,7 @@ class UNetConfig:
     normalize: bool | None = opt(None, "input mean/std normalisation from the training set (else / 255)")
     select: str | None = opt(None, "keep the last epoch or the best on validation F1", ("last", "best"))
     seed: int = opt(0, "random seed of trial 1 (trial i uses seed + i - 1); also the folder split")
-    out: str = opt("runs/unet", "run folder to write")
+    out: str | None = opt(None, "run folder to write", shown="runs/unet-<date>-<time>, a new folder each run")
     resume: bool = opt(False, "continue the run in --out from its newest checkpoints (same options)")
     overwrite: bool = opt(False, "replace the run in --out")
     devices: int | None = opt(None, "data-parallel over the first N devices (default: all visible devices)")

@@ -125,3 +125,18 @@ def test_out_folder_of_another_experiment_is_refused(tmp_path, capsys):
     )
     assert code == 2
     assert "holds a 'unet' run" in err
+
+
+def test_each_run_gets_a_new_folder_by_default(tmp_path, monkeypatch):
+    from experiments.cli import default_out
+
+    monkeypatch.chdir(tmp_path)
+    first = default_out("cnn")
+    (tmp_path / first).mkdir(parents=True)
+    second = default_out("cnn")
+    assert first.startswith("runs/cnn-") and second != first
+
+
+def test_resume_needs_an_out_folder(capsys):
+    assert cnn.main(["--dataset=synthetic", "--resume"]) == 2
+    assert "--resume needs --out" in capsys.readouterr().err
