@@ -24,7 +24,8 @@ RECIPES = ("strong", "report")
 #   python -m experiments.cnn --data-dir=../shared/data/gtsrb            (strong, baseline, seed 0)
 #     -> 98.50 % validation accuracy at epoch 20 (98.2 % from epoch 6 on); 30 min of training on a
 #        shared 2-core CPU (jax 0.10.2, XLA:CPU with YNNPACK fusions), under heavy load from other jobs.
-#   same with --batch-norm -> 98.72 %; --optimizer=sgd -> 99.15 %; --optimizer=rprop -> 93.86 % (all epoch 20).
+#   same with --batch-norm -> 98.72 % (epoch 18); --optimizer=sgd -> 99.15 % (epoch 11, 17 min);
+#   --optimizer=rprop -> 93.86 % (epoch 20).
 #   --recipe=report (baseline, 10 epochs) -> 95.61 %.
 RECIPE_DEFAULTS = {
     "report": {
