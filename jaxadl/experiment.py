@@ -20,6 +20,7 @@ from typing import Any
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxadl import plots, report
@@ -332,14 +333,10 @@ def evaluate_run(run_dir: str | Path, data: Dataset, *, log: Callable[[str], Non
             trials.append(rec)
             continue
         predictor = load(run_dir, rec["variant"], rec["trial"])
-        per_example: dict[str, list[np.ndarray]] = {}
-        apply = jax.jit(lambda v, x, p=predictor: p.model.apply(v, p.task.inputs(x), train=False))
         b = int(rec["train_config"].get("eval_batch_size", 500))
-        for i in range(0, len(eval_data), b):
-            logits = apply(predictor.variables, eval_data.images[i : i + b])
-            for k, v in predictor.task.metrics(logits, eval_data.labels[i : i + b]).items():
-                per_example.setdefault(k, []).append(np.asarray(v))
-        summary = {k: summarize(np.concatenate(v)) for k, v in per_example.items()}
+        logits = predictor.batch_logits(eval_data.images, b)
+        per_example = predictor.task.metrics(jnp.asarray(logits), jnp.asarray(eval_data.labels))
+        summary = {k: summarize(np.asarray(v)) for k, v in per_example.items()}
         trials.append({**rec, "eval": summary})
         metric = predictor.task.main_metric
         log(f"{rec['variant']} trial {rec['trial']}: {split} {metric} {summary[metric]['mean']:.4f}")

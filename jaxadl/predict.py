@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 from PIL import Image
@@ -58,9 +58,23 @@ class Predictor:
             out.append(arr[..., None] if arr.ndim == 2 else arr)
         return np.stack(out)
 
+    @functools.cached_property
+    def _apply(self) -> Any:
+        """Compiled once per predictor: uint8 batch -> logits."""
+        return jax.jit(lambda v, x: self.model.apply(v, self.task.inputs(x), train=False))
+
+    def batch_logits(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
+        """Logits for uint8 images already at the model's size [N, S, S, C], in batches."""
+        return np.concatenate(
+            [
+                np.asarray(self._apply(self.variables, images[i : i + batch_size]))
+                for i in range(0, len(images), batch_size)
+            ]
+        )
+
     def logits(self, images: Any) -> np.ndarray:
-        x = self.task.inputs(jnp.asarray(self._images(images)))
-        return np.asarray(jax.jit(lambda v, x: self.model.apply(v, x, train=False))(self.variables, x))
+        """Logits for image files, PIL images or arrays of any size (resized to the model's input)."""
+        return self.batch_logits(self._images(images))
 
     def classify(self, images: Any) -> tuple[np.ndarray, np.ndarray]:
         """Class ids and softmax probabilities for an image file, array, or a list of them."""
