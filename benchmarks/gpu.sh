@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# GPU benchmark run, ready for a lent GPU machine: installs jaxadl with CUDA jax (and the CPU torch
-# build is not needed there), then times the CNN and U-Net steps and a whole GTSRB-sized CNN epoch.
+# GPU benchmark run for a GPU machine: the CNN and U-Net steps side by side with PyTorch, and a whole
+# GTSRB-sized CNN epoch. Uses the machine's jax when it already sees a GPU (no network needed), else
+# installs jaxadl with CUDA jax into .venv-gpu.
 # Usage: bash benchmarks/gpu.sh [OUT_DIR]     (results: OUT_DIR/*.json and OUT_DIR/gpu.log)
 set -euo pipefail
 out=${1:-${OUT:-runs/gpu-bench}}
 mkdir -p "$out"
-python -m venv .venv-gpu && . .venv-gpu/bin/activate
-python -m pip install -q --upgrade pip
-python -m pip install -q -e ".[cuda12]"
-python -c "import jax; print(jax.devices())" | tee "$out/gpu.log"
+py=python3
+if ! $py -c "import jax, sys; sys.exit(jax.default_backend() != 'gpu')" 2>/dev/null; then
+  $py -m venv .venv-gpu && . .venv-gpu/bin/activate && py=python
+  $py -m pip install -q --upgrade pip
+  $py -m pip install -q -e ".[cuda12,torch]"
+fi
+$py -c "import jax; print(jax.__version__, jax.devices())" | tee "$out/gpu.log"
+compare=$($py -c "import torch" 2>/dev/null && echo "--compare=torch" || true)
 for args in "--model=cnn" "--model=cnn --batch-norm" "--model=unet --batch-size=4" "--model=unet --batch-size=16"; do
   name=$(echo "$args" | tr -c 'a-z0-9\n' '_')
-  python -m benchmarks.step_time $args --windows=5 --json="$out/step_$name.json" | tee -a "$out/gpu.log"
+  $py -m benchmarks.step_time $args $compare --windows=5 --json="$out/step_$name.json" | tee -a "$out/gpu.log"
 done
 # one epoch of 39,209 GTSRB-sized images (synthetic pixels of the same shape), scanned on the device
-python -m benchmarks.step_time --model=cnn --epoch --epoch-steps=306 --json="$out/epoch_cnn.json" | tee -a "$out/gpu.log"
+$py -m benchmarks.step_time --model=cnn --epoch --epoch-steps=306 --json="$out/epoch_cnn.json" | tee -a "$out/gpu.log"

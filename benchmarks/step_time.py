@@ -461,6 +461,8 @@ def print_table(result: dict[str, Any]) -> None:
         print(line)
     if "flops_per_step" in result.get("jaxadl", {}):
         print(f"XLA cost analysis: {result['jaxadl']['flops_per_step'] / 1e9:.2f} GFLOP per step")
+        if result.get("machine", {}).get("backend") not in (None, "cpu"):
+            print("  (on GPU the cost analysis leaves out cuDNN convolutions: GFLOP/s is an undercount)")
     if "ratio_jaxadl_over_torch" in result:
         print(
             f"time ratio jaxadl / PyTorch: {result['ratio_jaxadl_over_torch']:.3f} (below 1: jaxadl faster)"

@@ -121,6 +121,8 @@ class UNetConfig:
     augment: bool | None = opt(None, "on-device random pose + brightness/contrast (masks move along)")
     normalize: bool | None = opt(None, "input mean/std normalisation from the training set (else / 255)")
     select: str | None = opt(None, "keep the last epoch or the best on validation F1", ("last", "best"))
+    ema: float = opt(0.0, "decay of the weight average that is evaluated (0 = off; not measured on JSRT)")
+    tta: bool = opt(False, "evaluate on the mean of each image's and its four 1-pixel shifts' logits")
     seed: int = opt(0, "random seed of trial 1 (trial i uses seed + i - 1); also the folder split")
     out: str | None = opt(None, "run folder to write", shown="runs/unet-<date>-<time>, a new folder each run")
     resume: bool = opt(False, "continue the run in --out from its newest checkpoints (same options)")
@@ -151,7 +153,7 @@ class UNetConfig:
                 f"--image-size {self.image_size} is not divisible by 2**depth = {factor} "
                 f"(--depth {self.depth}); try --image-size={max(factor, self.image_size // factor * factor)}"
             )
-        for name in ("val_fraction", "test_fraction"):
+        for name in ("val_fraction", "test_fraction", "ema"):
             value = getattr(self, name)
             if not 0 <= value < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1), got {value}")
@@ -282,6 +284,8 @@ def build_variants(cfg: UNetConfig, data):
         optim=optim,
         augment=augmentation(cfg.image_size) if r["augment"] else None,
         select=r["select"] if data.val is not None else "last",
+        ema=cfg.ema,
+        tta=cfg.tta,
     )
     trials = cfg.trials or (GRID_TRIALS if cfg.grid else 1)
     variants = []

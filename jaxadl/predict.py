@@ -16,6 +16,7 @@ from PIL import Image
 from jaxadl.checkpoint import CheckpointError
 from jaxadl.models import SignCNN, UNet
 from jaxadl.tasks import Task
+from jaxadl.tta import tta_logits
 
 _MODELS = {"SignCNN": SignCNN, "UNet": UNet}
 
@@ -61,7 +62,14 @@ class Predictor:
     @functools.cached_property
     def _apply(self) -> Any:
         """Compiled once per predictor: uint8 batch -> logits."""
-        return jax.jit(lambda v, x: self.model.apply(v, self.task.inputs(x), train=False))
+        tta = bool(self.record.get("train_config", {}).get("tta"))
+
+        def apply(variables, x):
+            run = lambda inputs: self.model.apply(variables, inputs, train=False)
+            inputs = self.task.inputs(x)
+            return tta_logits(run, inputs) if tta else run(inputs)
+
+        return jax.jit(apply)
 
     def batch_logits(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
         """Logits for uint8 images already at the model's size [N, S, S, C], in batches."""
@@ -121,7 +129,8 @@ def load(run_dir: str | Path, variant: str | None = None, trial: int = 1) -> Pre
     finally:
         mgr.close()
     state = restored.state
-    variables = {"params": state["params"]}
-    if state.get("batch_stats"):
-        variables["batch_stats"] = state["batch_stats"]
+    weights = state.get("ema") or state  # the weight average, when the run kept one, is what it evaluated
+    variables = {"params": weights["params"]}
+    if weights.get("batch_stats"):
+        variables["batch_stats"] = weights["batch_stats"]
     return Predictor(model, task, variables, chosen)

@@ -26,6 +26,7 @@ class Task:
     std: tuple[float, ...] = (1.0,)
     label_smoothing: float = 0.0  # classification
     dice_weight: float = 0.0  # segmentation: loss = BCE + dice_weight * soft Dice loss
+    image_norm: bool = False  # standardise each image by its own mean and std instead of mean/std above
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -37,7 +38,11 @@ class Task:
         return "accuracy" if self.kind == "classification" else "f1"
 
     def normalize(self, x: jnp.ndarray) -> jnp.ndarray:
-        """Float images in [0, 1] to the model's input scale."""
+        """Float images [B, H, W, C] in [0, 1] to the model's input scale."""
+        if self.image_norm:  # evens out the very dark and very bright photos of the same sign
+            axes = tuple(range(1, x.ndim))
+            mean = x.mean(axes, keepdims=True)
+            return (x - mean) / jnp.sqrt(x.var(axes, keepdims=True) + 1e-4)
         return (x - jnp.asarray(self.mean, jnp.float32)) / jnp.asarray(self.std, jnp.float32)
 
     def inputs(self, images: jnp.ndarray) -> jnp.ndarray:

@@ -27,6 +27,7 @@ from jaxadl.data.base import Split
 from jaxadl.optim import OptimConfig, make_optimizer
 from jaxadl.parallel import batch_sharded, check_divisible, make_mesh, replicated
 from jaxadl.tasks import Task
+from jaxadl.tta import tta_logits
 
 
 class TrainState(struct.PyTreeNode):
@@ -37,6 +38,13 @@ class TrainState(struct.PyTreeNode):
     batch_stats: Any
     opt_state: Any
     rng: jnp.ndarray  # raw uint32[2] key: data order and augmentation derive from it and the step
+    ema: Any = None  # {"params", "batch_stats"} averaged over steps when TrainConfig.ema > 0, else None
+
+    def eval_variables(self) -> tuple[Any, Any]:
+        """(params, batch_stats) to evaluate with: the weight average when there is one."""
+        if self.ema is not None:
+            return self.ema["params"], self.ema["batch_stats"]
+        return self.params, self.batch_stats
 
 
 class DivergenceError(RuntimeError):
@@ -60,8 +68,12 @@ class TrainConfig:
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
     augment: AugmentConfig | None = None
     select: str = "last"  # "best": keep the epoch with the best validation metric
+    ema: float = 0.0  # decay of an exponential moving average of the weights, used for evaluation; 0 = off
+    tta: bool = False  # evaluate on the mean logits of the image and its four one-pixel shifts
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema decay must be in [0, 1), got {self.ema}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
@@ -134,7 +146,7 @@ class Trainer:
             check_divisible(cfg.batch_size, self.mesh)
         self.eval_batch = math.ceil(cfg.eval_batch_size / n_dev) * n_dev
         self._replicated, self._sharded = replicated(self.mesh), batch_sharded(self.mesh)
-        if cfg.batch_size > num_train:
+        if not cfg.full_batch and cfg.batch_size > num_train:
             raise ValueError(
                 f"batch size {cfg.batch_size} is larger than the training set ({num_train} examples)"
             )
@@ -163,6 +175,9 @@ class Trainer:
     def init(self, input_shape: tuple[int, ...]) -> TrainState:
         """A fresh train state for inputs of `input_shape` (one example, e.g. (28, 28, 3))."""
         state = create_state(self.model, self.tx, input_shape, self.cfg.seed)
+        if self.cfg.ema:
+            ema = {"params": state.params, "batch_stats": state.batch_stats}
+            state = state.replace(ema=jax.tree.map(jnp.copy, ema))  # own buffers: the state is donated
         return jax.device_put(state, self._replicated)
 
     def shard_batch(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -192,7 +207,15 @@ class Trainer:
     def _apply(self, state: TrainState, grads: Any, batch_stats: Any) -> TrainState:
         updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        return state.replace(step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state)
+        ema = state.ema
+        if self.cfg.ema:  # the decay ramps up over the first steps so early averages are not stuck at init
+            step = state.step.astype(jnp.float32)
+            decay = jnp.minimum(self.cfg.ema, (1.0 + step) / (10.0 + step))
+            new = {"params": params, "batch_stats": batch_stats}
+            ema = jax.tree.map(lambda e, p: e + (1.0 - decay) * (p - e), ema, new)
+        return state.replace(
+            step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state, ema=ema
+        )
 
     def train_step(self, state: TrainState, images: jnp.ndarray, labels: jnp.ndarray):
         """One optimizer step on one uint8 batch: (state, batch) -> (state, metrics). Pure."""
@@ -274,7 +297,7 @@ class Trainer:
 
         def body(_, batch):
             x, y = self.shard_batch(batch[0]), self.shard_batch(batch[1])
-            logits = self.model.apply(_variables(params, batch_stats), self.task.inputs(x), train=False)
+            logits = _predict(self.model, params, batch_stats, self.task.inputs(x), self.cfg.tta)
             return None, self.task.metrics(logits, y)
 
         _, out = jax.lax.scan(body, None, (xs, ys))
@@ -308,24 +331,30 @@ class Trainer:
     ) -> dict[str, np.ndarray]:
         """Per-example metrics (loss, accuracy or f1) over a whole split, padding removed."""
         x, y, n = self.put_eval(data) if isinstance(data, Split) else data
-        out = self.evaluate_padded(state.params, state.batch_stats, x, y)
+        out = self.evaluate_padded(*state.eval_variables(), x, y)
         return {k: np.asarray(v)[:n] for k, v in out.items()}
 
     def predict(self, state: TrainState, images: np.ndarray) -> np.ndarray:
         """Logits for uint8 images [N, H, W, C], evaluated in batches of eval_batch_size."""
         if not hasattr(self, "_predict_fn"):
-            self._predict_fn = jax.jit(lambda p, s, x: _predict(self.model, p, s, self.task.inputs(x)))
+            self._predict_fn = jax.jit(
+                lambda p, s, x: _predict(self.model, p, s, self.task.inputs(x), self.cfg.tta)
+            )
         b = self.cfg.eval_batch_size
+        params, batch_stats = state.eval_variables()
         return np.concatenate(
             [
-                np.asarray(self._predict_fn(state.params, state.batch_stats, images[i : i + b]))
+                np.asarray(self._predict_fn(params, batch_stats, images[i : i + b]))
                 for i in range(0, len(images), b)
             ]
         )
 
 
-def _predict(model: nn.Module, params: Any, batch_stats: Any, x: jnp.ndarray) -> jnp.ndarray:
-    return model.apply(_variables(params, batch_stats), x, train=False)
+def _predict(
+    model: nn.Module, params: Any, batch_stats: Any, x: jnp.ndarray, tta: bool = False
+) -> jnp.ndarray:
+    apply = lambda inputs: model.apply(_variables(params, batch_stats), inputs, train=False)
+    return tta_logits(apply, x) if tta else apply(x)
 
 
 def fit(

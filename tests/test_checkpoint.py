@@ -133,6 +133,17 @@ def test_eval_only_and_predict_from_a_run_folder(tmp_path, capsys):
         load(out, trial=2)
 
 
+def test_eval_only_reproduces_a_run_with_weight_averaging_and_tta(tmp_path):
+    out = tmp_path / "r"
+    assert cnn.main([*ARGS[:-2], "--epochs=2", "--ema=0.9", "--tta", f"--out={out}"]) == 0
+    trial = json.loads((out / "results.json").read_text())["trials"][0]
+    assert trial["train_config"]["ema"] == 0.9 and trial["train_config"]["tta"] is True
+    assert cnn.main(["--eval-only", f"--from-run={out}"]) == 0
+    again = json.loads((out / "eval.json").read_text())["trials"][0]["eval"]
+    assert again["accuracy"]["mean"] == pytest.approx(trial["eval"]["accuracy"]["mean"], abs=1e-6)
+    assert again["loss"]["mean"] == pytest.approx(trial["eval"]["loss"]["mean"], rel=1e-5)
+
+
 def test_unet_resume_after_a_crash_gives_the_same_numbers(tmp_path):
     from jaxadl import UNet
     from jaxadl.data.lungs import synthetic_lungs

@@ -19,6 +19,7 @@ def _run(argv, capsys):
         (["--batch-size=0"], "--batch-size must be >= 1"),
         (["--val-fraction=1.5"], "--val-fraction must be in [0, 1)"),
         (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+        (["--ema=1.5"], "--ema must be in [0, 1), got 1.5"),
     ],
 )
 def test_usage_errors_exit_2_before_training(argv, message, capsys):
@@ -76,6 +77,11 @@ def test_recipe_defaults_and_overrides():
     assert strong.resolved("adam")["lr"] == 0.123
     assert strong.resolved("adam")["augment"] is True
     assert strong.resolved("sgd")["momentum"] == 0.9
+    assert strong.resolved("adam")["tta"] is True and strong.resolved("adam")["epochs"] == 30
+    rprop = strong.resolved("rprop")
+    assert rprop["full_batch"] is True and rprop["image_norm"] is True and rprop["epochs"] == 100
+    assert cnn.CNNConfig(full_batch=False).resolved("rprop")["full_batch"] is False
+    assert cnn.CNNConfig(recipe="report").resolved("adam")["tta"] is False
 
 
 def test_tiny_grid_run_writes_the_run_folder(tmp_path, capsys):

@@ -39,6 +39,7 @@ def _run(argv, capsys):
         (["--test-fraction=1"], "--test-fraction must be in [0, 1)"),
         (["--synthetic-val=0", "--synthetic-test=0"], "nothing to evaluate on"),
         (["--lr=0"], "--lr must be > 0"),
+        (["--ema=1"], "--ema must be in [0, 1), got 1.0"),
     ],
 )
 def test_usage_errors_exit_2_before_training(argv, message, capsys):
@@ -164,7 +165,7 @@ def test_tiny_grid_run_writes_the_run_folder(tmp_path, capsys):
 
 def test_rerun_needs_resume_and_eval_only_reads_the_run(tmp_path, capsys):
     out = tmp_path / "run"
-    argv = [*TINY, "--batch-size=4", "--no-augment", f"--out={out}"]
+    argv = [*TINY, "--batch-size=4", "--no-augment", "--ema=0.5", "--tta", f"--out={out}"]
     assert _run(argv, capsys)[0] == 0
     code, _, err = _run(argv, capsys)
     assert code == 2 and "--resume" in err
@@ -175,4 +176,8 @@ def test_rerun_needs_resume_and_eval_only_reads_the_run(tmp_path, capsys):
     assert "--eval-only needs --from-run" in capsys.readouterr().err
     code, _, _ = _run(["--eval-only", f"--from-run={out}"], capsys)
     assert code == 0
-    assert json.loads((out / "eval.json").read_text())
+    # the predictor evaluates what training evaluated: the weight average, with TTA
+    again = json.loads((out / "eval.json").read_text())["trials"][0]["eval"]["f1"]
+    trained = json.loads((out / "results.json").read_text())["trials"][0]["eval"]["f1"]
+    assert again["mean"] == pytest.approx(trained["mean"], abs=1e-5)
+    assert again["min"] == pytest.approx(trained["min"], abs=1e-5)
