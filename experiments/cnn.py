@@ -84,9 +84,16 @@ RECIPE_DEFAULTS = {
         ),
         "adam": dict(lr=2e-3),
         "sgd": dict(lr=0.05, momentum=0.9, nesterov=True),
-        # full batch: one step per epoch, so 100 epochs are 100 steps (about an hour on a 2-core CPU)
+        # full batch: one step per epoch, so 100 epochs are 100 steps (about an hour on a 2-core CPU);
+        # with --no-full-batch, mini-batches of 4096
         "rprop": dict(
-            lr=1e-3, full_batch=True, epochs=100, weight_decay=0.0, schedule="constant", image_norm=True
+            lr=1e-3,
+            full_batch=True,
+            epochs=100,
+            batch_size=4096,
+            weight_decay=0.0,
+            schedule="constant",
+            image_norm=True,
         ),
     },
 }
