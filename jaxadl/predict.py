@@ -16,7 +16,7 @@ from PIL import Image
 from jaxadl.checkpoint import CheckpointError
 from jaxadl.models import SignCNN, UNet
 from jaxadl.tasks import Task
-from jaxadl.tta import tta_logits
+from jaxadl.train import predict_logits
 
 _MODELS = {"SignCNN": SignCNN, "UNet": UNet}
 
@@ -65,9 +65,8 @@ class Predictor:
         tta = bool(self.record.get("train_config", {}).get("tta"))
 
         def apply(variables, x):
-            run = lambda inputs: self.model.apply(variables, inputs, train=False)
-            inputs = self.task.inputs(x)
-            return tta_logits(run, inputs) if tta else run(inputs)
+            params, stats = variables["params"], variables.get("batch_stats", {})
+            return predict_logits(self.model, params, stats, self.task.inputs(x), tta)
 
         return jax.jit(apply)
 

@@ -297,7 +297,7 @@ class Trainer:
 
         def body(_, batch):
             x, y = self.shard_batch(batch[0]), self.shard_batch(batch[1])
-            logits = _predict(self.model, params, batch_stats, self.task.inputs(x), self.cfg.tta)
+            logits = predict_logits(self.model, params, batch_stats, self.task.inputs(x), self.cfg.tta)
             return None, self.task.metrics(logits, y)
 
         _, out = jax.lax.scan(body, None, (xs, ys))
@@ -338,7 +338,7 @@ class Trainer:
         """Logits for uint8 images [N, H, W, C], evaluated in batches of eval_batch_size."""
         if not hasattr(self, "_predict_fn"):
             self._predict_fn = jax.jit(
-                lambda p, s, x: _predict(self.model, p, s, self.task.inputs(x), self.cfg.tta)
+                lambda p, s, x: predict_logits(self.model, p, s, self.task.inputs(x), self.cfg.tta)
             )
         b = self.cfg.eval_batch_size
         params, batch_stats = state.eval_variables()
@@ -350,9 +350,10 @@ class Trainer:
         )
 
 
-def _predict(
+def predict_logits(
     model: nn.Module, params: Any, batch_stats: Any, x: jnp.ndarray, tta: bool = False
 ) -> jnp.ndarray:
+    """Evaluation-mode logits of normalised inputs x, optionally averaged over TTA views (jittable)."""
     apply = lambda inputs: model.apply(_variables(params, batch_stats), inputs, train=False)
     return tta_logits(apply, x) if tta else apply(x)
 
