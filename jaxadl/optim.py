@@ -69,7 +69,7 @@ class OptimConfig:
     lr: float = 1e-3
     momentum: float = 0.0  # sgd only
     nesterov: bool = False  # sgd only
-    weight_decay: float = 0.0  # decoupled (AdamW-style) for adam; added to the gradient for sgd
+    weight_decay: float = 0.0  # decoupled (AdamW-style) for adam; added to the gradient for sgd and rprop
     schedule: str = "constant"
     warmup_fraction: float = 0.2  # onecycle/cosine: share of steps spent warming up
     grad_clip: float = 0.0  # global-norm clip; 0 disables
@@ -109,6 +109,8 @@ def make_optimizer(cfg: OptimConfig, total_steps: int = 1) -> optax.GradientTran
     if cfg.grad_clip > 0:
         chain.append(optax.clip_by_global_norm(cfg.grad_clip))
     if cfg.name == "rprop":
+        if cfg.weight_decay:  # Rprop sees only signs: the decay enters through the gradient
+            chain.append(optax.add_decayed_weights(cfg.weight_decay, mask=_decay_mask))
         chain.append(rprop(cfg.lr))
         return optax.chain(*chain)
     lr = learning_rate_schedule(cfg, total_steps)

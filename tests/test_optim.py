@@ -64,6 +64,18 @@ def test_weight_decay_only_on_kernels():
     np.testing.assert_allclose(updates["bias"], np.zeros(2))
 
 
+def test_rprop_weight_decay_enters_through_the_gradient_sign():
+    params = {"kernel": jnp.array([[1.0, -1.0]]), "bias": jnp.ones(2)}
+    grads = {"kernel": jnp.array([[-0.01, 0.01]]), "bias": jnp.array([-0.01, 0.01])}
+    tx = make_optimizer(OptimConfig("rprop", 0.5, weight_decay=0.1))
+    updates, _ = tx.update(grads, tx.init(params), params)
+    # kernel: g + 0.1 * w flips the sign of both gradients; bias: not decayed, the gradient's own sign
+    np.testing.assert_allclose(updates["kernel"], [[-0.5, 0.5]])
+    np.testing.assert_allclose(updates["bias"], [0.5, -0.5])
+    plain = make_optimizer(OptimConfig("rprop", 0.5))
+    np.testing.assert_allclose(plain.update(grads, plain.init(params), params)[0]["kernel"], [[0.5, -0.5]])
+
+
 @pytest.mark.parametrize(
     "kwargs,match",
     [
