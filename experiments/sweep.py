@@ -1,0 +1,195 @@
+"""Many runs of one experiment side by side, tabulated: `python -m experiments.sweep --jobs=FILE`.
+
+FILE holds one run per line, `name: flags` (flags of `python -m experiments.cnn` or `.unet`); `#` starts
+a comment. Each run is its own process writing OUT/<name>/ (log in OUT/<name>.log); OUT/sweep.md and
+sweep.json give per run the best validation metric and its epoch, the metric after 10, 20 and 30
+epochs, and compile and training seconds. One GPU holds several small runs at once (`--parallel`);
+this is how the strong recipe's choices in experiments/cnn.py were measured.
+
+Example:
+  printf 'base: --epochs=30\\nwd: --epochs=30 --weight-decay=0.05\\n' > jobs.txt
+  python -m experiments.sweep --jobs=jobs.txt --parallel=2 --common='--data-dir=../shared/data/gtsrb'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from experiments.cli import default_out, main_guard, opt, parse
+
+NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepConfig:
+    """Options of a sweep."""
+
+    jobs: str | None = opt(None, "text file with one 'name: flags' line per run", shown="required")
+    experiment: str = opt("cnn", "the experiment every line runs", ("cnn", "unet"))
+    common: str = opt("", "flags given to every run, e.g. '--dataset=npz --data-dir=gtsrb.npz'")
+    parallel: int = opt(1, "runs at a time")
+    time_limit: float = opt(0.0, "seconds for the whole sweep; runs still going then are stopped (0: none)")
+    out: str | None = opt(None, "sweep folder", shown="runs/sweep-<date>-<time>")
+
+    def __post_init__(self) -> None:
+        if not self.jobs:
+            raise ValueError("--jobs=FILE is required (one 'name: flags' line per run)")
+        if self.parallel < 1:
+            raise ValueError(f"--parallel must be >= 1, got {self.parallel}")
+        if self.time_limit < 0:
+            raise ValueError(f"--time-limit must be >= 0, got {self.time_limit}")
+
+
+def read_jobs(path: str | Path) -> list[tuple[str, list[str]]]:
+    """(name, flags) per line of a jobs file; errors name the file and line."""
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as e:
+        raise ValueError(f"--jobs: cannot read {path}: {e}") from e
+    jobs: list[tuple[str, list[str]]] = []
+    for number, line in enumerate(lines, 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name, sep, flags = line.partition(":")
+        name = name.strip()
+        if not sep or not NAME.match(name):
+            raise ValueError(f"{path}:{number}: expected 'name: flags' with a name of letters, digits, _ . -")
+        if name in {n for n, _ in jobs}:
+            raise ValueError(f"{path}:{number}: run name {name!r} is used twice")
+        jobs.append((name, shlex.split(flags)))
+    if not jobs:
+        raise ValueError(f"{path}: no runs in it")
+    return jobs
+
+
+def _metric_key(record: dict[str, Any]) -> str | None:
+    return next((k for k in record if k.startswith("val_") and k != "val_loss"), None)
+
+
+def summarize_run(folder: Path) -> list[dict[str, Any]]:
+    """One row per variant and trial of a run folder, from its metrics.jsonl and trials/*.json."""
+    path = folder / "metrics.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault((r["variant"], r["trial"]), []).append(r)
+    rows = []
+    for (variant, trial), history in groups.items():
+        key = _metric_key(history[0])
+        values = [r[key] for r in history] if key else []
+        row: dict[str, Any] = {"variant": variant, "trial": trial, "epochs": len(history), "metric": key}
+        if values:
+            best = max(values)
+            row.update(best=best, best_epoch=values.index(best) + 1, last=values[-1])
+            row.update({f"at_{e}": values[e - 1] for e in (10, 20, 30) if len(values) >= e})
+        slug = "".join(c if c.isalnum() else "-" for c in variant.lower()).strip("-")
+        done = folder / "trials" / f"{slug}_trial{trial}.json"
+        if done.exists():
+            t = json.loads(done.read_text())
+            row.update(compile_seconds=t.get("compile_seconds"), train_seconds=t.get("train_seconds"))
+        row["history"] = values
+        rows.append(row)
+    return rows
+
+
+def _pct(value: Any) -> str:
+    return f"{100 * value:.2f}" if isinstance(value, float) else "-"
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    """The sweep as a markdown table (metric values in %)."""
+    head = "| run | status | variant | epochs | best | at epoch | @10 | @20 | @30 | compile s | train s | flags |"
+    lines = [head, "|" + "---|" * 12]
+    for res in results:
+        rows = res["rows"] or [{}]
+        for row in rows:
+            secs = [row.get("compile_seconds"), row.get("train_seconds")]
+            secs_text = [f"{s:.1f}" if isinstance(s, float) else "-" for s in secs]
+            lines.append(
+                f"| {res['name']} | {res['status']} | {row.get('variant', '-')} | {row.get('epochs', 0)} "
+                f"| {_pct(row.get('best'))} | {row.get('best_epoch', '-')} | {_pct(row.get('at_10'))} "
+                f"| {_pct(row.get('at_20'))} | {_pct(row.get('at_30'))} | {secs_text[0]} | {secs_text[1]} "
+                f"| `{' '.join(res['flags'])}` |"
+            )
+    return "\n".join(lines)
+
+
+def run_sweep(cfg: SweepConfig, log=print) -> list[dict[str, Any]]:
+    """Run every job of cfg.jobs, `parallel` at a time, within the time limit; write the table."""
+    jobs = read_jobs(cfg.jobs)
+    common = shlex.split(cfg.common)
+    out = Path(cfg.out or default_out("sweep"))
+    taken = [name for name, _ in jobs if (out / name).exists()]
+    if taken:
+        raise ValueError(f"{out} already holds runs named {', '.join(taken)}; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    if cfg.parallel > 1:  # on a GPU each process would otherwise take 75 % of its memory
+        env.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", f"{0.9 / cfg.parallel:.3f}")
+    deadline = time.monotonic() + cfg.time_limit if cfg.time_limit else None
+
+    def run_one(job: tuple[str, list[str]]) -> dict[str, Any]:
+        name, flags = job
+        command = [
+            sys.executable,
+            "-m",
+            f"experiments.{cfg.experiment}",
+            *common,
+            *flags,
+            f"--out={out / name}",
+        ]
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left < 1:
+            log(f"[sweep] {name}: not started (time limit reached)")
+            return {"name": name, "flags": flags, "status": "not started", "rows": []}
+        log(f"[sweep] start {name}: {' '.join(flags)}")
+        t0 = time.perf_counter()
+        with (out / f"{name}.log").open("w") as f:
+            try:
+                rc = subprocess.run(
+                    command, stdout=f, stderr=subprocess.STDOUT, env=env, timeout=left
+                ).returncode
+                status = "done" if rc == 0 else f"failed (exit {rc})"
+            except subprocess.TimeoutExpired:
+                status = "stopped at the time limit"
+        rows = summarize_run(out / name)
+        best = ", ".join(f"{_pct(r.get('best'))} @ {r.get('best_epoch', '-')}" for r in rows) or "-"
+        log(f"[sweep] {name}: {status} after {time.perf_counter() - t0:.0f}s; best {best}")
+        return {"name": name, "flags": flags, "status": status, "rows": rows}
+
+    with ThreadPoolExecutor(cfg.parallel) as pool:
+        results = list(pool.map(run_one, jobs))
+    text = table(results)
+    (out / "sweep.md").write_text(f"# sweep of experiments.{cfg.experiment} ({cfg.jobs})\n\n{text}\n")
+    (out / "sweep.json").write_text(
+        json.dumps({"config": dataclasses.asdict(cfg), "runs": results}, indent=1)
+    )
+    log("\n" + text + f"\n\nwrote {out}/sweep.md, sweep.json and one folder and log per run")
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    cfg = parse(SweepConfig, argv, __doc__, prog="python -m experiments.sweep")
+
+    def run() -> int:
+        results = run_sweep(cfg)
+        return 0 if all(r["status"] == "done" for r in results) else 1
+
+    return main_guard(run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
