@@ -23,9 +23,9 @@ RECIPES = ("strong", "report")
 # 10 % of the tracks held out from the real GTSRB training set (../shared/data/gtsrb, 32x32 re-encoded
 # copies, 3,990 images from 133 tracks; one track is ~30 images of one sign, so differences under ~0.3
 # points are noise), best epoch, seed 0 unless said. Never tuned on a test set.
-# 2026-11-27, NVIDIA H200, jax 0.11.2, six runs sharing the GPU, with
-#   python -m experiments.cnn --dataset=npz --data-dir=gtsrb28.npz FLAGS   (the same split, as arrays;
-#   equivalent to --data-dir=../shared/data/gtsrb)
+# 2026-11-27, NVIDIA H200, jax 0.11.2, six or seven runs sharing the GPU (as experiments.sweep runs
+# them), each  python -m experiments.cnn --dataset=npz --data-dir=gtsrb28.npz FLAGS  where the .npz is
+# this split saved with jaxadl.data.arrays.save_npz (the same as --data-dir=../shared/data/gtsrb):
 #   FLAGS (before this recipe)                   val %   | with --tta | notes
 #   --epochs=30 (Adam 2e-3 one-cycle)            98.67   | 99.05      | --epochs=20 (CPU, 2026-11-26): 98.50
 #   --epochs=30 --weight-decay=0.05              98.82   | 99.05, 98.95 (seed 1), 99.02 (seed 2)
