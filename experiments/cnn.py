@@ -25,7 +25,8 @@ RECIPES = ("strong", "report")
 # points are noise), best epoch, seed 0 unless said. Never tuned on a test set.
 # 2026-11-27, NVIDIA H200, jax 0.11.2, six or seven runs sharing the GPU (as experiments.sweep runs
 # them), each  python -m experiments.cnn --dataset=npz --data-dir=gtsrb28.npz FLAGS  where the .npz is
-# this split saved with jaxadl.data.arrays.save_npz (the same as --data-dir=../shared/data/gtsrb):
+# this split saved with jaxadl.data.arrays.save_npz (the same as --data-dir=../shared/data/gtsrb); the
+# runs are listed in experiments/sweeps/strong_recipe.txt:
 #   FLAGS (before this recipe)                   val %   | with --tta | notes
 #   --epochs=30 (Adam 2e-3 one-cycle)            98.67   | 99.05      | --epochs=20 (CPU, 2026-11-26): 98.50
 #   --epochs=30 --weight-decay=0.05              98.82   | 99.05, 98.95 (seed 1), 99.02 (seed 2)
