@@ -1,6 +1,7 @@
 """Run under XLA_FLAGS=--xla_force_host_platform_device_count=4 (tests/test_parallel.py does): compares 1 and 4
 devices for the CNN with and without batch norm and the U-Net, and resumes a 4-device run on 1 device."""
 
+import dataclasses
 import json
 import sys
 import tempfile
@@ -19,8 +20,9 @@ cls = Task("classification", num_classes=10)
 cfg = TrainConfig(epochs=2, batch_size=32, eval_batch_size=30, optim=OptimConfig("adam", 1e-3))
 for bn in (False, True):
     model = SignCNN(num_classes=10, batch_norm=bn)
+    c = dataclasses.replace(cfg, ema=0.9, tta=True) if bn else cfg  # the weight average and TTA sharded too
     runs = [
-        fit(model, cls, train, cfg, val, trainer=Trainer(model, cls, cfg, len(train), mesh=make_mesh(n)))
+        fit(model, cls, train, c, val, trainer=Trainer(model, cls, c, len(train), mesh=make_mesh(n)))
         for n in (1, 4)
     ]
     out[f"cnn_bn{bn}"] = [[r.step_losses.tolist(), [h["val_loss"] for h in r.history]] for r in runs]
