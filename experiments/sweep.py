@@ -37,7 +37,7 @@ class SweepConfig:
 
     jobs: str | None = opt(None, "text file with one 'name: flags' line per run", shown="required")
     experiment: str = opt("cnn", "the experiment every line runs", ("cnn", "unet"))
-    common: str = opt("", "flags given to every run, e.g. '--dataset=npz --data-dir=gtsrb.npz'")
+    common: str = opt("", "flags given to every run, e.g. '--dataset=npz --data-dir=gtsrb.npz'", shown="none")
     parallel: int = opt(1, "runs at a time")
     time_limit: float = opt(0.0, "seconds for the whole sweep; runs still going then are stopped (0: none)")
     out: str | None = opt(None, "sweep folder", shown="runs/sweep-<date>-<time>")
