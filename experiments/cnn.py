@@ -140,6 +140,9 @@ class CNNConfig:
     momentum: float | None = opt(None, "SGD momentum")
     nesterov: bool | None = opt(None, "SGD Nesterov momentum")
     weight_decay: float | None = opt(None, "decoupled weight decay on kernels")
+    eta_minus: float = opt(0.5, "Rprop: step-size factor when a gradient's sign flips")
+    eta_plus: float = opt(1.2, "Rprop: step-size factor while a gradient keeps its sign")
+    min_step: float = opt(1e-6, "Rprop: smallest step size")
     schedule: str | None = opt(None, "learning-rate schedule", ("constant", "onecycle", "cosine"))
     label_smoothing: float | None = opt(None, "label smoothing")
     augment: bool | None = opt(None, "on-device random affine + brightness/contrast augmentation")
@@ -174,6 +177,12 @@ class CNNConfig:
             raise ValueError(f"--lr must be > 0, got {self.lr}")
         if self.ema is not None and not 0 <= self.ema < 1:
             raise ValueError(f"--ema must be in [0, 1), got {self.ema}")
+        if not 0 < self.eta_minus < 1:
+            raise ValueError(f"--eta-minus must be in (0, 1), got {self.eta_minus}")
+        if not self.eta_plus > 1:
+            raise ValueError(f"--eta-plus must be > 1, got {self.eta_plus}")
+        if not self.min_step > 0:
+            raise ValueError(f"--min-step must be > 0, got {self.min_step}")
         if self.dataset == "npz" and not self.data_dir:
             raise ValueError("--dataset=npz needs --data-dir=FILE.npz")
 
@@ -243,6 +252,9 @@ def build_variants(cfg: CNNConfig, data):
             nesterov=r["nesterov"],
             weight_decay=r["weight_decay"],
             schedule=r["schedule"],
+            eta_minus=cfg.eta_minus,
+            eta_plus=cfg.eta_plus,
+            min_step=cfg.min_step,
         )
         train = TrainConfig(
             epochs=r["epochs"],

@@ -73,6 +73,9 @@ class OptimConfig:
     schedule: str = "constant"
     warmup_fraction: float = 0.2  # onecycle/cosine: share of steps spent warming up
     grad_clip: float = 0.0  # global-norm clip; 0 disables
+    eta_minus: float = 0.5  # rprop: step-size factor when a gradient's sign flips
+    eta_plus: float = 1.2  # rprop: step-size factor while it keeps its sign
+    min_step: float = 1e-6  # rprop: smallest step size
 
     def __post_init__(self) -> None:
         if self.name not in OPTIMIZERS:
@@ -81,6 +84,12 @@ class OptimConfig:
             raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not (0 < self.eta_minus < 1 < self.eta_plus):
+            raise ValueError(
+                f"rprop needs 0 < eta_minus < 1 < eta_plus, got {self.eta_minus}, {self.eta_plus}"
+            )
+        if not self.min_step > 0:
+            raise ValueError(f"min_step must be > 0, got {self.min_step}")
 
 
 def learning_rate_schedule(cfg: OptimConfig, total_steps: int) -> optax.Schedule:
@@ -111,7 +120,7 @@ def make_optimizer(cfg: OptimConfig, total_steps: int = 1) -> optax.GradientTran
     if cfg.name == "rprop":
         if cfg.weight_decay:  # Rprop sees only signs: the decay enters through the gradient
             chain.append(optax.add_decayed_weights(cfg.weight_decay, mask=_decay_mask))
-        chain.append(rprop(cfg.lr))
+        chain.append(rprop(cfg.lr, cfg.eta_minus, cfg.eta_plus, min_step_size=cfg.min_step))
         return optax.chain(*chain)
     lr = learning_rate_schedule(cfg, total_steps)
     if cfg.name == "adam":

@@ -20,6 +20,8 @@ def _run(argv, capsys):
         (["--val-fraction=1.5"], "--val-fraction must be in [0, 1)"),
         (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
         (["--ema=1.5"], "--ema must be in [0, 1), got 1.5"),
+        (["--eta-minus=1.5"], "--eta-minus must be in (0, 1), got 1.5"),
+        (["--eta-plus=0.9"], "--eta-plus must be > 1, got 0.9"),
     ],
 )
 def test_usage_errors_exit_2_before_training(argv, message, capsys):

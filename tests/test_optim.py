@@ -76,10 +76,27 @@ def test_rprop_weight_decay_enters_through_the_gradient_sign():
     np.testing.assert_allclose(plain.update(grads, plain.init(params), params)[0]["kernel"], [[0.5, -0.5]])
 
 
+def test_rprop_factors_and_floor_come_from_the_config():
+    params = {"w": jnp.zeros(3)}
+    tx = make_optimizer(OptimConfig("rprop", 0.1, eta_minus=0.25, eta_plus=2.0, min_step=0.04))
+    state = tx.init(params)
+    grads = [jnp.array([1.0, 1.0, 1.0]), jnp.array([1.0, -1.0, 1.0]), jnp.array([1.0, 1.0, -1.0])]
+    steps = []
+    for g in grads:
+        updates, state = tx.update({"w": g}, state, params)
+        steps.append(np.asarray(updates["w"]))
+    np.testing.assert_allclose(steps[0], [-0.1, -0.1, -0.1])
+    np.testing.assert_allclose(steps[1], [-0.2, 0.0, -0.2])  # x2 while the sign holds; a flip skips
+    # third: 0.4 on; the flipped one restarts at its shrunk 0.04 (floor), the new flip skips
+    np.testing.assert_allclose(steps[2], [-0.4, -0.04, 0.0])
+
+
 @pytest.mark.parametrize(
     "kwargs,match",
     [
         (dict(name="lbfgs"), "unknown optimizer 'lbfgs'"),
+        (dict(eta_minus=1.0), "0 < eta_minus < 1 < eta_plus"),
+        (dict(min_step=0.0), "min_step must be > 0"),
         (dict(schedule="step"), "unknown schedule"),
         (dict(lr=0.0), "lr must be > 0"),
     ],
