@@ -42,6 +42,8 @@ RECIPES = ("strong", "report")
 #     + --tta (300 steps): 97.47; + --no-augment: 97.54; + --image-norm: 97.82 (step 200), 97.62 at
 #     step 100, 90.23 at step 30: the Rprop default is full batch, 100 steps, --image-norm --tta.
 #   --recipe=report (10 epochs): baseline 95.69 (CPU: 95.61), batch norm 97.62, SGD 50.13, Rprop 73.23.
+# The recipe on the 2-core CPU (jax 0.10.2, XLA:CPU): baseline 98.77 % (seed 0), 98.92 % (seed 1, same
+# split); --batch-norm 99.22 %.
 # TTA (mean logits over the image and its four one-pixel shifts) gained 0.2-0.6 points for Adam, SGD and
 # Rprop and nothing for batch norm; it is on in the strong recipe.
 RECIPE_DEFAULTS = {
