@@ -87,7 +87,7 @@ RECIPE_DEFAULTS = {
         ),
         "adam": dict(lr=2e-3),
         "sgd": dict(lr=0.05, momentum=0.9, nesterov=True),
-        # full batch: one step per epoch, so 100 epochs are 100 steps (about an hour on a 2-core CPU);
+        # full batch: one step per epoch, so 100 epochs are 100 steps (over an hour on a 2-core CPU, estimated);
         # with --no-full-batch, mini-batches of 4096
         "rprop": dict(
             lr=1e-3,
