@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.cli import default_out, main_guard, opt, parse
+from jaxadl.experiment import slug
 
 NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -95,8 +96,7 @@ def summarize_run(folder: Path) -> list[dict[str, Any]]:
             best = max(values)
             row.update(best=best, best_epoch=values.index(best) + 1, last=values[-1])
             row.update({f"at_{e}": values[e - 1] for e in (10, 20, 30) if len(values) >= e})
-        slug = "".join(c if c.isalnum() else "-" for c in variant.lower()).strip("-")
-        done = folder / "trials" / f"{slug}_trial{trial}.json"
+        done = folder / "trials" / f"{slug(variant)}_trial{trial}.json"
         if done.exists():
             t = json.loads(done.read_text())
             row.update(compile_seconds=t.get("compile_seconds"), train_seconds=t.get("train_seconds"))

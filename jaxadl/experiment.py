@@ -113,7 +113,8 @@ def _write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def _slug(name: str) -> str:
+def slug(name: str) -> str:
+    """A variant name as it appears in file names (trials/<slug>_trialN.json, plots)."""
     return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
 
 
@@ -158,7 +159,7 @@ def run_experiment(
                 f"== {tag}: {len(data.train)} train / "
                 f"{len(data.val) if data.val is not None else 0} val / {len(eval_data)} {eval_split} =="
             )
-            done = out / "trials" / f"{_slug(variant.name)}_trial{trial}.json"
+            done = out / "trials" / f"{slug(variant.name)}_trial{trial}.json"
             if resume and done.exists():
                 log(f"   finished before; taken from {done}")
                 trials.append(json.loads(done.read_text()))
@@ -224,7 +225,7 @@ def _run_trial(
 ) -> dict[str, Any]:
     metric = variant.task.main_metric
     trainer = Trainer(variant.model, variant.task, cfg, len(data.train), mesh=mesh)
-    slug = f"{_slug(variant.name)}_trial{trial}"
+    tag = f"{slug(variant.name)}_trial{trial}"
 
     def on_epoch(rec: dict[str, float]) -> None:
         val = (
@@ -247,7 +248,7 @@ def _run_trial(
         "train_config": dataclasses.asdict(cfg),
         "model_spec": model_spec(variant.model),
         "task": dataclasses.asdict(variant.task),
-        "checkpoints": f"checkpoints/{slug}",
+        "checkpoints": f"checkpoints/{tag}",
         "input_shape": list(data.train.images.shape[1:]),
     }
     try:
@@ -259,7 +260,7 @@ def _run_trial(
             data.val,
             on_epoch=on_epoch,
             trainer=trainer,
-            checkpoint_dir=out / "checkpoints" / slug,
+            checkpoint_dir=out / "checkpoints" / tag,
             keep=keep,
             resume=resume,
         )
@@ -295,10 +296,10 @@ def _run_trial(
         result.step_losses,
         trainer.steps_per_epoch,
         f"{title}: training loss",
-        out / "plots" / f"{slug}_loss.png",
+        out / "plots" / f"{tag}_loss.png",
     )
     if metric == "f1":
-        plots.history(result.history, "f1", title, out / "plots" / f"{slug}_history.png")
+        plots.history(result.history, "f1", title, out / "plots" / f"{tag}_history.png")
         worst = int(np.argmin(per_example["f1"]))
         logits = trainer.predict(result.state, eval_data.images[worst : worst + 1])
         plots.segmentation(
@@ -306,7 +307,7 @@ def _run_trial(
             eval_data.labels[worst],
             logits[0] > 0,
             f"{title}: hardest {eval_split} image #{worst}",
-            out / "plots" / f"{slug}_example.png",
+            out / "plots" / f"{tag}_example.png",
             f1=float(per_example["f1"][worst]),
         )
     return record
