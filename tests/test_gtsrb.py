@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import shutil
 import sys
+import tempfile
 import urllib.request
 from pathlib import Path
 
@@ -197,6 +198,16 @@ def test_second_call_uses_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     shutil.copytree(src, other)
     with pytest.raises(AssertionError, match="source re-read"):
         load(other, cache)
+
+
+def test_preparation_leaves_no_temp_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TFDS made an empty tmp*tfds folder for every builder not prepared yet; none may be left."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    ds = load(fx.write_zips(tmp_path / "src"), tmp_path / "cache")
+    assert ds.meta["prepared_now"] and len(ds.train) > 0
+    assert list(tmp.iterdir()) == []
 
 
 def test_cache_dir_from_env_and_source_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

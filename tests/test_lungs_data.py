@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -78,11 +79,23 @@ def test_load_jsrt_fixture(jsrt_dir: Path, tmp_path: Path) -> None:
 
 def test_jsrt_downsampled_and_env(jsrt_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(lungs.JSRT_ENV, str(jsrt_dir))
-    monkeypatch.setenv(lungs.CACHE_ENV, str(tmp_path / "envcache"))
+    monkeypatch.setenv("JAXADL_DATA_DIR", str(tmp_path / "envcache"))
     ds = lungs.load_jsrt(image_size=16, progress=False)
     assert ds.train.images.shape == (4, 16, 16, 1)
     assert set(np.unique(ds.train.labels)) == {0, 1}
     assert (tmp_path / "envcache" / "jaxadl_jsrt").is_dir()
+
+
+def test_preparation_leaves_no_temp_folders(
+    jsrt_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TFDS made an empty tmp*tfds folder for every builder not prepared yet; none may be left."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    ds = lungs.load_jsrt(jsrt_dir, image_size=16, cache_dir=tmp_path / "cache", progress=False)
+    assert ds.train.images.shape == (4, 16, 16, 1)
+    assert list(tmp.iterdir()) == []
 
 
 def test_jsrt_missing_mask(jsrt_dir: Path, tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ tracks. See ``load_gtsrb``.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import hashlib
@@ -29,6 +28,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from jaxadl.data.base import Dataset, DatasetError, Split
+from jaxadl.data.tfds_util import LocalBuilder, LocalInfo, default_cache_dir, quiet_tfds
 
 NUM_CLASSES = 43
 DOWNLOAD_URL = "https://sid.erda.dk/public/archives/daaeac0d7ce1152aea9b61d9f1e19370/"
@@ -380,7 +380,7 @@ def config_name(image_size: int, crop: str) -> str:
     return f"s{image_size}_{crop}"
 
 
-class JaxadlGtsrb(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class JaxadlGtsrb(LocalBuilder, skip_registration=True):
     """GTSRB decoded to fixed-size uint8 images with label and track id, written as array_record.
 
     Pass ``files`` (the source view) when it has to be prepared; reading a prepared one needs no source.
@@ -390,9 +390,6 @@ class JaxadlGtsrb(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     RELEASE_NOTES = {"1.0.0": "First version."}
     BUILDER_CONFIGS = [GtsrbConfig(image_size=s, crop=c) for s in (28, 32, 48, 64) for c in CROPS]
     DEFAULT_CONFIG_NAME = "s28_roi"
-    # No checksums file or package resources: TFDS would look them up via importlib_resources (not a
-    # dependency here) only to find nothing, since this builder downloads nothing itself.
-    code_path = None
 
     def __init__(self, *, files: _Files | None = None, progress: bool = False, **kwargs: Any) -> None:
         self._files = files
@@ -401,7 +398,7 @@ class JaxadlGtsrb(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     def _info(self) -> tfds.core.DatasetInfo:
         size = self.builder_config.image_size
-        return tfds.core.DatasetInfo(
+        return LocalInfo(
             builder=self,
             description="GTSRB traffic signs (43 classes), decoded and resized for jaxadl.",
             features=tfds.features.FeaturesDict(
@@ -459,23 +456,6 @@ class JaxadlGtsrb(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
 def _log(msg: str) -> None:
     print(f"gtsrb: {msg}", file=sys.stderr, flush=True)
-
-
-@contextlib.contextmanager
-def _quiet_tfds() -> Iterator[None]:
-    """Silence TFDS's progress bars, stdout messages and warnings; we print our own lines to stderr."""
-    from absl import logging as absl_logging
-    from tensorflow_datasets.core.utils import tqdm_utils
-
-    was, verbosity = tqdm_utils._active, absl_logging.get_verbosity()
-    tfds.display_progress_bar(False)
-    absl_logging.set_verbosity(absl_logging.ERROR)  # e.g. "Using custom data configuration" for odd sizes
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
-    finally:
-        tfds.display_progress_bar(was)
-        absl_logging.set_verbosity(verbosity)
 
 
 def _download(dest: Path) -> None:
@@ -642,9 +622,7 @@ def load_gtsrb(
         raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
-    if cache_dir is None:
-        cache_dir = os.environ.get("JAXADL_DATA_DIR") or Path("~/.cache/jaxadl")
-    cache = Path(cache_dir).expanduser().absolute()
+    cache = default_cache_dir(cache_dir)
 
     files = _resolve_source(data_dir, cache, download)
     try:
@@ -652,7 +630,7 @@ def load_gtsrb(
         known = {c.name for c in JaxadlGtsrb.BUILDER_CONFIGS}
         config: str | GtsrbConfig = name if name in known else GtsrbConfig(image_size=image_size, crop=crop)
         data_root = cache / "tfds" / f"gtsrb-{files.key()}"
-        with _quiet_tfds():
+        with quiet_tfds():
             builder = JaxadlGtsrb(
                 data_dir=data_root, config=config, files=files, progress=progress, file_format="array_record"
             )
@@ -661,7 +639,7 @@ def load_gtsrb(
         if prepared_now:
             t0 = time.perf_counter()
             try:
-                with _quiet_tfds():
+                with quiet_tfds():
                     builder.download_and_prepare(
                         download_dir=data_root / "downloads",
                         download_config=tfds.download.DownloadConfig(manual_dir=str(files.root)),
@@ -679,7 +657,7 @@ def load_gtsrb(
                 # Another process finished the same preparation first: use its result.
             if progress:
                 _log(f"done in {time.perf_counter() - t0:.1f} s: {builder.data_path}")
-            with _quiet_tfds():
+            with quiet_tfds():
                 builder = JaxadlGtsrb(data_dir=data_root, config=config, file_format="array_record")
     finally:
         files.close()

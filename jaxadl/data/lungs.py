@@ -13,9 +13,7 @@ as finished.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -23,27 +21,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tensorflow_datasets as tfds
 from PIL import Image
 
 from jaxadl.data.base import Dataset, DatasetError, Split
+from jaxadl.data.tfds_util import LocalBuilder, LocalInfo, default_cache_dir, quiet_tfds
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff")
 JSRT_ENV = "JAXADL_JSRT_DIR"
-CACHE_ENV = "JAXADL_DATA_DIR"
 _SPLITS = ("train", "val", "test")
 
 
 # --------------------------------------------------------------------------------------------------
-# Shared helpers (TFDS builder without TensorFlow, cache location, fingerprint). Candidates to move
-# into a common module used by gtsrb.py too.
-
-
-def default_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
-    """The cache root: the argument, else ``$JAXADL_DATA_DIR``, else ``~/.cache/jaxadl``."""
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "jaxadl"
+# Cache key and the TFDS builder (jaxadl.data.tfds_util holds what GTSRB shares)
 
 
 def fingerprint(root: Path, files: Iterable[Path], *extra: object) -> str:
@@ -62,18 +52,9 @@ Example = tuple[str, dict[str, np.ndarray]]
 
 def _make_builder_class(name: str) -> type:
     """A GeneratorBasedBuilder writing (image, mask, index) examples per split; not registered in TFDS."""
-    import tensorflow_datasets as tfds
-    from tensorflow_datasets.core.utils import py_utils
 
-    class _Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    class _Builder(LocalBuilder, skip_registration=True):
         VERSION = tfds.core.Version("1.0.0")
-
-        # No checksums file beside the code: without this, TFDS looks for one through
-        # importlib_resources, which is not installed (and not needed) in a TF-free environment.
-        @py_utils.classproperty
-        @classmethod
-        def code_path(cls) -> None:
-            return None
 
         def __init__(self, *, image_size: int, splits: Callable[[], dict[str, Iterator[Example]]], **kwargs):
             self._image_size = image_size
@@ -89,7 +70,7 @@ def _make_builder_class(name: str) -> type:
                     "index": tfds.features.Tensor(shape=(), dtype=np.int32),
                 }
             )
-            return tfds.core.DatasetInfo(builder=self, features=features, description=f"jaxadl {name}")
+            return LocalInfo(builder=self, features=features, description=f"jaxadl {name}")
 
         def _split_generators(self, dl_manager: Any) -> dict[str, Iterator[Example]]:
             return self._split_fn()
@@ -105,23 +86,6 @@ def _make_builder_class(name: str) -> type:
 _BUILDERS: dict[str, type] = {}
 
 
-@contextlib.contextmanager
-def _quiet_tfds(progress: bool) -> Iterator[None]:
-    """Silence TFDS progress bars and its stdout banner when ``progress`` is False; restore after."""
-    if progress:
-        yield
-        return
-    from tensorflow_datasets.core.utils import tqdm_utils
-
-    previous = tqdm_utils._active
-    tqdm_utils.display_progress_bar(False)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
-    finally:
-        tqdm_utils.display_progress_bar(previous)
-
-
 def prepare_with_tfds(
     builder_name: str,
     config_name: str,
@@ -132,8 +96,6 @@ def prepare_with_tfds(
     progress: bool,
 ) -> tuple[dict[str, Split], Path]:
     """Build (once) and read back a cached TFDS dataset; ``splits`` is only called if not cached yet."""
-    import tensorflow_datasets as tfds
-
     if builder_name not in _BUILDERS:
         _BUILDERS[builder_name] = _make_builder_class(builder_name)
     builder = _BUILDERS[builder_name](
@@ -143,7 +105,7 @@ def prepare_with_tfds(
         data_dir=str(cache_dir),
         file_format="array_record",
     )
-    with _quiet_tfds(progress):
+    with quiet_tfds(not progress):
         builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
     out: dict[str, Split] = {}
     for split, source in builder.as_data_source().items():
