@@ -16,7 +16,7 @@ from PIL import Image
 from jaxadl.checkpoint import CheckpointError
 from jaxadl.models import SignCNN, UNet
 from jaxadl.tasks import Task
-from jaxadl.train import predict_logits
+from jaxadl.train import in_batches, predict_logits
 
 _MODELS = {"SignCNN": SignCNN, "UNet": UNet}
 
@@ -72,12 +72,7 @@ class Predictor:
 
     def batch_logits(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
         """Logits for uint8 images already at the model's size [N, S, S, C], in batches."""
-        return np.concatenate(
-            [
-                np.asarray(self._apply(self.variables, images[i : i + batch_size]))
-                for i in range(0, len(images), batch_size)
-            ]
-        )
+        return in_batches(lambda x: self._apply(self.variables, x), images, batch_size)
 
     def logits(self, images: Any) -> np.ndarray:
         """Logits for image files, PIL images or arrays of any size (resized to the model's input)."""

@@ -340,14 +340,17 @@ class Trainer:
             self._predict_fn = jax.jit(
                 lambda p, s, x: predict_logits(self.model, p, s, self.task.inputs(x), self.cfg.tta)
             )
-        b = self.cfg.eval_batch_size
         params, batch_stats = state.eval_variables()
-        return np.concatenate(
-            [
-                np.asarray(self._predict_fn(params, batch_stats, images[i : i + b]))
-                for i in range(0, len(images), b)
-            ]
+        return in_batches(
+            lambda x: self._predict_fn(params, batch_stats, x), images, self.cfg.eval_batch_size
         )
+
+
+def in_batches(fn: Callable[[np.ndarray], jax.Array], images: np.ndarray, batch_size: int) -> np.ndarray:
+    """fn over consecutive slices of `images` (the last may be shorter), joined on the host."""
+    return np.concatenate(
+        [np.asarray(fn(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
+    )
 
 
 def predict_logits(
