@@ -99,6 +99,8 @@ def saved_config(cls: type[C], cfg: Any, experiment: str) -> C:
         raise ValueError(f"--from-run: {path} is a {saved.get('experiment')!r} run, not a {experiment} run")
     fields = {f.name for f in dataclasses.fields(cls)}
     old = {k: v for k, v in saved["cli"].items() if k in fields}
+    if "split_seed" in fields and "split_seed" not in old:  # saved before --split-seed: --seed drew the split
+        old["split_seed"] = old.get("seed", 0)
     overrides = {k: getattr(cfg, k) for k in ("data_dir", "cache_dir") if getattr(cfg, k) is not None}
     return dataclasses.replace(cls(**old), **overrides, eval_only=False)
 

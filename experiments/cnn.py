@@ -157,6 +157,9 @@ class CNNConfig:
     ema: float | None = opt(None, "decay of the weight average that is evaluated (0 = off)")
     tta: bool | None = opt(None, "evaluate on the mean logits of each image and its four 1-pixel shifts")
     seed: int = opt(0, "random seed of trial 1 (trial i uses seed + i - 1)")
+    split_seed: int = opt(
+        0, "seed of the validation tracks and the synthetic images; --seed leaves them fixed"
+    )
     out: str | None = opt(None, "run folder to write", shown="runs/cnn-<date>-<time>, a new folder each run")
     resume: bool = opt(False, "continue the run in --out from its newest checkpoints (same options)")
     overwrite: bool = opt(False, "replace the run in --out")
@@ -201,7 +204,9 @@ def load_data(cfg: CNNConfig):
         from jaxadl.data.synthetic import synthetic_signs
 
         n = cfg.synthetic_train
-        return synthetic_signs(n, max(n // 10, 43), max(n // 2, 43), image_size=cfg.image_size, seed=cfg.seed)
+        return synthetic_signs(
+            n, max(n // 10, 43), max(n // 2, 43), image_size=cfg.image_size, seed=cfg.split_seed
+        )
     if cfg.dataset == "npz":
         from jaxadl.data.arrays import load_npz
 
@@ -213,7 +218,7 @@ def load_data(cfg: CNNConfig):
         image_size=cfg.image_size,
         crop=cfg.crop,
         val_fraction=cfg.val_fraction,
-        seed=cfg.seed,
+        seed=cfg.split_seed,
         cache_dir=cfg.cache_dir,
         download=cfg.download,
     )

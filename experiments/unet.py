@@ -18,7 +18,7 @@ Examples:
 JSRT is read from --data-dir, else $JAXADL_JSRT_DIR (the .IMG radiographs and the SCR GIF masks in
 'left lung' / 'right lung' folders, searched recursively); it is prepared once into --cache-dir.
 A folder dataset holds PATH/images/<name>.<ext> and PATH/masks/<name>.<ext> (binary {0,1} or {0,255}),
-split by --test-fraction and --val-fraction with --seed.
+split by --test-fraction and --val-fraction with --split-seed.
 
 Recipes (any flag overrides the recipe's value):
   report  faithful to the report's code: inputs / 255, BCE, Adam 1e-3 constant, batch 4, 25 epochs,
@@ -123,7 +123,8 @@ class UNetConfig:
     select: str | None = opt(None, "keep the last epoch or the best on validation F1", ("last", "best"))
     ema: float = opt(0.0, "decay of the weight average that is evaluated (0 = off; not measured on JSRT)")
     tta: bool = opt(False, "evaluate on the mean of each image's and its four 1-pixel shifts' logits")
-    seed: int = opt(0, "random seed of trial 1 (trial i uses seed + i - 1); also the folder split")
+    seed: int = opt(0, "random seed of trial 1 (trial i uses seed + i - 1)")
+    split_seed: int = opt(0, "seed of the folder split and the synthetic images; --seed leaves them fixed")
     out: str | None = opt(None, "run folder to write", shown="runs/unet-<date>-<time>, a new folder each run")
     resume: bool = opt(False, "continue the run in --out from its newest checkpoints (same options)")
     overwrite: bool = opt(False, "replace the run in --out")
@@ -207,7 +208,7 @@ def load_data(cfg: UNetConfig):
             cfg.synthetic_val,
             cfg.synthetic_test,
             image_size=cfg.image_size,
-            seed=cfg.seed,
+            seed=cfg.split_seed,
         )
     if kind == "folder":
         return lungs.load_lung_folder(
@@ -215,7 +216,7 @@ def load_data(cfg: UNetConfig):
             image_size=cfg.image_size,
             val_fraction=cfg.val_fraction,
             test_fraction=cfg.test_fraction,
-            seed=cfg.seed,
+            seed=cfg.split_seed,
             cache_dir=cfg.cache_dir,
         )
     try:

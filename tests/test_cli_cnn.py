@@ -1,5 +1,7 @@
+import dataclasses
 import json
 
+import numpy as np
 import pytest
 
 from experiments import cnn
@@ -148,3 +150,31 @@ def test_each_run_gets_a_new_folder_by_default(tmp_path, monkeypatch):
 def test_resume_needs_an_out_folder(capsys):
     assert cnn.main(["--dataset=synthetic", "--resume"]) == 2
     assert "--resume needs --out" in capsys.readouterr().err
+
+
+def test_seed_keeps_the_validation_split_and_split_seed_moves_it(tmp_path):
+    from tests import gtsrb_fixtures as fx
+
+    src = fx.write_zips(tmp_path / "src")
+    common = dict(data_dir=str(src), cache_dir=str(tmp_path / "cache"), download=False, image_size=16)
+    common["val_fraction"] = 0.5
+    base = cnn.load_data(cnn.CNNConfig(**common))
+    same = cnn.load_data(cnn.CNNConfig(**common, seed=1))
+    moved = [cnn.load_data(cnn.CNNConfig(**common, split_seed=s)).val.images for s in (1, 2, 3)]
+    np.testing.assert_array_equal(same.val.images, base.val.images)
+    assert any(m.shape != base.val.images.shape or (m != base.val.images).any() for m in moved)
+
+    synth = dict(dataset="synthetic", synthetic_train=60, image_size=16)
+    a, b = cnn.load_data(cnn.CNNConfig(**synth)), cnn.load_data(cnn.CNNConfig(**synth, seed=1))
+    np.testing.assert_array_equal(a.train.images, b.train.images)
+    c = cnn.load_data(cnn.CNNConfig(**synth, split_seed=1))
+    assert (c.train.images != a.train.images).any()
+
+
+def test_runs_saved_before_split_seed_keep_their_split_on_eval_only(tmp_path):
+    from experiments.cli import saved_config
+
+    cli = {k: v for k, v in dataclasses.asdict(cnn.CNNConfig(seed=3)).items() if k != "split_seed"}
+    (tmp_path / "config.json").write_text(json.dumps({"experiment": "cnn", "cli": cli}))
+    cfg = saved_config(cnn.CNNConfig, cnn.CNNConfig(from_run=str(tmp_path), eval_only=True), "cnn")
+    assert (cfg.seed, cfg.split_seed, cfg.eval_only) == (3, 3, False)

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from experiments import unet
@@ -181,3 +182,11 @@ def test_rerun_needs_resume_and_eval_only_reads_the_run(tmp_path, capsys):
     trained = json.loads((out / "results.json").read_text())["trials"][0]["eval"]["f1"]
     assert again["mean"] == pytest.approx(trained["mean"], abs=1e-5)
     assert again["min"] == pytest.approx(trained["min"], abs=1e-5)
+
+
+def test_seed_keeps_the_data_and_split_seed_draws_other_images():
+    small = dict(dataset="synthetic", image_size=32, synthetic_train=4, synthetic_val=2, synthetic_test=2)
+    a, b = unet.load_data(unet.UNetConfig(**small)), unet.load_data(unet.UNetConfig(**small, seed=1))
+    np.testing.assert_array_equal(a.val.images, b.val.images)
+    c = unet.load_data(unet.UNetConfig(**small, split_seed=1))
+    assert (c.val.images != a.val.images).any()
