@@ -87,22 +87,38 @@ _BUILDERS: dict[str, type] = {}
 
 
 def prepare_with_tfds(
+    name: str,
     builder_name: str,
     config_name: str,
     *,
+    root: Path,
     image_size: int,
-    splits: Callable[[], dict[str, Iterator[Example]]],
-    cache_dir: Path,
+    cases: dict[str, list[str]],
+    example: Callable[[str, int], dict[str, np.ndarray]],
+    cache_dir: str | os.PathLike | None,
     progress: bool,
-) -> tuple[dict[str, Split], Path]:
-    """Build (once) and read back a cached TFDS dataset; ``splits`` is only called if not cached yet."""
+    **meta: Any,
+) -> Dataset:
+    """Build (once) and read back a cached TFDS dataset of `cases` per split, each made by `example`.
+
+    `example(stem, index)` (index = position in its split) is only called when nothing is cached yet;
+    `meta` joins the source, size, cache folder and cases in the Dataset's meta.
+    """
+
+    def splits() -> dict[str, Iterator[Example]]:
+        def gen(stems: list[str]) -> Iterator[Example]:
+            for i, stem in enumerate(stems):
+                yield stem, example(stem, i)
+
+        return {k: gen(v) for k, v in cases.items() if v}
+
     if builder_name not in _BUILDERS:
         _BUILDERS[builder_name] = _make_builder_class(builder_name)
     builder = _BUILDERS[builder_name](
         image_size=image_size,
         splits=splits,
         config=tfds.core.BuilderConfig(name=config_name),
-        data_dir=str(cache_dir),
+        data_dir=str(default_cache_dir(cache_dir)),
         file_format="array_record",
     )
     with quiet_tfds(not progress):
@@ -114,7 +130,14 @@ def prepare_with_tfds(
         images = np.stack([np.asarray(rows[i]["image"], np.uint8) for i in order])
         masks = np.stack([np.asarray(rows[i]["mask"], np.uint8) for i in order])
         out[str(split)] = Split(images, masks)
-    return out, Path(str(builder.data_dir))
+    meta = {
+        "source": str(root.resolve()),
+        "image_size": image_size,
+        "cache": str(builder.data_dir),
+        "cases": {k: list(v) for k, v in cases.items()},
+        **meta,
+    }
+    return _dataset(name, out, meta)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -283,30 +306,22 @@ def load_jsrt(
     files = [*images.values(), *masks["left lung"].values(), *masks["right lung"].values()]
     config = f"s{image_size}_{fingerprint(root, files, 'jsrt', image_size)}"
 
-    def splits() -> dict[str, Iterator[Example]]:
-        def gen(cases: list[str]) -> Iterator[Example]:
-            for i, stem in enumerate(cases):
-                left, right = masks["left lung"][stem], masks["right lung"][stem]
-                yield stem, _jsrt_example(images[stem], left, right, image_size, i)
+    def example(stem: str, index: int) -> dict[str, np.ndarray]:
+        left, right = masks["left lung"][stem], masks["right lung"][stem]
+        return _jsrt_example(images[stem], left, right, image_size, index)
 
-        return {k: gen(v) for k, v in split_cases.items() if v}
-
-    arrays, path = prepare_with_tfds(
+    return prepare_with_tfds(
+        "jsrt",
         "jaxadl_jsrt",
         config,
+        root=root,
         image_size=image_size,
-        splits=splits,
-        cache_dir=default_cache_dir(cache_dir),
+        cases=split_cases,
+        example=example,
+        cache_dir=cache_dir,
         progress=progress,
+        intensity="1 - raw/4096, scaled to 0..255",
     )
-    meta = {
-        "source": str(root.resolve()),
-        "image_size": image_size,
-        "cache": str(path),
-        "cases": {k: list(v) for k, v in split_cases.items()},
-        "intensity": "1 - raw/4096, scaled to 0..255",
-    }
-    return _dataset("jsrt", arrays, meta)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -402,31 +417,20 @@ def load_lung_folder(
         mask = _resize_mask(_read_folder_mask(masks[stem]), image_size)
         return {"image": pixels[..., None], "mask": mask[..., None], "index": np.int32(index)}
 
-    def splits() -> dict[str, Iterator[Example]]:
-        def gen(cases: list[str]) -> Iterator[Example]:
-            for i, stem in enumerate(cases):
-                yield stem, example(stem, i)
-
-        return {k: gen(v) for k, v in split_cases.items() if v}
-
-    arrays, cache = prepare_with_tfds(
+    return prepare_with_tfds(
+        "lung-folder",
         "jaxadl_lung_folder",
         config,
+        root=root,
         image_size=image_size,
-        splits=splits,
-        cache_dir=default_cache_dir(cache_dir),
+        cases=split_cases,
+        example=example,
+        cache_dir=cache_dir,
         progress=progress,
+        seed=seed,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
     )
-    meta = {
-        "source": str(root.resolve()),
-        "image_size": image_size,
-        "cache": str(cache),
-        "cases": split_cases,
-        "seed": seed,
-        "val_fraction": val_fraction,
-        "test_fraction": test_fraction,
-    }
-    return _dataset("lung-folder", arrays, meta)
 
 
 # --------------------------------------------------------------------------------------------------
