@@ -84,6 +84,9 @@ def test_recipe_defaults_and_overrides():
     assert strong.resolved("adam")["tta"] is True and strong.resolved("adam")["epochs"] == 30
     rprop = strong.resolved("rprop")
     assert rprop["full_batch"] is True and rprop["image_norm"] is True and rprop["epochs"] == 100
+    assert (cnn.CNNConfig().resolved("rprop")["lr"], rprop["eta_plus"]) == (3e-3, 1.5)
+    assert cnn.CNNConfig(recipe="report").resolved("rprop")["eta_plus"] == 1.2
+    assert cnn.CNNConfig(eta_plus=1.3).resolved("rprop")["eta_plus"] == 1.3
     assert cnn.CNNConfig(full_batch=False).resolved("rprop")["full_batch"] is False
     assert cnn.CNNConfig(recipe="report").resolved("adam")["tta"] is False
 
