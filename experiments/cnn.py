@@ -43,7 +43,8 @@ RECIPES = ("strong", "report")
 #     step 100, 90.23 at step 30: the Rprop default is full batch, 100 steps, --image-norm --tta.
 #   Step sizes, full batch (2-core CPU; experiments/sweeps/rprop_30_steps.txt, a quarter of the training
 #   images, no TTA), val % at step 30: --lr=1e-3 89.45, --lr=3e-3 90.95, --lr=1e-2 83.31 (overshoots),
-#   --lr=3e-3 --eta-plus=1.5 92.73. On the whole set (CPU, TTA) --lr=3e-3 --eta-plus=1.5 gave 92.91 at
+#   --lr=3e-3 --eta-plus=1.5 92.73, --eta-plus=1.5 (lr 1e-3) 92.31, --lr=3e-3 --eta-plus=2.0 diverged
+#   (3.86). On the whole set (CPU, TTA) --lr=3e-3 --eta-plus=1.5 gave 92.91 at
 #   step 30 (H200, lr 1e-3, eta+ 1.2: 90.23), 96.29 at 50 (95.74), 97.59 at 100 and best 97.64 at step 97
 #   (97.62 at 91): the same end, reached sooner, so lr 3e-3 and eta+ 1.5 are the Rprop defaults.
 #   --recipe=report (10 epochs): baseline 95.69 (CPU: 95.61), batch norm 97.62, SGD 50.13, Rprop 73.23.
