@@ -27,6 +27,7 @@ from jaxadl import plots, report
 from jaxadl.data.base import Dataset
 from jaxadl.metrics import summarize
 from jaxadl.parallel import check_divisible, make_mesh
+from jaxadl.postprocess import clean_masks, f1_masks
 from jaxadl.tasks import Task
 from jaxadl.train import DivergenceError, TrainConfig, Trainer, fit
 
@@ -260,7 +261,7 @@ def _run_trial(
             data.val,
             on_epoch=on_epoch,
             trainer=trainer,
-            checkpoint_dir=out / "checkpoints" / tag,
+            checkpoint_dir=out / "checkpoints" / tag if keep else None,
             keep=keep,
             resume=resume,
         )
@@ -273,6 +274,15 @@ def _run_trial(
         return record
     log(f"  compiled in {result.compile_seconds:.1f}s (not counted in epoch times)")
     per_example = trainer.evaluate(result.state, eval_data)
+    logits = None
+    if metric == "f1":  # also with the host-side clean-up (largest two regions, holes filled)
+        logits = trainer.predict(result.state, eval_data.images)
+        per_example["f1_post"] = f1_masks(clean_masks(logits > 0), eval_data.labels)
+        record["per_image"] = {
+            "cases": _case_names(data, eval_split, len(eval_data)),
+            "f1": [round(float(v), 6) for v in per_example["f1"]],
+            "f1_post": [round(float(v), 6) for v in per_example["f1_post"]],
+        }
     summary = {k: summarize(v) for k, v in per_example.items()}
     val_key = f"val_{metric}"
     best_val = max((r[val_key] for r in result.history if val_key in r), default=None)
@@ -285,12 +295,13 @@ def _run_trial(
         compile_seconds=result.compile_seconds,
         train_seconds=time.perf_counter() - t0 - result.compile_seconds,
     )
-    log(
-        f"  {eval_split} {metric}: {summary[metric]['mean']:.4f}"
-        + (f" (min over images {summary[metric]['min']:.4f})" if metric == "f1" else "")
-        + "; "
-        f"selected epoch {result.best_epoch}"
-    )
+    post = ""
+    if metric == "f1":
+        post = (
+            f" (min over images {summary['f1']['min']:.4f}); cleaned up: {summary['f1_post']['mean']:.4f}"
+            f" (min {summary['f1_post']['min']:.4f})"
+        )
+    log(f"  {eval_split} {metric}: {summary[metric]['mean']:.4f}{post}; selected epoch {result.best_epoch}")
     title = f"{variant.name}, trial {trial}"
     plots.loss_curve(
         result.step_losses,
@@ -301,16 +312,21 @@ def _run_trial(
     if metric == "f1":
         plots.history(result.history, "f1", title, out / "plots" / f"{tag}_history.png")
         worst = int(np.argmin(per_example["f1"]))
-        logits = trainer.predict(result.state, eval_data.images[worst : worst + 1])
         plots.segmentation(
             eval_data.images[worst],
             eval_data.labels[worst],
-            logits[0] > 0,
+            logits[worst] > 0,
             f"{title}: hardest {eval_split} image #{worst}",
             out / "plots" / f"{tag}_example.png",
             f1=float(per_example["f1"][worst]),
         )
     return record
+
+
+def _case_names(data: Dataset, split: str, n: int) -> list[str]:
+    """Names of the split's cases from the dataset's meta (file stems), else their indices."""
+    names = (data.meta.get("cases") or {}).get(split) if isinstance(data.meta, dict) else None
+    return [str(c) for c in names] if names is not None and len(names) == n else [str(i) for i in range(n)]
 
 
 def evaluate_run(run_dir: str | Path, data: Dataset, *, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -337,6 +353,8 @@ def evaluate_run(run_dir: str | Path, data: Dataset, *, log: Callable[[str], Non
         b = int(rec["train_config"].get("eval_batch_size", 500))
         logits = predictor.batch_logits(eval_data.images, b)
         per_example = predictor.task.metrics(jnp.asarray(logits), jnp.asarray(eval_data.labels))
+        if "f1" in per_example:
+            per_example["f1_post"] = f1_masks(clean_masks(logits > 0), eval_data.labels)
         summary = {k: summarize(np.asarray(v)) for k, v in per_example.items()}
         trials.append({**rec, "eval": summary})
         metric = predictor.task.main_metric

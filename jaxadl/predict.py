@@ -15,6 +15,7 @@ from PIL import Image
 
 from jaxadl.checkpoint import CheckpointError
 from jaxadl.models import SignCNN, UNet
+from jaxadl.postprocess import clean_masks
 from jaxadl.tasks import Task
 from jaxadl.train import in_batches, predict_logits
 
@@ -83,9 +84,11 @@ class Predictor:
         logits = self.logits(images)
         return logits.argmax(-1), np.asarray(jax.nn.softmax(logits, -1))
 
-    def segment(self, images: Any, save: str | Path | None = None) -> np.ndarray:
-        """Binary masks uint8 [N, S, S] (1 = lung); `save` writes the first as a PNG (0/255)."""
-        masks = (self.logits(images)[..., 0] > 0).astype(np.uint8)
+    def segment(self, images: Any, save: str | Path | None = None, clean: bool = False) -> np.ndarray:
+        """Binary masks uint8 [N, S, S] (1 = lung); `clean` keeps the largest two regions and fills holes
+        (jaxadl.postprocess); `save` writes the first mask as a PNG (0/255)."""
+        masks = self.logits(images)[..., 0] > 0
+        masks = (clean_masks(masks) if clean else masks).astype(np.uint8)
         if save is not None:
             Image.fromarray(masks[0] * 255).save(save)
         return masks

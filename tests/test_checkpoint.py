@@ -194,3 +194,8 @@ def test_segment_from_a_unet_run_folder(tmp_path):
 
     saved = np.asarray(Image.open(tmp_path / "mask.png"))
     np.testing.assert_array_equal(saved > 0, masks[0] > 0)
+    from jaxadl.postprocess import clean_mask
+
+    cleaned = predictor.segment(images, clean=True)
+    for raw, tidy in zip(masks, cleaned, strict=True):
+        np.testing.assert_array_equal(tidy, clean_mask(raw > 0).astype(np.uint8))

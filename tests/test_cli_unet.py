@@ -30,7 +30,9 @@ def _run(argv, capsys):
     [
         (["--upsample=bicubic"], "invalid choice: 'bicubic'"),
         (["--activation=gelu"], "invalid choice: 'gelu'"),
-        (["--dataset=gtsrb"], "--dataset 'gtsrb' is not one of jsrt, synthetic, folder:PATH"),
+        (["--dataset=gtsrb"], "--dataset 'gtsrb' is not one of jsrt, synthetic, npz, folder:PATH"),
+        (["--dataset=npz"], "--dataset=npz needs --data-dir=FILE.npz"),
+        (["--keep=-1"], "--keep must be >= 0, got -1"),
         (["--dataset=folder:"], "--dataset=folder:PATH needs a path"),
         (["--image-size=100"], "--image-size 100 is not divisible by 2**depth = 16 (--depth 4)"),
         (["--image-size=36", "--depth=3"], "--image-size 36 is not divisible by 2**depth = 8"),
@@ -107,6 +109,7 @@ def test_recipes_defaults_and_overrides():
     strong = unet.UNetConfig()
     r = strong.resolved()
     assert (r["batch_size"], r["dice_weight"], r["augment"], r["select"]) == (4, 1.0, True, "best")
+    assert (r["epochs"], r["batch_norm"], r["image_norm"], r["lr"]) == (25, True, True, 2e-3)
     report = unet.UNetConfig(recipe="report", dice_weight=0.5)
     r = report.resolved()
     assert (r["epochs"], r["lr"], r["schedule"], r["augment"], r["normalize"]) == (
@@ -131,7 +134,9 @@ def test_variants_grid_and_single():
         ("nearest", "relu", 2),
         ("bilinear", "elu", 2),
     ]
-    assert grid[0].task.dice_weight == 1.0 and grid[0].task.mean[0] > 0
+    assert grid[0].task.dice_weight == 1.0 and grid[0].task.image_norm
+    assert all(v.model.batch_norm for v in grid)  # the strong recipe's batch norm is not a row label
+    assert grid[0].train.epochs == 25 and grid[0].train.optim.schedule == "onecycle"
     assert grid[0].train.augment.translate_px == pytest.approx(0.03 * 32)
     (one,) = unet.build_variants(
         unet.UNetConfig(upsample="nearest", activation="elu", batch_norm=True, trials=3, recipe="report"),
@@ -139,6 +144,15 @@ def test_variants_grid_and_single():
     )
     assert one.name == "nearest + ELU + batch norm" and one.trials == 3 and one.model.batch_norm
     assert one.task.mean == (0.0,) and one.train.augment is None and one.train.optim.schedule == "constant"
+    assert not one.task.image_norm
+    (plain,) = unet.build_variants(unet.UNetConfig(batch_norm=False, image_size=32), data)
+    assert plain.name == "no batch norm" and not plain.model.batch_norm
+    no_bn = unet.build_variants(unet.UNetConfig(grid=True, batch_norm=False, image_size=32), data)
+    assert [v.name for v in no_bn] == [
+        "baseline + no batch norm",
+        "nearest + no batch norm",
+        "ELU + no batch norm",
+    ]
 
 
 def test_tiny_grid_run_writes_the_run_folder(tmp_path, capsys):
@@ -153,7 +167,7 @@ def test_tiny_grid_run_writes_the_run_folder(tmp_path, capsys):
         f1 = t["eval"]["f1"]
         assert f1["n"] == 3 and 0.0 <= f1["min"] <= f1["mean"] <= 1.0
     md = (out / "results.md").read_text()
-    assert "| modification | trial | test cases | mean F1 | std F1 | min F1 |" in md
+    assert "| modification | trial | test cases | mean F1 | std F1 | min F1 | cleaned mean F1 |" in md
     assert "| baseline | 1 | 3 |" in md and "| ELU | 1 | 3 |" in md
     config = json.loads((out / "config.json").read_text())
     assert config["experiment"] == "unet" and config["cli"]["grid"] is True
@@ -190,3 +204,26 @@ def test_seed_keeps_the_data_and_split_seed_draws_other_images():
     np.testing.assert_array_equal(a.val.images, b.val.images)
     c = unet.load_data(unet.UNetConfig(**small, split_seed=1))
     assert (c.val.images != a.val.images).any()
+
+
+def test_npz_dataset_draws_validation_and_names_the_cases(tmp_path, capsys):
+    from jaxadl.data.arrays import save_npz
+    from jaxadl.data.lungs import synthetic_lungs
+
+    data = synthetic_lungs(8, 0, 0, image_size=16, seed=4)
+    path = save_npz(data, tmp_path / "lungs.npz")
+    out = tmp_path / "run"
+    argv = ["--dataset=npz", f"--data-dir={path}", "--image-size=16", "--depth=1", "--width=4"]
+    argv += ["--epochs=1", "--batch-size=2", "--val-fraction=0.25", "--keep=0", f"--out={out}"]
+    code, stdout, _ = _run(argv, capsys)
+    assert code == 0, stdout
+    results = json.loads((out / "results.json").read_text())
+    assert results["eval_split"] == "val"  # no test split: validation is evaluated
+    (trial,) = results["trials"]
+    per_image = trial["per_image"]
+    assert len(per_image["f1"]) == len(per_image["f1_post"]) == len(per_image["cases"]) == 2
+    assert trial["eval"]["f1"]["mean"] == pytest.approx(np.mean(per_image["f1"]), abs=1e-6)
+    assert trial["eval"]["f1_post"]["n"] == 2
+    assert results["dataset_meta"]["val_from_train"] == {"fraction": 0.25, "seed": 0}
+    assert not (out / "checkpoints").exists()  # --keep=0: no checkpoints
+    assert "6 train / 2 val / 2 val" in stdout and "cleaned up:" in stdout

@@ -222,6 +222,62 @@ def test_folder_unreadable_file(folder: Path, tmp_path: Path) -> None:
         lungs.load_lung_folder(folder, image_size=32, cache_dir=tmp_path / "c", progress=False)
 
 
+def _write_cases(root: Path, names: list[str], side: int = 40, mask_side: int | None = None) -> None:
+    """Square gray PNG cases with {0,255} masks (mask_side: another resolution, as SCR masks are)."""
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    m = mask_side or side
+    for k, name in enumerate(names):
+        Image.fromarray(np.full((side, side), 10 * k, np.uint8)).save(root / "images" / f"{name}.png")
+        mask = np.zeros((m, m), np.uint8)
+        mask[m // 4 : 3 * m // 4, m // 4 : m // 2] = 255
+        Image.fromarray(mask).save(root / "masks" / f"{name}.png")
+
+
+def test_folder_fixed_split_used_as_given(tmp_path: Path) -> None:
+    root = tmp_path / "fixed"
+    train = [f"odd{i:02d}" for i in range(10)]
+    _write_cases(root / "train", train, side=40, mask_side=20)  # masks at half resolution are fine
+    _write_cases(root / "test", ["even00", "even01", "even02"], side=48)
+    ds = lungs.load_lung_folder(root, image_size=16, val_fraction=0.2, seed=3, cache_dir=tmp_path / "c")
+    cases = ds.meta["cases"]
+    assert cases["test"] == ["even00", "even01", "even02"] and len(ds.test) == 3
+    assert (len(cases["train"]), len(cases["val"])) == (8, 2)  # validation drawn from train/ only
+    assert sorted(cases["train"] + cases["val"]) == train
+    assert ds.meta["layout"] == "fixed split"
+    np.testing.assert_array_equal(ds.test.images[:, 0, 0, 0], [0, 10, 20])  # in name order, as given
+    assert set(np.unique(ds.train.labels)) == {0, 1} and ds.train.labels.mean() == pytest.approx(
+        0.125, abs=0.02
+    )
+    other = lungs.load_lung_folder(root, image_size=16, val_fraction=0.2, seed=4, cache_dir=tmp_path / "c")
+    assert other.meta["cases"]["val"] != cases["val"] and other.meta["cases"]["test"] == cases["test"]
+    # A val/ folder is used as given: nothing is drawn from train/.
+    _write_cases(root / "val", ["v0"])
+    given = lungs.load_lung_folder(root, image_size=16, cache_dir=tmp_path / "c")
+    assert given.meta["cases"]["val"] == ["v0"] and given.meta["cases"]["train"] == train
+
+
+def test_folder_fixed_split_without_test(tmp_path: Path) -> None:
+    _write_cases(tmp_path / "f" / "train", [f"c{i}" for i in range(5)])
+    ds = lungs.load_lung_folder(tmp_path / "f", image_size=16, val_fraction=0.2, cache_dir=tmp_path / "c")
+    assert ds.test is None and (len(ds.train), len(ds.val)) == (4, 1)
+
+
+def test_folder_mask_with_other_aspect_ratio_is_an_error(tmp_path: Path) -> None:
+    _write_cases(tmp_path / "f", ["a", "b"], side=40)
+    Image.fromarray(np.zeros((40, 20), np.uint8)).save(tmp_path / "f" / "masks" / "b.png")
+    with pytest.raises(DatasetError, match=r"masks/b\.png is 20x40 but its image b\.png is 40x40"):
+        lungs.load_lung_folder(tmp_path / "f", image_size=16, test_fraction=0.0, cache_dir=tmp_path / "c")
+    assert not list((tmp_path / "c").rglob("dataset_info.json"))  # nothing that looks finished
+
+
+def test_folder_both_layouts_is_an_error(tmp_path: Path) -> None:
+    _write_cases(tmp_path / "f", ["a", "b"])
+    _write_cases(tmp_path / "f" / "train", ["c", "d"])
+    with pytest.raises(DatasetError, match="both train/ and images/, masks/"):
+        lungs.load_lung_folder(tmp_path / "f", image_size=16, cache_dir=tmp_path / "c")
+
+
 # ---------------------------------------------------------------------------------------------- synthetic
 
 

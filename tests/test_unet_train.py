@@ -23,8 +23,8 @@ def test_default_recipe_raises_validation_f1():
     best = max(r["val_f1"] for r in result.history)
     assert after.mean() == np.float32(best)  # the selected epoch is the best on validation
     assert before < 0.5
-    assert after.mean() > 0.75 and after.mean() > before + 0.4  # measured: 0.08 -> 0.87
-    assert after.min() > 0.5  # measured: 0.80
+    assert after.mean() > 0.75 and after.mean() > before + 0.4  # measured: 0.11 -> 0.88
+    assert after.min() > 0.6  # measured: 0.85
 
 
 def _write_folder(root, n=12, size=64):

@@ -47,3 +47,33 @@ class Dataset:
         """The splits that exist, by name."""
         out = {"train": self.train, "val": self.val, "test": self.test}
         return {k: v for k, v in out.items() if v is not None}
+
+
+def hold_out_val(data: Dataset, fraction: float, seed: int) -> Dataset:
+    """`data` with a validation split drawn from its training split when it has none (else unchanged).
+
+    round(fraction * len(train)) examples (at least 1 when fraction > 0, never all) go to validation, by a
+    permutation seeded with `seed`; meta["cases"], when present, is split the same way.
+    """
+    if data.val is not None or fraction <= 0:
+        return data
+    if not 0 < fraction < 1:
+        raise DatasetError(f"val_fraction must be in [0, 1), got {fraction}")
+    n = len(data.train)
+    n_val = min(max(1, int(fraction * n + 0.5)), n - 1)
+    if n_val < 1:
+        raise DatasetError(f"{data.name}: {n} training example(s) cannot spare a validation split")
+    perm = np.random.default_rng(seed).permutation(n)
+    val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    pick = lambda idx: Split(data.train.images[idx], data.train.labels[idx])
+    meta = dict(data.meta)
+    cases = meta.get("cases")
+    if isinstance(cases, dict) and len(cases.get("train") or []) == n:
+        names = list(cases["train"])
+        meta["cases"] = {
+            **cases,
+            "train": [names[i] for i in train_idx],
+            "val": [names[i] for i in val_idx],
+        }
+    meta["val_from_train"] = {"fraction": fraction, "seed": seed}
+    return dataclasses.replace(data, train=pick(train_idx), val=pick(val_idx), meta=meta)

@@ -101,16 +101,16 @@ def prepare_with_tfds(
 ) -> Dataset:
     """Build (once) and read back a cached TFDS dataset of `cases` per split, each made by `example`.
 
-    `example(stem, index)` (index = position in its split) is only called when nothing is cached yet;
+    `example(split, stem, index)` (index = position in its split) is only called when nothing is cached yet;
     `meta` joins the source, size, cache folder and cases in the Dataset's meta.
     """
 
     def splits() -> dict[str, Iterator[Example]]:
-        def gen(stems: list[str]) -> Iterator[Example]:
+        def gen(split: str, stems: list[str]) -> Iterator[Example]:
             for i, stem in enumerate(stems):
-                yield stem, example(stem, i)
+                yield f"{split}/{stem}", example(split, stem, i)
 
-        return {k: gen(v) for k, v in cases.items() if v}
+        return {k: gen(k, v) for k, v in cases.items() if v}
 
     if builder_name not in _BUILDERS:
         _BUILDERS[builder_name] = _make_builder_class(builder_name)
@@ -306,7 +306,7 @@ def load_jsrt(
     files = [*images.values(), *masks["left lung"].values(), *masks["right lung"].values()]
     config = f"s{image_size}_{fingerprint(root, files, 'jsrt', image_size)}"
 
-    def example(stem: str, index: int) -> dict[str, np.ndarray]:
+    def example(split: str, stem: str, index: int) -> dict[str, np.ndarray]:
         left, right = masks["left lung"][stem], masks["right lung"][stem]
         return _jsrt_example(images[stem], left, right, image_size, index)
 
@@ -372,26 +372,8 @@ def folder_split(
     }
 
 
-def load_lung_folder(
-    path: str | os.PathLike,
-    *,
-    image_size: int = 256,
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.5,
-    seed: int = 0,
-    cache_dir: str | os.PathLike | None = None,
-    progress: bool = True,
-) -> Dataset:
-    """Images in ``path/images`` with binary masks of the same stem in ``path/masks`` (any size/format).
-
-    Images are converted to grayscale and bilinearly resized to ``image_size`` (aspect not kept); masks
-    ({0,1} or {0,255}) are area-resized and thresholded. ``test_fraction`` of all cases go to test and
-    ``val_fraction`` of the remainder to validation, by a permutation seeded with ``seed``.
-    """
-    _check_size(image_size)
-    root = Path(path).expanduser()
-    if not root.is_dir():
-        raise DatasetError(f"lung folder {root} does not exist")
+def _pairs(root: Path) -> tuple[dict[str, Path], dict[str, Path]]:
+    """Images and masks of matching stems in root/images and root/masks; errors name what does not match."""
     images, masks = _list_images(root / "images"), _list_images(root / "masks")
     if not images:
         raise DatasetError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {root / 'images'}")
@@ -404,18 +386,85 @@ def load_lung_folder(
         if only_mask:
             parts.append(f"masks without image: {', '.join(masks[s].name for s in only_mask[:5])}")
         raise DatasetError(f"{root}: file names do not match ({'; '.join(parts)})")
+    return images, masks
 
-    split_cases = folder_split(
-        list(images), val_fraction=val_fraction, test_fraction=test_fraction, seed=seed
-    )
-    files = [*images.values(), *masks.values()]
-    key = fingerprint(root, files, "folder", image_size, val_fraction, test_fraction, seed)
-    config = f"s{image_size}_{key}"
 
-    def example(stem: str, index: int) -> dict[str, np.ndarray]:
-        pixels = _resize_gray(_open_gray(images[stem]), image_size)
-        mask = _resize_mask(_read_folder_mask(masks[stem]), image_size)
-        return {"image": pixels[..., None], "mask": mask[..., None], "index": np.int32(index)}
+def _folder_example(image: Path, mask: Path, size: int, index: int) -> dict[str, np.ndarray]:
+    """One case: the image and its mask at size×size; a mask of another aspect ratio is an error."""
+    gray = _open_gray(image)
+    truth = _read_folder_mask(mask)
+    (h, w), (mh, mw) = gray.shape, truth.shape
+    if abs(w / h - mw / mh) > 0.01 * (w / h):
+        raise DatasetError(
+            f"mask {mask} is {mw}x{mh} but its image {image.name} is {w}x{h}: the aspect ratios differ "
+            "(a mask may be smaller or larger than its image, but must cover the same frame)"
+        )
+    pixels = _resize_gray(gray, size)
+    return {
+        "image": pixels[..., None],
+        "mask": _resize_mask(truth, size)[..., None],
+        "index": np.int32(index),
+    }
+
+
+def load_lung_folder(
+    path: str | os.PathLike,
+    *,
+    image_size: int = 256,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.5,
+    seed: int = 0,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> Dataset:
+    """Lung images with binary masks of the same file stem, in one of two layouts:
+
+    - fixed split: ``path/train/{images,masks}``, optional ``path/test/{images,masks}`` and
+      ``path/val/{images,masks}``, used as given; without ``val/``, ``val_fraction`` of the training
+      cases (a permutation seeded with ``seed``) validate. ``test_fraction`` is not used.
+    - flat: ``path/images`` and ``path/masks``; ``test_fraction`` of all cases go to test and
+      ``val_fraction`` of the rest to validation, by a permutation seeded with ``seed``.
+
+    Images are converted to grayscale and bilinearly resized to ``image_size`` (aspect not kept); masks
+    ({0,1} or {0,255}, any size with the image's aspect ratio) are area-resized and thresholded.
+    """
+    _check_size(image_size)
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise DatasetError(f"lung folder {root} does not exist")
+    fixed = (root / "train").is_dir()
+    if fixed:
+        found = {s: _pairs(root / s) for s in _SPLITS if (root / s).is_dir()}
+        stray = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name in ("images", "masks"))
+        if stray:
+            raise DatasetError(
+                f"{root} has both train/ and {'/, '.join(stray)}/: use either the fixed-split layout "
+                "(train/, test/, val/, each with images/ and masks/) or the flat one (images/, masks/)"
+            )
+        if "val" in found:
+            split_cases = {s: sorted(found[s][0]) for s in found}
+        else:
+            drawn = folder_split(
+                list(found["train"][0]), val_fraction=val_fraction, test_fraction=0.0, seed=seed
+            )
+            split_cases = {"train": drawn["train"], "val": drawn["val"]}
+            if "test" in found:
+                split_cases["test"] = sorted(found["test"][0])
+        files = [f for images, masks in found.values() for f in (*images.values(), *masks.values())]
+        options = ("fixed", image_size, val_fraction if "val" not in found else None, seed)
+    else:
+        images, masks = _pairs(root)
+        found = {s: (images, masks) for s in _SPLITS}
+        split_cases = folder_split(
+            list(images), val_fraction=val_fraction, test_fraction=test_fraction, seed=seed
+        )
+        files = [*images.values(), *masks.values()]
+        options = ("folder", image_size, val_fraction, test_fraction, seed)
+    config = f"s{image_size}_{fingerprint(root, files, *options)}"
+
+    def example(split: str, stem: str, index: int) -> dict[str, np.ndarray]:
+        images, masks = found.get(split, found["train"])  # drawn validation cases live in train/
+        return _folder_example(images[stem], masks[stem], image_size, index)
 
     return prepare_with_tfds(
         "lung-folder",
@@ -427,9 +476,10 @@ def load_lung_folder(
         example=example,
         cache_dir=cache_dir,
         progress=progress,
+        layout="fixed split" if fixed else "flat",
         seed=seed,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
+        val_fraction=val_fraction if not fixed or "val" not in found else None,
+        test_fraction=None if fixed else test_fraction,
     )
 
 
