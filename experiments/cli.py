@@ -124,21 +124,27 @@ def run_cli(experiment: str, cfg: Any, load_data: Callable, build_variants: Call
     def run() -> int:
         import jaxadl  # noqa: F401  (sets the fast XLA:CPU flags before JAX starts)
         from jaxadl.experiment import evaluate_run, run_experiment
-        from jaxadl.parallel import initialize_distributed
+        from jaxadl.parallel import broadcast_text, initialize_distributed, on_main_first
 
-        initialize_distributed()
+        several = initialize_distributed()
         if cfg.eval_only:
+            if several:
+                raise ValueError("--eval-only runs in one process: start it without JAX_COORDINATOR_ADDRESS")
             evaluate_run(cfg.from_run, load_data(saved_config(type(cfg), cfg, experiment)))
             return 0
         if cfg.resume and not cfg.out:
             raise ValueError("--resume needs --out=RUN_FOLDER (the run to continue)")
-        data = load_data(cfg)
+        # process 0 prepares a dataset cache before the others read it, and names the run folder for all
+        data = on_main_first(lambda: load_data(cfg))
         variants = build_variants(cfg, data)
+        out = broadcast_text(cfg.out or default_out(experiment))
+        if cfg.out and out != cfg.out:
+            print(f"note: process 0 writes the run folder {out}; --out={cfg.out} is not used here")
         run_experiment(
             experiment,
             data,
             variants,
-            cfg.out or default_out(experiment),
+            out,
             {"cli": dataclasses.asdict(cfg), **config},
             resume=cfg.resume,
             overwrite=cfg.overwrite,

@@ -26,7 +26,7 @@ import numpy as np
 from jaxadl import plots, report
 from jaxadl.data.base import Dataset
 from jaxadl.metrics import summarize
-from jaxadl.parallel import check_divisible, make_mesh
+from jaxadl.parallel import broadcast_text, check_divisible, is_main_process, make_mesh, on_main_first
 from jaxadl.postprocess import clean_masks, f1_masks
 from jaxadl.tasks import Task
 from jaxadl.train import DivergenceError, TrainConfig, Trainer, fit
@@ -63,6 +63,7 @@ def environment() -> dict[str, Any]:
         "backend": jax.default_backend(),
         "device": getattr(dev, "device_kind", str(dev)),
         "device_count": jax.device_count(),
+        "process_count": jax.process_count(),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
     }
 
@@ -141,15 +142,20 @@ def run_experiment(
     for variant in variants:  # fail before any training when a batch cannot split over the devices
         if not variant.train.full_batch:
             check_divisible(variant.train.batch_size, mesh)
-    out = prepare_folder(out, experiment, config, resume=resume, overwrite=overwrite)
-    _write_json(out / "config.json", {"experiment": experiment, **config})
     eval_split = "test" if data.test is not None else "val"
     eval_data = data.test if data.test is not None else data.val
     if eval_data is None:
         raise ValueError("the dataset has neither a test nor a validation split to evaluate on")
+    out, main = Path(out), is_main_process()
     metrics_path = out / "metrics.jsonl"
-    if not resume or not metrics_path.exists():
-        metrics_path.write_text("")
+
+    def start_folder() -> None:  # process 0 alone writes the run folder; all take part in checkpoints
+        prepare_folder(out, experiment, config, resume=resume, overwrite=overwrite)
+        _write_json(out / "config.json", {"experiment": experiment, **config})
+        if not resume or not metrics_path.exists():
+            metrics_path.write_text("")
+
+    on_main_first(start_folder, others=False)
     trials: list[dict[str, Any]] = []
     curves: dict[str, list[np.ndarray]] = {}
     for variant in variants:
@@ -161,9 +167,10 @@ def run_experiment(
                 f"{len(data.val) if data.val is not None else 0} val / {len(eval_data)} {eval_split} =="
             )
             done = out / "trials" / f"{slug(variant.name)}_trial{trial}.json"
-            if resume and done.exists():
+            finished = broadcast_text(done.read_text() if main and resume and done.exists() else "")
+            if finished:  # process 0's reading, so every process skips the same trials
                 log(f"   finished before; taken from {done}")
-                trials.append(json.loads(done.read_text()))
+                trials.append(json.loads(finished))
             else:
                 record = _run_trial(
                     variant,
@@ -179,8 +186,9 @@ def run_experiment(
                     keep,
                     mesh,
                 )
-                done.parent.mkdir(exist_ok=True)
-                _write_json(done, record)
+                if main:
+                    done.parent.mkdir(exist_ok=True)
+                    _write_json(done, record)
                 trials.append(record)
             curves.setdefault(variant.name, []).append(
                 np.asarray([r["train_loss"] for r in trials[-1].get("history", [])])
@@ -189,10 +197,6 @@ def run_experiment(
     table = (report.classification_table if metric == "accuracy" else report.segmentation_table)(
         trials, eval_split
     )
-    if curves:
-        plots.overlay(
-            curves, "training loss (epoch mean)", f"{experiment}: variants", out / "variants_loss.png"
-        )
     results = {
         "experiment": experiment,
         "dataset": data.name,
@@ -201,6 +205,12 @@ def run_experiment(
         "trials": trials,
         "environment": environment(),
     }
+    if not main:
+        return results
+    if curves:
+        plots.overlay(
+            curves, "training loss (epoch mean)", f"{experiment}: variants", out / "variants_loss.png"
+        )
     _write_json(out / "results.json", results)
     (out / "results.md").write_text(
         f"# {experiment} on {data.name}\n\nEvaluated on the {eval_split} split "
@@ -238,8 +248,9 @@ def _run_trial(
             f"  epoch {rec['epoch']:3d}/{cfg.epochs} loss {rec['train_loss']:.4f} {metric} "
             f"{rec[f'train_{metric}']:.4f}{val} | {rec['seconds']:.1f}s {rec['images_per_s']:.0f} img/s"
         )
-        with metrics_path.open("a") as f:
-            f.write(json.dumps({"variant": variant.name, "trial": trial, **rec}) + "\n")
+        if is_main_process():
+            with metrics_path.open("a") as f:
+                f.write(json.dumps({"variant": variant.name, "trial": trial, **rec}) + "\n")
 
     t0 = time.perf_counter()
     record: dict[str, Any] = {
@@ -302,6 +313,8 @@ def _run_trial(
             f" (min {summary['f1_post']['min']:.4f})"
         )
     log(f"  {eval_split} {metric}: {summary[metric]['mean']:.4f}{post}; selected epoch {result.best_epoch}")
+    if not is_main_process():
+        return record
     title = f"{variant.name}, trial {trial}"
     plots.loss_curve(
         result.step_losses,

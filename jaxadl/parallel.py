@@ -8,10 +8,16 @@ join through `jax.distributed.initialize()` (see `initialize_distributed`).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import TypeVar
 
 import jax
+import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
+
+T = TypeVar("T")
 
 AXIS = "data"
 
@@ -60,3 +66,43 @@ def initialize_distributed() -> bool:
     elif os.environ.get("JAXADL_DISTRIBUTED") == "1":
         jax.distributed.initialize()
     return jax.process_count() > 1
+
+
+def is_main_process() -> bool:
+    """True in process 0, the one that writes the run folder (always True with one process)."""
+    return jax.process_index() == 0
+
+
+def broadcast_text(text: str) -> str:
+    """Process 0's `text` in every process (a no-op with one process)."""
+    if jax.process_count() == 1:
+        return text
+    data = np.frombuffer(text.encode(), np.uint8) if is_main_process() else np.zeros(0, np.uint8)
+    size = int(multihost_utils.broadcast_one_to_all(np.int32(len(data))))
+    buffer = np.zeros(size, np.uint8)
+    buffer[: len(data)] = data[:size]
+    return bytes(np.asarray(multihost_utils.broadcast_one_to_all(buffer))).decode()
+
+
+def on_main_first(fn: Callable[[], T], others: bool = True) -> T | None:
+    """Run `fn` in process 0 first, then (`others`) in the other processes, which return None otherwise.
+
+    A failure in process 0 is raised there and, as ValueError with its message, in every other process,
+    so none waits forever. For steps with side effects on a shared filesystem: preparing a dataset cache
+    once before the others read it, creating the run folder in process 0 alone.
+    """
+    if jax.process_count() == 1:
+        return fn()
+    failure, result = "", None
+    if is_main_process():
+        try:
+            result = fn()
+        except Exception as e:  # told to the other processes, then re-raised here
+            broadcast_text(f"{type(e).__name__}: {e}")
+            raise
+    failure = broadcast_text(failure)
+    if failure:
+        raise ValueError(f"process 0 stopped: {failure}")
+    if is_main_process():
+        return result
+    return fn() if others else None

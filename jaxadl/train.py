@@ -170,7 +170,8 @@ class Trainer:
             self._order_fn = jax.jit(self._order)
             self._step_fn = jax.jit(self._indexed_step, donate_argnums=0)
             self.train_epoch = self._loop_epoch
-        self.evaluate_padded = jax.jit(self._evaluate)
+        # results replicated, so every process (also of a multi-host run) can read them back
+        self.evaluate_padded = jax.jit(self._evaluate, out_shardings=self._replicated)
 
     def init(self, input_shape: tuple[int, ...]) -> TrainState:
         """A fresh train state for inputs of `input_shape` (one example, e.g. (28, 28, 3))."""
@@ -338,11 +339,13 @@ class Trainer:
         """Logits for uint8 images [N, H, W, C], evaluated in batches of eval_batch_size."""
         if not hasattr(self, "_predict_fn"):
             self._predict_fn = jax.jit(
-                lambda p, s, x: predict_logits(self.model, p, s, self.task.inputs(x), self.cfg.tta)
+                lambda p, s, x: predict_logits(self.model, p, s, self.task.inputs(x), self.cfg.tta),
+                out_shardings=self._replicated,
             )
         params, batch_stats = state.eval_variables()
+        put = lambda x: jax.device_put(x, self._replicated)  # the same images in every process
         return in_batches(
-            lambda x: self._predict_fn(params, batch_stats, x), images, self.cfg.eval_batch_size
+            lambda x: self._predict_fn(params, batch_stats, put(x)), images, self.cfg.eval_batch_size
         )
 
 
