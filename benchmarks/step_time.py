@@ -22,8 +22,13 @@ jaxadl time / PyTorch time (below 1: jaxadl is faster).
 once, ``Trainer.train_epoch`` over a device-drawn permutation) against a Python loop that gathers each
 batch from host numpy arrays and ``device_put``s it every step, with the same compiled step.
 
-The JSON (``--json``) holds the configuration, the machine (device, cores, load average, versions,
-XLA_FLAGS) and every figure of the table.
+The JSON (``--json``) holds the configuration, the machine (device, cores, threads per side, load
+average and runnable processes before and after, versions, XLA_FLAGS) and every figure of the table.
+A speed figure counts only from an idle machine: under load PyTorch's threads lose far more than XLA's,
+so a ratio taken on a busy machine flatters jaxadl. The run waits up to ``--wait-idle`` seconds for the
+1-minute load to fall to half the cores, and when the machine was still busy (load above half the cores
+before the first window, or more runnable processes than cores + 1 before or after) the table says so
+loudly and the JSON has ``"valid_for_comparison": false`` with the reason in ``"busy"``.
 """
 
 from __future__ import annotations
@@ -105,6 +110,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="draw the initial weights with numpy instead of compiling Flax's initialisers (slow on CPU)",
     )
     p.add_argument("--json", default=None, metavar="PATH", help="write the results here")
+    p.add_argument(
+        "--wait-idle",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="wait at most this long for the 1-minute load to fall to half the cores (default: 120)",
+    )
     args = p.parse_args(argv)
     cnn = args.model == "cnn"
     args.batch_size = args.batch_size or (128 if cnn else 4)
@@ -174,6 +186,43 @@ def num_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
         return os.cpu_count() or 1
+
+
+def load_now() -> dict[str, Any]:
+    """The 1-minute load average and the runnable processes (this one included), where the OS says."""
+    out: dict[str, Any] = {}
+    if hasattr(os, "getloadavg"):
+        out["load_1min"] = os.getloadavg()[0]
+    try:
+        with open("/proc/loadavg") as f:
+            out["runnable"] = int(f.read().split()[3].split("/")[0])
+    except (OSError, IndexError, ValueError):
+        pass
+    return out
+
+
+def wait_for_idle(seconds: float, cores: int) -> None:
+    """Sleep until the 1-minute load is at most half the cores, or `seconds` have passed."""
+    deadline = time.monotonic() + seconds
+    while load_now().get("load_1min", 0.0) > cores / 2 and time.monotonic() < deadline:
+        print(f"waiting for an idle machine: 1-minute load {load_now()['load_1min']:.2f}", flush=True)
+        time.sleep(min(10.0, max(deadline - time.monotonic(), 0.0)))
+
+
+def busy_reason(before: dict[str, Any], after: dict[str, Any], cores: int) -> str | None:
+    """Why a run's figures are not valid for a comparison (None: the machine looked idle).
+
+    Under load PyTorch's worker threads lose far more than XLA's, so a ratio taken on a busy machine
+    flatters jaxadl; a run counts only when the 1-minute load before it was at most half the cores and
+    no more processes were runnable than the benchmark's own, before and after.
+    """
+    reasons = []
+    if before.get("load_1min", 0.0) > cores / 2:
+        reasons.append(f"1-minute load {before['load_1min']:.2f} before the first window (> {cores / 2:g})")
+    for when, snap in (("before", before), ("after", after)):
+        if snap.get("runnable", 1) > cores + 1:
+            reasons.append(f"{snap['runnable']} runnable processes {when} (> {cores + 1})")
+    return "; ".join(reasons) or None
 
 
 def spread(seconds_per_step: list[float]) -> dict[str, float]:
@@ -415,6 +464,8 @@ def machine_info() -> dict[str, Any]:
     }
     if hasattr(os, "getloadavg"):
         info["load_avg_start"] = list(os.getloadavg())
+    info["load_start"] = load_now()
+    info["xla_threads"] = num_cores()  # XLA:CPU's intra-op pool is sized to the usable cores
     return info
 
 
@@ -443,6 +494,17 @@ def print_table(result: dict[str, Any]) -> None:
         f"{cfg['model']}{' +bn' if cfg['batch_norm'] else ''}, {cfg['optimizer']}, batch {cfg['batch_size']}"
     )
     print(f"\n{title}, {cfg['image_size']} px on {machine['device_kind']} ({machine['cores']} cores)")
+    threads = f"threads: jaxadl (XLA) {machine.get('xla_threads')}"
+    if "torch_threads" in machine:
+        threads += f", PyTorch {machine['torch_threads']}"
+    start, end = machine.get("load_start", {}), machine.get("load_end", {})
+    print(
+        f"{threads}; load before {start.get('load_1min', float('nan')):.2f} "
+        f"({start.get('runnable', '?')} runnable), after {end.get('load_1min', float('nan')):.2f} "
+        f"({end.get('runnable', '?')} runnable)"
+    )
+    if result.get("busy"):
+        print(f"!!! BUSY MACHINE: {result['busy']}. Not valid for a comparison: rerun on an idle machine !!!")
     header = f"{'':8} {'compile s':>9} {'ms/step':>9} {'IQR ms':>15} {'min-max ms':>17} {'img/s':>9} {'GFLOP/s':>8}"
     print(header)
     for name in ("jaxadl", "torch"):
@@ -464,8 +526,10 @@ def print_table(result: dict[str, Any]) -> None:
         if result.get("machine", {}).get("backend") not in (None, "cpu"):
             print("  (on GPU the cost analysis leaves out cuDNN convolutions: GFLOP/s is an undercount)")
     if "ratio_jaxadl_over_torch" in result:
+        valid = "" if result.get("valid_for_comparison", True) else "  [NOT VALID: busy machine]"
         print(
             f"time ratio jaxadl / PyTorch: {result['ratio_jaxadl_over_torch']:.3f} (below 1: jaxadl faster)"
+            + valid
         )
     if "epoch" in result:
         e = result["epoch"]
@@ -482,6 +546,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(TORCH_HINT, file=sys.stderr)
         return 2
     model, task, shape = build_model(args)
+    wait_for_idle(args.wait_idle, num_cores())
     machine = machine_info()
     jax_side = JaxSide(args, model, task, shape)
     sides: list[Any] = [jax_side]
@@ -508,6 +573,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if hasattr(os, "getloadavg"):
         machine["load_avg_end"] = list(os.getloadavg())
+    machine["load_end"] = load_now()
+    busy = busy_reason(machine["load_start"], machine["load_end"], machine["cores"])
+    result["valid_for_comparison"] = busy is None
+    result["busy"] = busy
     print_table(result)
     if args.json:
         with open(args.json, "w") as f:

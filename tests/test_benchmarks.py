@@ -10,7 +10,7 @@ import pytest
 
 from benchmarks import step_time
 
-TINY = ["--warmup=1", "--windows=1", "--steps-per-window=2", "--fast-init"]
+TINY = ["--warmup=1", "--windows=1", "--steps-per-window=2", "--fast-init", "--wait-idle=0"]
 UNET = ["--model=unet", "--unet-width=4", "--unet-depth=2", "--image-size=32", "--batch-size=2"]
 
 
@@ -114,3 +114,26 @@ def test_without_torch():
 def test_bad_arguments():
     with pytest.raises(SystemExit):
         step_time.parse_args(["--model=unet", "--image-size=30"])
+
+
+def test_busy_machine_is_flagged_not_valid():
+    idle = {"load_1min": 0.4, "runnable": 1}
+    assert step_time.busy_reason(idle, idle, cores=2) is None
+    reason = step_time.busy_reason({"load_1min": 5.3, "runnable": 1}, idle, cores=2)
+    assert reason == "1-minute load 5.30 before the first window (> 1)"
+    reason = step_time.busy_reason(idle, {"load_1min": 0.9, "runnable": 6}, cores=2)
+    assert reason == "6 runnable processes after (> 3)"
+    assert step_time.busy_reason({}, {}, cores=2) is None  # no figures from the OS: nothing to say
+
+
+def test_the_json_records_load_threads_and_validity(tmp_path, capsys):
+    out = _run(tmp_path, ["--model=cnn", "--batch-size=8"])
+    machine = out["machine"]
+    assert machine["xla_threads"] == step_time.num_cores()
+    for snap in (machine["load_start"], machine["load_end"]):
+        assert snap["load_1min"] >= 0 and snap["runnable"] >= 1
+    expected = step_time.busy_reason(machine["load_start"], machine["load_end"], machine["cores"])
+    assert out["busy"] == expected and out["valid_for_comparison"] is (expected is None)
+    printed = capsys.readouterr().out
+    assert "threads: jaxadl (XLA)" in printed
+    assert ("BUSY MACHINE" in printed) is (expected is not None)

@@ -73,3 +73,36 @@ def test_batch_norm_eval_is_independent_of_the_rest_of_the_batch():
         variables, other[:2] * 0 + jnp.concatenate([x[:1], x[:1] * 5]), train=True, mutable=["batch_stats"]
     )
     assert not np.allclose(t1[0], t2[0], atol=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(3, 20, 20, 5), (2, 9, 7, 4)])
+def test_fast_pool_equals_flax_max_pool_in_value_and_gradient(shape):
+    import flax.linen as nn
+
+    from jaxadl.models.cnn import max_pool_2x2
+
+    x = jax.random.normal(jax.random.key(0), shape)  # continuous values: no ties inside a window
+    w = jax.random.normal(jax.random.key(1), max_pool_2x2(x).shape)
+    flax_pool = lambda a: nn.max_pool(a, (2, 2), strides=(2, 2))
+    np.testing.assert_array_equal(max_pool_2x2(x), flax_pool(x))
+    g_fast = jax.grad(lambda a: jnp.sum(max_pool_2x2(a) * w))(x)
+    g_flax = jax.grad(lambda a: jnp.sum(flax_pool(a) * w))(x)
+    np.testing.assert_array_equal(g_fast, g_flax)
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_sign_cnn_fast_pool_matches_nn_max_pool_end_to_end(batch_norm):
+    x = jax.random.uniform(jax.random.key(2), (4, 28, 28, 3))
+    fast, plain = SignCNN(batch_norm=batch_norm), SignCNN(batch_norm=batch_norm, fast_pool=False)
+    variables = plain.init(jax.random.key(0), x)
+
+    def loss(params, model):
+        out, _ = model.apply({**variables, "params": params}, x, train=True, mutable=["batch_stats"])
+        return jnp.mean(out**2)
+
+    assert fast.fast_pool and loss(variables["params"], fast) == pytest.approx(
+        float(loss(variables["params"], plain)), rel=1e-6
+    )
+    g_fast = jax.grad(loss)(variables["params"], fast)
+    g_plain = jax.grad(loss)(variables["params"], plain)
+    chex.assert_trees_all_close(g_fast, g_plain, rtol=1e-5, atol=1e-6)
