@@ -76,6 +76,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--model", choices=("cnn", "unet"), default="cnn", help="default: %(default)s")
     p.add_argument("--batch-norm", action="store_true", help="BatchNorm after each conv")
     p.add_argument(
+        "--flax-pool",
+        action="store_true",
+        help="cnn: nn.max_pool (select-and-scatter gradient) instead of the default reshape-and-max pool",
+    )
+    p.add_argument(
         "--optimizer", choices=("adam", "sgd", "rprop"), default="adam", help="default: %(default)s"
     )
     p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: %(default)s)")
@@ -135,7 +140,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def build_model(args: argparse.Namespace) -> tuple[Any, Task, tuple[int, ...]]:
     """The jaxadl model, its task and the shape of one input image."""
     if args.model == "cnn":
-        return SignCNN(batch_norm=args.batch_norm), Task("classification", 43), (args.image_size,) * 2 + (3,)
+        model = SignCNN(batch_norm=args.batch_norm, fast_pool=not args.flax_pool)
+        return model, Task("classification", 43), (args.image_size,) * 2 + (3,)
     model = UNet(
         depth=args.unet_depth,
         base_features=args.unet_width,

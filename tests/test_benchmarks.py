@@ -137,3 +137,9 @@ def test_the_json_records_load_threads_and_validity(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "threads: jaxadl (XLA)" in printed
     assert ("BUSY MACHINE" in printed) is (expected is not None)
+
+
+def test_flax_pool_flag_selects_the_pool():
+    fast, _, _ = step_time.build_model(step_time.parse_args(["--model=cnn"]))
+    plain, _, _ = step_time.build_model(step_time.parse_args(["--model=cnn", "--flax-pool"]))
+    assert fast.fast_pool and not plain.fast_pool
