@@ -77,19 +77,20 @@ def _read(out: Path) -> dict:
 
 
 def _same(a: dict, b: dict, metric: str) -> None:
-    """Equal to float tolerance: the all-reduces sum in another order across processes (losses agree to
-    ~2e-4 relative after an epoch); a metric may flip on one near-tied example."""
+    """Equal to float tolerance. Across processes the all-reduces sum in another order, which varies from
+    run to run: training losses agreed to 2e-4 relative after an epoch, validation losses with batch norm
+    (running statistics from those sums) to 8e-4; a metric may flip on a near-tied example."""
     assert [r["epoch"] for r in a["records"]] == [r["epoch"] for r in b["records"]]
-    for key in ("train_loss", "val_loss"):
+    for key, rtol in (("train_loss", 1e-3), ("val_loss", 3e-3)):
         np.testing.assert_allclose(
-            [r[key] for r in a["records"]], [r[key] for r in b["records"]], rtol=5e-4, err_msg=key
+            [r[key] for r in a["records"]], [r[key] for r in b["records"]], rtol=rtol, err_msg=key
         )
     np.testing.assert_allclose(
-        [r[f"val_{metric}"] for r in a["records"]], [r[f"val_{metric}"] for r in b["records"]], atol=5e-3
+        [r[f"val_{metric}"] for r in a["records"]], [r[f"val_{metric}"] for r in b["records"]], atol=0.01
     )
     for ta, tb in zip(a["results"]["trials"], b["results"]["trials"], strict=True):
         for stat in ("mean", "min"):
-            np.testing.assert_allclose(ta["eval"][metric][stat], tb["eval"][metric][stat], atol=5e-3)
+            np.testing.assert_allclose(ta["eval"][metric][stat], tb["eval"][metric][stat], atol=0.01)
 
 
 @pytest.mark.parametrize(
