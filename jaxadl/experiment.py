@@ -284,16 +284,19 @@ def _run_trial(
         record.update(failed=str(e), failed_step=e.step)
         return record
     log(f"  compiled in {result.compile_seconds:.1f}s (not counted in epoch times)")
-    per_example = trainer.evaluate(result.state, eval_data)
     logits = None
-    if metric == "f1":  # also with the host-side clean-up (largest two regions, holes filled)
+    if metric == "f1":  # one forward pass: the metrics, the clean-up (largest two regions) and the figure
         logits = trainer.predict(result.state, eval_data.images)
+        per_example = variant.task.metrics(jnp.asarray(logits), jnp.asarray(eval_data.labels))
+        per_example = {k: np.asarray(v) for k, v in per_example.items()}
         per_example["f1_post"] = f1_masks(clean_masks(logits > 0), eval_data.labels)
         record["per_image"] = {
             "cases": _case_names(data, eval_split, len(eval_data)),
             "f1": [round(float(v), 6) for v in per_example["f1"]],
             "f1_post": [round(float(v), 6) for v in per_example["f1_post"]],
         }
+    else:
+        per_example = trainer.evaluate(result.state, eval_data)
     summary = {k: summarize(v) for k, v in per_example.items()}
     val_key = f"val_{metric}"
     best_val = max((r[val_key] for r in result.history if val_key in r), default=None)
