@@ -12,6 +12,10 @@ from typing import Any, TypeVar
 
 C = TypeVar("C")
 
+# Exit codes of both experiment CLIs: 0 all trials trained, 2 usage or data error (nothing trained),
+# 3 some trial diverged (the others ran; results.json/md record which), 130 interrupted.
+EXIT_USAGE, EXIT_DIVERGED = 2, 3
+
 
 def opt(default: Any, help: str, choices: Sequence[Any] | None = None, shown: str | None = None) -> Any:
     """A config field with its help text (and choices) for the derived command line.
@@ -40,12 +44,12 @@ def parser_for(cls: type, description: str, prog: str | None = None) -> argparse
         help_text = f.metadata.get("help", "")
         default = f.default
         shown = f.metadata.get("shown") or ("from the recipe" if default is None else default)
-        if tp is bool:
+        if tp is bool:  # off-by-default switches get no --no-... form; the others can be turned off
             parser.add_argument(
                 flag,
-                action=argparse.BooleanOptionalAction,
+                action="store_true" if default is False else argparse.BooleanOptionalAction,
                 default=default,
-                help=f"{help_text} (default: {shown})",
+                help=help_text if default is False else f"{help_text} (default: {shown})",
             )
         else:
             parser.add_argument(
@@ -119,7 +123,10 @@ def default_out(experiment: str) -> str:
 
 
 def run_cli(experiment: str, cfg: Any, load_data: Callable, build_variants: Callable, config: dict) -> int:
-    """The body both experiment CLIs share: join a multi-host run, then re-evaluate or train and report."""
+    """The body both experiment CLIs share: join a multi-host run, then re-evaluate or train and report.
+
+    Returns the exit code: 0, or EXIT_DIVERGED when a trial's loss turned non-finite (the run still
+    finishes its other trials and writes every file)."""
 
     def run() -> int:
         import jaxadl  # noqa: F401  (sets the fast XLA:CPU flags before JAX starts)
@@ -140,7 +147,7 @@ def run_cli(experiment: str, cfg: Any, load_data: Callable, build_variants: Call
         out = broadcast_text(cfg.out or default_out(experiment))
         if cfg.out and out != cfg.out:
             print(f"note: process 0 writes the run folder {out}; --out={cfg.out} is not used here")
-        run_experiment(
+        results = run_experiment(
             experiment,
             data,
             variants,
@@ -151,6 +158,14 @@ def run_cli(experiment: str, cfg: Any, load_data: Callable, build_variants: Call
             keep=cfg.keep,
             devices=cfg.devices,
         )
+        failed = [t for t in results["trials"] if t.get("failed")]
+        if failed:
+            print(
+                f"error: {len(failed)} of {len(results['trials'])} trials diverged (non-finite loss); "
+                f"their rows in {out}/results.md say where (exit code {EXIT_DIVERGED})",
+                file=sys.stderr,
+            )
+            return EXIT_DIVERGED
         return 0
 
     return main_guard(run)

@@ -295,7 +295,9 @@ def _name(optimizer: str, batch_norm: bool) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse(CNNConfig, argv, __doc__, prog="python -m experiments.cnn")
-    return run_cli("cnn", cfg, load_data, build_variants, {"recipe": cfg.recipe})
+    optimizers = sorted({spec[1] for spec in GRID}) if cfg.grid else [cfg.optimizer]
+    resolved = {o: cfg.resolved(o) for o in optimizers}  # the values used, beside the raw flags
+    return run_cli("cnn", cfg, load_data, build_variants, {"recipe": cfg.recipe, "resolved": resolved})
 
 
 if __name__ == "__main__":

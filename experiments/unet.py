@@ -126,7 +126,7 @@ class UNetConfig:
         shown="none",
     )
     cache_dir: str | None = opt(
-        None, "where prepared datasets are cached (else $JAXADL_DATA_DIR or ~/.cache/jaxadl)"
+        None, "where prepared datasets are cached", shown="$JAXADL_DATA_DIR or ~/.cache/jaxadl"
     )
     image_size: int = opt(256, "input side length in pixels; divisible by 2**depth (the report uses 256)")
     val_fraction: float = opt(
@@ -147,7 +147,7 @@ class UNetConfig:
     batch_norm: bool | None = opt(None, "BatchNorm after each conv")
     depth: int = opt(4, "pooling levels of the U-Net")
     width: int = opt(16, "features of the first level (doubling per level)")
-    trials: int | None = opt(None, "trials per variant (default: 1, or 2 with --grid)")
+    trials: int | None = opt(None, "trials per variant", shown="1, or 2 with --grid")
     epochs: int | None = opt(None, "training epochs")
     batch_size: int | None = opt(None, "training batch size")
     eval_batch_size: int = opt(16, "images per evaluation batch (memory only; results do not change)")
@@ -168,12 +168,12 @@ class UNetConfig:
     out: str | None = opt(None, "run folder to write", shown="runs/unet-<date>-<time>, a new folder each run")
     resume: bool = opt(False, "continue the run in --out from its newest checkpoints (same options)")
     overwrite: bool = opt(False, "replace the run in --out")
-    devices: int | None = opt(None, "data-parallel over the first N devices (default: all visible devices)")
+    devices: int | None = opt(None, "data-parallel over the first N devices", shown="all visible devices")
     keep: int = opt(
         2, "checkpoints kept per trial (plus the best one); 0: none (no --resume, no predict.load)"
     )
     eval_only: bool = opt(False, "re-evaluate the finished run given by --from-run, without training")
-    from_run: str | None = opt(None, "run folder to re-evaluate with --eval-only")
+    from_run: str | None = opt(None, "run folder to re-evaluate with --eval-only", shown="none")
 
     def __post_init__(self) -> None:
         self.dataset_kind()  # validates the spec

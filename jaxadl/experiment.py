@@ -28,6 +28,7 @@ from jaxadl.data.base import Dataset
 from jaxadl.metrics import summarize
 from jaxadl.parallel import broadcast_text, check_divisible, is_main_process, make_mesh, on_main_first
 from jaxadl.postprocess import clean_masks, f1_masks
+from jaxadl.progress import format_seconds
 from jaxadl.tasks import Task
 from jaxadl.train import DivergenceError, TrainConfig, Trainer, fit
 
@@ -156,14 +157,24 @@ def run_experiment(
             metrics_path.write_text("")
 
     on_main_first(start_folder, others=False)
+    log(plan(variants, data, eval_split, out, mesh.devices.size))
+    total_trials, trial_seconds = sum(v.trials for v in variants), []
     trials: list[dict[str, Any]] = []
-    curves: dict[str, list[np.ndarray]] = {}
+    metric = variants[0].task.main_metric
+    objectives = {v.task.objective_name for v in variants}  # named on the axis when the variants share it
+    objective = f" ({objectives.pop()})" if len(objectives) == 1 else ""
+    panels: dict[str, dict[str, list[np.ndarray]]] = {
+        f"training objective{objective}, epoch mean": {},
+        f"val {metric}": {},
+    }
     for variant in variants:
         for trial in range(1, variant.trials + 1):
             cfg = dataclasses.replace(variant.train, seed=variant.train.seed + trial - 1)
             tag = f"{variant.name} trial {trial}"
+            left = total_trials - len(trials)
+            eta = f"; ~{format_seconds(np.mean(trial_seconds) * left)} left" if trial_seconds else ""
             log(
-                f"== {tag}: {len(data.train)} train / "
+                f"== {tag} ({len(trials) + 1} of {total_trials} in this run{eta}): {len(data.train)} train / "
                 f"{len(data.val) if data.val is not None else 0} val / {len(eval_data)} {eval_split} =="
             )
             done = out / "trials" / f"{slug(variant.name)}_trial{trial}.json"
@@ -190,10 +201,11 @@ def run_experiment(
                     done.parent.mkdir(exist_ok=True)
                     _write_json(done, record)
                 trials.append(record)
-            curves.setdefault(variant.name, []).append(
-                np.asarray([r["train_loss"] for r in trials[-1].get("history", [])])
-            )
-    metric = variants[0].task.main_metric
+                if "train_seconds" in record:
+                    trial_seconds.append(record["train_seconds"] + record["compile_seconds"])
+            for curves, key in zip(panels.values(), ("train_loss", f"val_{metric}"), strict=True):
+                rows = [r[key] for r in trials[-1].get("history", []) if key in r]
+                curves.setdefault(variant.name, []).append(np.asarray(rows))
     table = (report.classification_table if metric == "accuracy" else report.segmentation_table)(
         trials, eval_split
     )
@@ -207,18 +219,61 @@ def run_experiment(
     }
     if not main:
         return results
-    if curves:
-        plots.overlay(
-            curves, "training loss (epoch mean)", f"{experiment}: variants", out / "variants_loss.png"
-        )
+    panels = {k: c for k, c in panels.items() if any(len(r) for runs in c.values() for r in runs)}
+    if panels:
+        plots.overlay(panels, f"{experiment}: variants", out / "variants.png")
     _write_json(out / "results.json", results)
+    recipe = f"Recipe: {config['recipe']} (resolved values in config.json). " if config.get("recipe") else ""
     (out / "results.md").write_text(
-        f"# {experiment} on {data.name}\n\nEvaluated on the {eval_split} split "
-        f"({len(eval_data)} examples).\n\n{table}\n"
+        f"# {experiment} on {data.name}\n\n{recipe}Evaluated on the {eval_split} split "
+        f"({len(eval_data)} examples); the selected epoch is the one evaluated.\n\n{table}\n"
     )
     log("\n" + table)
     log(f"\nwrote {out}/results.md, results.json, metrics.jsonl and plots")
     return results
+
+
+def plan(variants: list[Variant], data: Dataset, eval_split: str, out: Path, devices: int) -> str:
+    """What a run is about to do, printed before the first compile: variants, trials, epochs, steps."""
+    lines = [f"plan: {sum(v.trials for v in variants)} trial(s) on {devices} device(s), writing {out}"]
+    for v in variants:
+        c = v.train
+        steps = 1 if c.full_batch else len(data.train) // c.batch_size
+        batch = "the whole training set" if c.full_batch else f"batches of {c.batch_size}"
+        lines.append(
+            f"  {v.name}: {v.trials} trial(s) x {c.epochs} epochs x {steps} steps ({batch}), "
+            f"{c.optim.name} lr {c.optim.lr:g} {c.optim.schedule}, keeps the {c.select} epoch, "
+            f"evaluated on {eval_split}"
+        )
+    return "\n".join(lines)
+
+
+def chance_level(metric: str, labels: np.ndarray) -> float:
+    """What a model that learned nothing scores: the majority class's share (accuracy), or the mean F1 of
+    calling every pixel foreground (per-image F1)."""
+    labels = np.asarray(labels)
+    if metric == "accuracy":
+        return float(np.bincount(labels.ravel().astype(np.int64)).max() / max(labels.size, 1))
+    p = (labels > 0).reshape(len(labels), -1).mean(1)
+    return float(np.mean(2 * p / (1 + p))) if len(p) else 0.0
+
+
+def _not_learned_note(
+    cfg: TrainConfig, steps_per_epoch: int, metric: str, value: float, chance: float
+) -> str:
+    """A note when the evaluated model is no better than chance (a run too short for its schedule)."""
+    if value > chance:
+        return ""
+    steps = steps_per_epoch * cfg.epochs
+    warm = (
+        f", {max(round(cfg.optim.warmup_fraction * steps), 1)} of them warming the learning rate up"
+        if cfg.optim.schedule != "constant"
+        else ""
+    )
+    return (
+        f"  note: {metric} {value:.4f} is no better than chance ({chance:.4f}): the model has not learned yet after "
+        f"{steps} optimizer steps{warm}. Train longer (--epochs) before reading anything into it."
+    )
 
 
 def model_spec(model: nn.Module) -> dict[str, Any]:
@@ -239,15 +294,6 @@ def _run_trial(
     tag = f"{slug(variant.name)}_trial{trial}"
 
     def on_epoch(rec: dict[str, float]) -> None:
-        val = (
-            f" val_loss {rec['val_loss']:.4f} val_{metric} {rec[f'val_{metric}']:.4f}"
-            if "val_loss" in rec
-            else ""
-        )
-        log(
-            f"  epoch {rec['epoch']:3d}/{cfg.epochs} loss {rec['train_loss']:.4f} {metric} "
-            f"{rec[f'train_{metric}']:.4f}{val} | {rec['seconds']:.1f}s {rec['images_per_s']:.0f} img/s"
-        )
         if is_main_process():
             with metrics_path.open("a") as f:
                 f.write(json.dumps({"variant": variant.name, "trial": trial, **rec}) + "\n")
@@ -263,6 +309,9 @@ def _run_trial(
         "checkpoints": f"checkpoints/{tag}",
         "input_shape": list(data.train.images.shape[1:]),
     }
+    names = data.meta.get("class_names") if isinstance(data.meta, dict) else None
+    if metric == "accuracy" and names:
+        record["class_names"] = list(names)  # predict.load(...).classify names its answers
     try:
         result = fit(
             variant.model,
@@ -275,6 +324,8 @@ def _run_trial(
             checkpoint_dir=out / "checkpoints" / tag if keep else None,
             keep=keep,
             resume=resume,
+            verbose=True,
+            log=log,
         )
     except DivergenceError as e:
         log(
@@ -316,6 +367,10 @@ def _run_trial(
             f" (min {summary['f1_post']['min']:.4f})"
         )
     log(f"  {eval_split} {metric}: {summary[metric]['mean']:.4f}{post}; selected epoch {result.best_epoch}")
+    chance = chance_level(metric, eval_data.labels)
+    note = _not_learned_note(cfg, trainer.steps_per_epoch, metric, summary[metric]["mean"], chance)
+    if note:
+        log(note)
     if not is_main_process():
         return record
     title = f"{variant.name}, trial {trial}"
@@ -325,8 +380,16 @@ def _run_trial(
         f"{title}: training loss",
         out / "plots" / f"{tag}_loss.png",
     )
+    task = variant.task
+    plots.history(
+        result.history,
+        metric,
+        title,
+        out / "plots" / f"{tag}_history.png",
+        loss_name=task.eval_loss_name,
+        objective_name=task.objective_name,
+    )
     if metric == "f1":
-        plots.history(result.history, "f1", title, out / "plots" / f"{tag}_history.png")
         worst = int(np.argmin(per_example["f1"]))
         plots.segmentation(
             eval_data.images[worst],
@@ -383,4 +446,5 @@ def evaluate_run(run_dir: str | Path, data: Dataset, *, log: Callable[[str], Non
     _write_json(run_dir / "eval.json", results)
     (run_dir / "eval.md").write_text(f"# re-evaluation of {run_dir} on {data.name} ({split})\n\n{table}\n")
     log("\n" + table)
+    log(f"\nwrote {run_dir / 'eval.json'} and {run_dir / 'eval.md'}")
     return results

@@ -10,6 +10,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+
+def _epoch_axis(ax: plt.Axes) -> None:
+    """Epochs are whole numbers: no 1.2, 1.4, ... ticks on short runs."""
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _save(fig: plt.Figure, path: str | Path) -> Path:
@@ -36,44 +42,77 @@ def loss_curve(step_losses: np.ndarray, steps_per_epoch: int, title: str, path: 
     smooth = _smooth(step_losses, window)
     ax.plot(steps[window - 1 :][: len(smooth)], smooth, lw=1.6, label=f"mean of {window} steps")
     ax.set(xlabel="epoch", ylabel="training loss", title=title)
+    _epoch_axis(ax)
     ax.grid(alpha=0.3)
     ax.legend()
     return _save(fig, path)
 
 
-def overlay(curves: Mapping[str, Sequence[np.ndarray]], ylabel: str, title: str, path: str | Path) -> Path:
-    """Per-epoch curves of several variants on one axis: the mean over trials, with min-max band."""
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    for name, runs in curves.items():
-        runs = [np.asarray(r) for r in runs if len(r)]
-        if not runs:
-            continue
-        n = min(len(r) for r in runs)
-        stack = np.stack([r[:n] for r in runs])
-        epochs = np.arange(1, n + 1)
-        (line,) = ax.plot(
-            epochs, stack.mean(0), lw=1.6, label=f"{name} ({len(runs)} trial{'s' * (len(runs) > 1)})"
-        )
-        if len(runs) > 1:
-            ax.fill_between(epochs, stack.min(0), stack.max(0), color=line.get_color(), alpha=0.2)
-    ax.set(xlabel="epoch", ylabel=ylabel, title=title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    return _save(fig, path)
-
-
-def history(records: Sequence[Mapping[str, float]], metric: str, title: str, path: str | Path) -> Path:
-    """Training and validation loss and metric per epoch, side by side (figures 19-24)."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    epochs = [r["epoch"] for r in records]
-    for ax, key in zip(axes, ("loss", metric), strict=True):
-        for split in ("train", "val"):
-            vals = [r.get(f"{split}_{key}") for r in records]
-            if any(v is not None for v in vals):
-                ax.plot(epochs, vals, marker=".", label=split)
-        ax.set(xlabel="epoch", ylabel=key, title=f"{title}: {key}")
+def overlay(panels: Mapping[str, Mapping[str, Sequence[np.ndarray]]], title: str, path: str | Path) -> Path:
+    """Per-epoch curves of several variants, one panel per quantity (y label -> variant -> one curve per
+    trial): the mean over trials, with a min-max band."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4), squeeze=False)
+    for ax, (ylabel, curves) in zip(axes[0], panels.items(), strict=True):
+        for name, runs in curves.items():
+            runs = [np.asarray(r) for r in runs if len(r)]
+            if not runs:
+                continue
+            n = min(len(r) for r in runs)
+            stack = np.stack([r[:n] for r in runs])
+            epochs = np.arange(1, n + 1)
+            (line,) = ax.plot(
+                epochs, stack.mean(0), lw=1.6, label=f"{name} ({len(runs)} trial{'s' * (len(runs) > 1)})"
+            )
+            if len(runs) > 1:
+                ax.fill_between(epochs, stack.min(0), stack.max(0), color=line.get_color(), alpha=0.2)
+        ax.set(xlabel="epoch", ylabel=ylabel, title=f"{title}: {ylabel}")
+        _epoch_axis(ax)
         ax.grid(alpha=0.3)
         ax.legend()
+    return _save(fig, path)
+
+
+def history(
+    records: Sequence[Mapping[str, float]],
+    metric: str,
+    title: str,
+    path: str | Path,
+    loss_name: str = "loss",
+    objective_name: str | None = None,
+) -> Path:
+    """Loss and metric per epoch, train beside val (figures 19-24), each curve labelled with what it is.
+
+    train_eval_loss and val_loss are the same loss (`loss_name`); the training objective (`objective_name`,
+    e.g. with label smoothing or Dice) is drawn dashed only when it differs. Training figures come from the
+    augmented batches of the epoch, validation figures from the model at the epoch's end.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    epochs = [r["epoch"] for r in records]
+    curves = {
+        "loss": [
+            ("train_eval_loss", f"train: {loss_name} (augmented batches, during the epoch)", "C0-"),
+            ("val_loss", f"val: {loss_name}", "C1-"),
+        ],
+        metric: [
+            (f"train_{metric}", "train (augmented batches, during the epoch)", "C0-"),
+            (f"val_{metric}", "val", "C1-"),
+        ],
+    }
+    if objective_name and objective_name != loss_name:
+        curves["loss"].insert(0, ("train_loss", f"train objective: {objective_name}", "C7--"))
+    if not any("train_eval_loss" in r for r in records):  # a history recorded before train_eval_loss
+        curves["loss"] = [("train_loss", f"train objective: {objective_name or loss_name}", "C0-")] + curves[
+            "loss"
+        ][-1:]
+    for ax, (key, series) in zip(axes, curves.items(), strict=True):
+        for field, label, style in series:
+            vals = [r.get(field) for r in records]
+            if any(v is not None for v in vals):
+                ax.plot(epochs, vals, style, marker=".", label=label)
+        ax.set(xlabel="epoch", ylabel=key, title=f"{title}: {key}")
+        _epoch_axis(ax)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     return _save(fig, path)
 
 

@@ -6,7 +6,7 @@ import dataclasses
 import functools
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -22,14 +22,40 @@ from jaxadl.train import in_batches, predict_logits
 _MODELS = {"SignCNN": SignCNN, "UNet": UNet}
 
 
+class Classification(NamedTuple):
+    """classify's answer: class ids [N], softmax probabilities [N, classes], class names [N]."""
+
+    ids: np.ndarray
+    probs: np.ndarray
+    names: list[str]
+
+
 @dataclasses.dataclass(frozen=True)
 class Predictor:
     """A trained model with its task (input scaling) and variables, ready to predict."""
 
     model: Any
     task: Task
-    variables: dict[str, Any]
-    record: dict[str, Any]
+    variables: dict[str, Any] = dataclasses.field(repr=False)
+    record: dict[str, Any] = dataclasses.field(repr=False)
+
+    def __repr__(self) -> str:
+        r = self.record
+        metric = self.task.main_metric
+        score = (r.get("eval") or {}).get(metric, {}).get("mean")
+        scored = f", {metric}={score:.4f}" if score is not None else ""
+        return (
+            f"Predictor({type(self.model).__name__}, variant={r.get('variant')!r}, trial={r.get('trial')}, "
+            f"epoch={r.get('best_epoch')}{scored})"
+        )
+
+    @property
+    def class_names(self) -> list[str]:
+        """Class names from the training data (GTSRB's sign names), else the ids as text."""
+        names = self.record.get("class_names")
+        if names:
+            return list(names)
+        return [str(i) for i in range(self.task.num_classes)]
 
     @property
     def image_size(self) -> int:
@@ -79,10 +105,12 @@ class Predictor:
         """Logits for image files, PIL images or arrays of any size (resized to the model's input)."""
         return self.batch_logits(self._images(images))
 
-    def classify(self, images: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Class ids and softmax probabilities for an image file, array, or a list of them."""
+    def classify(self, images: Any) -> Classification:
+        """Class ids, softmax probabilities and class names for an image file, array, or a list of them."""
         logits = self.logits(images)
-        return logits.argmax(-1), np.asarray(jax.nn.softmax(logits, -1))
+        ids = logits.argmax(-1)
+        names = self.class_names
+        return Classification(ids, np.asarray(jax.nn.softmax(logits, -1)), [names[i] for i in ids])
 
     def segment(self, images: Any, save: str | Path | None = None, clean: bool = False) -> np.ndarray:
         """Binary masks uint8 [N, S, S] (1 = lung); `clean` keeps the largest two regions and fills holes

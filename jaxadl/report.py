@@ -23,19 +23,25 @@ def _mean_std(values: list[float]) -> str:
 
 def classification_table(trials: Sequence[dict[str, Any]], split: str) -> str:
     """Variant, trial, accuracy on `split` (test, or val when there is no test set), and mean ± std."""
-    lines = [f"| variant | trial | {split} accuracy | best val accuracy | epochs |", "|---|---|---|---|---|"]
+    lines = [
+        f"| variant | trial | {split} accuracy | best val accuracy | epochs run | selected epoch |",
+        "|---|---|---|---|---|---|",
+    ]
     summary = ["", f"| variant | trials | mean ± std {split} accuracy |", "|---|---|---|"]
     for name, runs in _variants(trials).items():
         accs = []
         for t in runs:
             if t.get("failed"):
-                lines.append(f"| {name} | {t['trial']} | failed: {t['failed']} | — | — |")
+                lines.append(f"| {name} | {t['trial']} | failed: {t['failed']} | — | — | — |")
                 continue
             acc = t["eval"]["accuracy"]["mean"]
             accs.append(acc * 100)
             val = t.get("best_val")
             val_s = f"{val * 100:.2f} %" if val is not None else "—"
-            lines.append(f"| {name} | {t['trial']} | {acc * 100:.2f} % | {val_s} | {t['epochs_run']} |")
+            lines.append(
+                f"| {name} | {t['trial']} | {acc * 100:.2f} % | {val_s} | {t['epochs_run']} "
+                f"| {t.get('best_epoch', '—')} |"
+            )
         mean = (
             f"{np.mean(accs):.2f} ± {np.std(accs):.2f} %"
             if len(accs) > 1
@@ -50,8 +56,8 @@ def segmentation_table(trials: Sequence[dict[str, Any]], split: str) -> str:
     clean-up (largest two regions, holes filled; "—" where not recorded), and a per-variant summary."""
     lines = [
         f"| modification | trial | {split} cases | mean F1 | std F1 | min F1 "
-        "| cleaned mean F1 | cleaned std F1 | cleaned min F1 |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| cleaned mean F1 | cleaned std F1 | cleaned min F1 | selected epoch |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     summary = [
         "",
@@ -62,7 +68,7 @@ def segmentation_table(trials: Sequence[dict[str, Any]], split: str) -> str:
         means, mins, post_means, post_mins = [], [], [], []
         for t in runs:
             if t.get("failed"):
-                lines.append(f"| {name} | {t['trial']} | — | failed: {t['failed']} | — | — | — | — | — |")
+                lines.append(f"| {name} | {t['trial']} | — | failed: {t['failed']} | — | — | — | — | — | — |")
                 continue
             f1, post = t["eval"]["f1"], t["eval"].get("f1_post")
             means.append(f1["mean"])
@@ -74,7 +80,7 @@ def segmentation_table(trials: Sequence[dict[str, Any]], split: str) -> str:
                 cleaned = f"| {post['mean']:.4f} | {post['std']:.4f} | {post['min']:.4f}"
             lines.append(
                 f"| {name} | {t['trial']} | {f1['n']} | {f1['mean']:.4f} | {f1['std']:.4f} | {f1['min']:.4f} "
-                f"{cleaned} |"
+                f"{cleaned} | {t.get('best_epoch', '—')} |"
             )
         summary.append(
             f"| {name} | {len(means)} | {_mean_std(means)} | {_mean_std(mins)} "

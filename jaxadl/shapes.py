@@ -42,8 +42,21 @@ SIGN_CNN_LAYERS: tuple[tuple[str, str, int, int | None], ...] = (
 )
 
 
-def layer_table(image_size: int = 28, channels: int = 3) -> list[LayerShape]:
-    """Table 1.1.2 row by row for a square input of `image_size` pixels."""
+class LayerTable(list):
+    """The rows of table 1.1.2 (LayerShape each); printed, the table as the report shows it."""
+
+    def __str__(self) -> str:
+        lines = ["| layer | input | kernel | stride | padding | output |", "|---|---|---|---|---|---|"]
+        for r in self:
+            i, o = "×".join(map(str, r.input)), "×".join(map(str, r.output))
+            lines.append(f"| {r.name} | {i} | {r.kernel}×{r.kernel} | {r.stride} | {r.padding} | {o} |")
+        h, w, c = self[-1].output
+        lines.append(f"\nflatten: {h * w * c} features")
+        return "\n".join(lines)
+
+
+def layer_table(image_size: int = 28, channels: int = 3) -> LayerTable:
+    """Table 1.1.2 row by row for a square input of `image_size` pixels (print it for the table)."""
     h = w = image_size
     c = channels
     rows = []
@@ -54,7 +67,7 @@ def layer_table(image_size: int = 28, channels: int = 3) -> list[LayerShape]:
             nh, nw, nc, stride = pool_out(h, k), pool_out(w, k), c, k
         rows.append(LayerShape(name, k, stride, 0, (h, w, c), (nh, nw, nc)))
         h, w, c = nh, nw, nc
-    return rows
+    return LayerTable(rows)
 
 
 def flatten_size(image_size: int = 28, channels: int = 3) -> int:
@@ -65,9 +78,4 @@ def flatten_size(image_size: int = 28, channels: int = 3) -> int:
 
 def format_table(image_size: int = 28, channels: int = 3) -> str:
     """Table 1.1.2 as Markdown."""
-    lines = ["| layer | input | kernel | stride | padding | output |", "|---|---|---|---|---|---|"]
-    for r in layer_table(image_size, channels):
-        i, o = "×".join(map(str, r.input)), "×".join(map(str, r.output))
-        lines.append(f"| {r.name} | {i} | {r.kernel}×{r.kernel} | {r.stride} | {r.padding} | {o} |")
-    lines.append(f"\nflatten: {flatten_size(image_size, channels)} features")
-    return "\n".join(lines)
+    return str(layer_table(image_size, channels))

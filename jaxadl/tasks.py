@@ -37,6 +37,19 @@ class Task:
         """The metric used for model selection and tables: accuracy or per-image F1."""
         return "accuracy" if self.kind == "classification" else "f1"
 
+    @property
+    def eval_loss_name(self) -> str:
+        """The loss as evaluated (val_loss, train_eval_loss)."""
+        return "cross-entropy" if self.kind == "classification" else "BCE"
+
+    @property
+    def objective_name(self) -> str:
+        """The training objective (train_loss): the evaluated loss plus smoothing or Dice."""
+        if self.kind == "classification":
+            smooth = f", label smoothing {self.label_smoothing:g}" if self.label_smoothing else ""
+            return f"cross-entropy{smooth}"
+        return f"BCE + {self.dice_weight:g} × soft Dice" if self.dice_weight else "BCE"
+
     def normalize(self, x: jnp.ndarray) -> jnp.ndarray:
         """Float images [B, H, W, C] in [0, 1] to the model's input scale."""
         if self.image_norm:  # evens out the very dark and very bright photos of the same sign

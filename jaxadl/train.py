@@ -26,6 +26,7 @@ from jaxadl.checkpoint import Checkpointer
 from jaxadl.data.base import Split
 from jaxadl.optim import OptimConfig, make_optimizer
 from jaxadl.parallel import batch_sharded, check_divisible, make_mesh, replicated
+from jaxadl.progress import StepProgress, format_epoch
 from jaxadl.tasks import Task
 from jaxadl.tta import tta_logits
 
@@ -170,6 +171,8 @@ class Trainer:
             self._order_fn = jax.jit(self._order)
             self._step_fn = jax.jit(self._indexed_step, donate_argnums=0)
             self.train_epoch = self._loop_epoch
+        # called as on_step(done, total, loss) inside Python-looped epochs (progress); None: no host syncs
+        self.on_step: Callable[[int, int, jax.Array], None] | None = None
         # results replicated, so every process (also of a multi-host run) can read them back
         self.evaluate_padded = jax.jit(self._evaluate, out_shardings=self._replicated)
 
@@ -223,8 +226,12 @@ class Trainer:
         x, y = self._prepare(state, images, labels, state.step)
         weights = jnp.full((x.shape[0],), 1.0 / x.shape[0])
         loss, grads, stats, logits = self._loss_and_grads(state, state.batch_stats, x, y, weights)
-        metric = self.task.metrics(logits, y)[self.task.main_metric].mean()
-        return self._apply(state, grads, stats), {"loss": loss, self.task.main_metric: metric}
+        measured = self.task.metrics(
+            logits, y
+        )  # the loss as evaluated (no smoothing, no Dice) and the metric
+        name = self.task.main_metric
+        metrics = {"loss": loss, "eval_loss": measured["loss"].mean(), name: measured[name].mean()}
+        return self._apply(state, grads, stats), metrics
 
     # -- epochs ------------------------------------------------------------------------------------------------
     def _order(self, state: TrainState) -> jnp.ndarray:
@@ -254,25 +261,35 @@ class Trainer:
         for i in range(self.steps_per_epoch):
             state, metrics = self._step_fn(state, images, labels, order[i])
             history.append(metrics)
+            if self.on_step is not None:  # progress shows finished steps, not dispatched ones
+                self.on_step(i + 1, self.steps_per_epoch, metrics["loss"].block_until_ready())
         return state, jax.tree.map(lambda *a: jnp.stack(a), *history)
 
     def _full_batch_chunk(self, carry, state: TrainState, images: jax.Array, labels: jax.Array, i):
         """Add chunk i's share of the whole-set gradient (examples past num_train are padding, weight 0)."""
-        grads_acc, stats, loss_acc, metric_acc = carry
+        grads_acc, stats, loss_acc, measured_acc = carry
         chunks = images.shape[0] // self.chunk
         sl = lambda a: jax.lax.dynamic_slice_in_dim(a, i * self.chunk, self.chunk)
         weights = (i * self.chunk + jnp.arange(self.chunk) < self.num_train) / self.num_train
         x, y = self._prepare(state, sl(images), sl(labels), state.step * chunks + i)
         loss, grads, stats, logits = self._loss_and_grads(state, stats, x, y, weights)
-        metric = jnp.sum(self.task.metrics(logits, y)[self.task.main_metric] * weights)
-        return jax.tree.map(jnp.add, grads_acc, grads), stats, loss_acc + loss, metric_acc + metric
+        m = self.task.metrics(logits, y)
+        measured = {
+            k: acc + jnp.sum(m["loss" if k == "eval_loss" else k] * weights)
+            for k, acc in measured_acc.items()
+        }
+        return jax.tree.map(jnp.add, grads_acc, grads), stats, loss_acc + loss, measured
 
     def _full_batch_start(self, state: TrainState):
-        return jax.tree.map(jnp.zeros_like, state.params), state.batch_stats, jnp.zeros(()), jnp.zeros(())
+        measured = {"eval_loss": jnp.zeros(()), self.task.main_metric: jnp.zeros(())}
+        return jax.tree.map(jnp.zeros_like, state.params), state.batch_stats, jnp.zeros(()), measured
 
     def _full_batch_finish(self, state: TrainState, carry):
-        grads, stats, loss, metric = carry
-        return self._apply(state, grads, stats), {"loss": loss[None], self.task.main_metric: metric[None]}
+        grads, stats, loss, measured = carry
+        return self._apply(state, grads, stats), {
+            "loss": loss[None],
+            **{k: v[None] for k, v in measured.items()},
+        }
 
     def _full_batch_epoch(self, state: TrainState, images: jax.Array, labels: jax.Array):
         """One step with the gradient of the whole (padded, masked) training set, summed chunk by chunk."""
@@ -287,8 +304,11 @@ class Trainer:
     def _loop_full_batch_epoch(self, state: TrainState, images: jax.Array, labels: jax.Array):
         """The full-batch step as a Python loop over jitted chunks (see _loop_epoch for why)."""
         carry = self._fb_start_fn(state)
-        for i in range(images.shape[0] // self.chunk):
+        chunks = images.shape[0] // self.chunk
+        for i in range(chunks):
             carry = self._fb_chunk_fn(carry, state, images, labels, jnp.int32(i))
+            if self.on_step is not None:
+                self.on_step(i + 1, chunks, carry[2].block_until_ready())
         return self._fb_finish_fn(state, carry)
 
     def _evaluate(self, params: Any, batch_stats: Any, images: jax.Array, labels: jax.Array):
@@ -377,10 +397,14 @@ def fit(
     checkpoint_dir: str | Path | None = None,
     keep: int = 2,
     resume: bool = False,
+    verbose: bool = False,
+    log: Callable[[str], None] = print,
 ) -> FitResult:
     """Train `model` on `train` for cfg.epochs; evaluate on `val` after each epoch.
 
-    Each record passed to `on_epoch` holds epoch, train loss/metric, val loss/metric, seconds and images/s.
+    Each record passed to `on_epoch` holds epoch, train loss/metric, val loss/metric, seconds, images/s
+    and the estimated seconds left. `verbose` logs one line per epoch (`log`, print by default) and shows
+    progress inside long epochs on stderr (a bar on a terminal, a line every 30 s otherwise).
     With `checkpoint_dir`, every epoch is checkpointed (last `keep` and the best); `resume` continues from
     the newest one there, giving the same numbers as an uninterrupted run. Raises DivergenceError (holding
     the last good state) when the loss turns non-finite.
@@ -407,7 +431,13 @@ def fit(
 
     name = task.main_metric
     start_epoch = int(state.step) // trainer.steps_per_epoch
+    progress = StepProgress("epoch") if verbose and not trainer.scan else None  # scanned epochs: no steps
+    if progress is not None:
+        trainer.on_step = progress
+    elapsed: list[float] = []
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
+        if progress is not None:
+            progress.label = f"epoch {epoch}/{cfg.epochs}"
         last_good = jax.tree.map(jnp.copy, state)
         t = time.perf_counter()
         state, metrics = trainer.train_epoch(state, x, y)
@@ -421,7 +451,8 @@ def fit(
         images = trainer.steps_per_epoch * (trainer.num_train if cfg.full_batch else cfg.batch_size)
         record = {
             "epoch": epoch,
-            "train_loss": float(losses.mean()),
+            "train_loss": float(losses.mean()),  # the objective: with label smoothing or Dice, augmented
+            "train_eval_loss": float(np.mean(metrics["eval_loss"])),  # the loss defined as val_loss is
             f"train_{name}": float(np.mean(metrics[name])),
             "seconds": seconds,
             "images_per_s": images / seconds,
@@ -435,7 +466,11 @@ def fit(
                 best_metric, best_epoch, is_best = record[f"val_{name}"], epoch, True
                 if cfg.select == "best":
                     best = jax.tree.map(jnp.copy, state)
+        elapsed.append(time.perf_counter() - t)  # with evaluation: what the rest will take per epoch
+        record["eta_seconds"] = float(np.mean(elapsed[-3:])) * (cfg.epochs - epoch)
         history.append(record)
+        if verbose:
+            log(format_epoch(record, cfg.epochs, name))
         if ckpt is not None:
             meta = {
                 "history": history,
@@ -446,6 +481,8 @@ def fit(
             ckpt.save(epoch, state, meta, is_best=is_best)
         if on_epoch is not None:
             on_epoch(record)
+    if progress is not None:
+        trainer.on_step = None
     if ckpt is not None:
         ckpt.close()
     if cfg.select == "best" and best is not None:

@@ -19,3 +19,10 @@ def colour_squares(n: int, num_classes: int = 10, size: int = 28, seed: int = 0)
         y, x = off[i]
         images[i, y : y + 12, x : x + 12] = palette[labels[i]]
     return Split(images, labels)
+
+
+def lines(ax) -> dict:
+    """The curves of a matplotlib axis: label -> y values."""
+    import numpy as np
+
+    return {line.get_label(): np.asarray(line.get_ydata(), float) for line in ax.get_lines()}

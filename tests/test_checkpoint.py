@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from experiments import cnn
-from jaxadl import OptimConfig, SignCNN, Task, TrainConfig, fit
+from jaxadl import OptimConfig, SignCNN, Task, TrainConfig, Trainer, fit
 from jaxadl.checkpoint import CheckpointError
 from jaxadl.predict import load
 from tests.helpers import colour_squares
@@ -24,7 +24,7 @@ class Crash(Exception):
     pass
 
 
-@pytest.mark.parametrize("bn,select", [(False, "last"), (True, "best")])
+@pytest.mark.parametrize("bn,select", [(False, "last"), pytest.param(True, "best", marks=pytest.mark.slow)])
 def test_resume_after_a_crash_gives_the_same_numbers(tmp_path, bn, select):
     cfg = TrainConfig(
         epochs=3,
@@ -42,7 +42,16 @@ def test_resume_after_a_crash_gives_the_same_numbers(tmp_path, bn, select):
 
     with pytest.raises(Crash):
         fit(model, TASK, TRAIN, cfg, VAL, checkpoint_dir=tmp_path / "b", on_epoch=crash_after_two)
-    resumed = fit(model, TASK, TRAIN, cfg, VAL, checkpoint_dir=tmp_path / "b", resume=True)
+    # only the remaining epoch runs: one epoch record, one epoch of steps, the step counter carried on
+    trainer, ran, steps = Trainer(model, TASK, cfg, len(TRAIN), scan=False), [], []
+    trainer.on_step = lambda done, total, loss: steps.append(done)
+    resumed = fit(
+        model, TASK, TRAIN, cfg, VAL, checkpoint_dir=tmp_path / "b", resume=True, trainer=trainer,
+        on_epoch=lambda r: ran.append(r["epoch"]),
+    )  # fmt: skip
+    assert ran == [3] and len(steps) == trainer.steps_per_epoch == len(TRAIN) // 32
+    assert int(resumed.state.step) == 3 * trainer.steps_per_epoch
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
     np.testing.assert_array_equal(whole.step_losses, resumed.step_losses)
     assert [r["val_loss"] for r in whole.history] == [r["val_loss"] for r in resumed.history]
     assert whole.best_epoch == resumed.best_epoch
@@ -77,7 +86,8 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path):
 ARGS = ["--dataset=synthetic", "--synthetic-train=258", "--batch-size=43", "--epochs=3", "--recipe=report"]
 
 
-def test_cli_sigkill_then_resume_matches_uninterrupted(tmp_path):
+@pytest.mark.slow
+def test_cli_sigkill_then_resume_matches_uninterrupted(tmp_path, capsys):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     whole = tmp_path / "whole"
     assert cnn.main([*ARGS, f"--out={whole}"]) == 0
@@ -88,15 +98,21 @@ def test_cli_sigkill_then_resume_matches_uninterrupted(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    marker = killed / "checkpoints" / "baseline_trial1" / "last" / "1"
-    deadline = time.time() + 120
-    while not marker.exists() and time.time() < deadline and proc.poll() is None:
+    # orbax writes this file last, when epoch 1's checkpoint is complete: kill only after it exists
+    marker = killed / "checkpoints" / "baseline_trial1" / "last" / "1" / "_CHECKPOINT_METADATA"
+    deadline = time.time() + 300
+    while not marker.exists() and proc.poll() is None:
+        assert time.time() < deadline, "no finished checkpoint of epoch 1 after 300 s"
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert marker.exists(), f"the run ended (code {proc.returncode}) before its first checkpoint"
     assert not (killed / "results.json").exists()
     assert cnn.main([*ARGS, f"--out={killed}"]) == 2  # refuses to overwrite without --resume
+    capsys.readouterr()
     assert cnn.main([*ARGS, f"--out={killed}", "--resume"]) == 0
+    log = capsys.readouterr().out
+    assert "epoch   1/3" not in log and "epoch   3/3" in log  # continued, not retrained from scratch
     a = json.loads((whole / "results.json").read_text())["trials"][0]
     b = json.loads((killed / "results.json").read_text())["trials"][0]
     assert a["eval"] == b["eval"]
@@ -114,25 +130,31 @@ def test_eval_only_and_predict_from_a_run_folder(tmp_path, capsys):
     out = tmp_path / "r"
     assert cnn.main([*ARGS[:-2], "--epochs=1", "--recipe=report", f"--out={out}"]) == 0
     trained = json.loads((out / "results.json").read_text())["trials"][0]["eval"]["accuracy"]["mean"]
+    capsys.readouterr()
     assert cnn.main(["--eval-only", f"--from-run={out}"]) == 0
+    assert f"wrote {out / 'eval.json'} and {out / 'eval.md'}" in capsys.readouterr().out
     again = json.loads((out / "eval.json").read_text())["trials"][0]["eval"]["accuracy"]["mean"]
     assert again == pytest.approx(trained, abs=1e-6)
     predictor = load(out)
-    from jaxadl.data.synthetic import synthetic_signs
+    from jaxadl.data.synthetic import CLASS_NAMES, synthetic_signs
 
     data = synthetic_signs(0, 0, 43, seed=0)
-    ids, probs = predictor.classify(data.test.images)
+    ids, probs, names = predictor.classify(data.test.images)
     assert ids.shape == (43,) and probs.shape == (43, 43)
+    assert names == [CLASS_NAMES[i] for i in ids] and predictor.class_names == list(CLASS_NAMES)
+    shown = repr(predictor)
+    assert len(shown) < 200 and "SignCNN" in shown and "variant='baseline'" in shown and "epoch=1" in shown
     np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
     from PIL import Image
 
     Image.fromarray(data.test.images[0]).save(tmp_path / "sign.png")
-    one, _ = predictor.classify(str(tmp_path / "sign.png"))
+    one = predictor.classify(str(tmp_path / "sign.png")).ids
     assert one.shape == (1,) and one[0] == ids[0]
     with pytest.raises(ValueError, match="no finished trial 2"):
         load(out, trial=2)
 
 
+@pytest.mark.slow
 def test_eval_only_reproduces_a_run_with_weight_averaging_and_tta(tmp_path):
     out = tmp_path / "r"
     assert cnn.main([*ARGS[:-2], "--epochs=2", "--ema=0.9", "--tta", f"--out={out}"]) == 0
@@ -144,6 +166,7 @@ def test_eval_only_reproduces_a_run_with_weight_averaging_and_tta(tmp_path):
     assert again["loss"]["mean"] == pytest.approx(trial["eval"]["loss"]["mean"], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_unet_resume_after_a_crash_gives_the_same_numbers(tmp_path):
     from jaxadl import UNet
     from jaxadl.data.lungs import synthetic_lungs
@@ -167,6 +190,7 @@ def test_unet_resume_after_a_crash_gives_the_same_numbers(tmp_path):
     assert [r["val_f1"] for r in whole.history] == [r["val_f1"] for r in resumed.history]
 
 
+@pytest.mark.slow
 def test_segment_from_a_unet_run_folder(tmp_path):
     from experiments import unet
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from experiments import cnn
+from tests.helpers import lines
 
 
 def _run(argv, capsys):
@@ -42,13 +43,19 @@ def test_batch_larger_than_training_set_exits_2(tmp_path, capsys):
 
 def test_missing_gtsrb_without_download_is_a_clear_error(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("JAXADL_GTSRB_DIR", raising=False)
-    (tmp_path / "empty").mkdir()
-    code, _, err = _run(
-        [f"--data-dir={tmp_path}/empty", "--no-download", f"--cache-dir={tmp_path}/c", f"--out={tmp_path}/r"],
-        capsys,
-    )
+    code, _, err = _run(["--no-download", f"--cache-dir={tmp_path}/c", f"--out={tmp_path}/r"], capsys)
     assert code == 2
     assert "GTSRB_Final_Training_Images.zip" in err and "--dataset=synthetic" in err
+
+
+def test_mistyped_data_dir_is_an_error_naming_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("JAXADL_GTSRB_DIR", raising=False)
+    code, _, err = _run(
+        [f"--data-dir={tmp_path}/typo", f"--cache-dir={tmp_path}/c", f"--out={tmp_path}/r"], capsys
+    )
+    assert code == 2
+    assert f"{tmp_path}/typo (data_dir) does not exist" in err
+    assert not (tmp_path / "c").exists() and not (tmp_path / "r").exists()
 
 
 def test_help_lists_every_option_with_defaults(capsys):
@@ -91,7 +98,8 @@ def test_recipe_defaults_and_overrides():
     assert cnn.CNNConfig(recipe="report").resolved("adam")["tta"] is False
 
 
-def test_tiny_grid_run_writes_the_run_folder(tmp_path, capsys):
+@pytest.mark.slow
+def test_tiny_grid_run_writes_the_run_folder(tmp_path, capsys, figures):
     out = tmp_path / "run"
     code, stdout, _ = _run(
         [
@@ -115,12 +123,24 @@ def test_tiny_grid_run_writes_the_run_folder(tmp_path, capsys):
     assert results["eval_split"] == "test"
     md = (out / "results.md").read_text()
     assert "| baseline | 1 |" in md and "mean ± std" in md
-    lines = (out / "metrics.jsonl").read_text().splitlines()
-    assert len(lines) == 4 and json.loads(lines[0])["epoch"] == 1
-    assert json.loads((out / "config.json").read_text())["experiment"] == "cnn"
+    records = (out / "metrics.jsonl").read_text().splitlines()
+    assert len(records) == 4 and json.loads(records[0])["epoch"] == 1
+    config = json.loads((out / "config.json").read_text())
+    assert config["experiment"] == "cnn" and config["cli"]["lr"] is None  # raw flags, and the values used:
+    assert config["resolved"]["sgd"]["lr"] == 1e-3 and config["resolved"]["rprop"]["eta_plus"] == 1.2
+    assert "Recipe: report" in md and "| selected epoch |" in md and "| 1 | 1 |" in md
     for slug in ("baseline", "batch-norm", "sgd", "rprop"):
         assert (out / "plots" / f"{slug}_trial1_loss.png").stat().st_size > 1000
-    assert (out / "variants_loss.png").exists()
+    # the figures show the run's own histories: train and val per epoch, every variant overlaid
+    hist = results["trials"][0]["history"]
+    loss_ax, acc_ax = figures["baseline_trial1_history.png"].axes
+    loss, acc = lines(loss_ax), lines(acc_ax)
+    np.testing.assert_allclose(loss["val: cross-entropy"], [r["val_loss"] for r in hist], rtol=1e-6)
+    np.testing.assert_allclose(acc["val"], [r["val_accuracy"] for r in hist], rtol=1e-6)
+    assert "train: cross-entropy (augmented batches, during the epoch)" in loss
+    objective_ax, val_ax = figures["variants.png"].axes
+    assert set(lines(val_ax)) == {f"{v} (1 trial)" for v in ("baseline", "batch norm", "SGD", "Rprop")}
+    assert val_ax.get_ylabel() == "val accuracy"
     assert "img/s" in stdout and "compiled in" in stdout
 
 
@@ -181,3 +201,18 @@ def test_runs_saved_before_split_seed_keep_their_split_on_eval_only(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"experiment": "cnn", "cli": cli}))
     cfg = saved_config(cnn.CNNConfig, cnn.CNNConfig(from_run=str(tmp_path), eval_only=True), "cnn")
     assert (cfg.seed, cfg.split_seed, cfg.eval_only) == (3, 3, False)
+
+
+def test_a_diverging_trial_is_recorded_the_next_runs_and_the_exit_code_says_so(tmp_path, capsys):
+    out = tmp_path / "r"
+    argv = ["--dataset=synthetic", "--synthetic-train=258", "--batch-size=43", "--epochs=2", "--recipe=report",
+            "--optimizer=sgd", "--lr=1e6", "--trials=2", f"--out={out}"]  # fmt: skip
+    code, stdout, err = _run(argv, capsys)
+    trials = json.loads((out / "results.json").read_text())["trials"]
+    assert [t["trial"] for t in trials] == [1, 2]  # the second trial ran after the first diverged
+    assert "non-finite" in trials[0]["failed"] and trials[0]["failed_step"] >= 1
+    failed = sum(bool(t.get("failed")) for t in trials)
+    assert code == 3 and f"{failed} of 2 trials diverged" in err and "results.md" in err
+    md = (out / "results.md").read_text()
+    assert md.count("| SGD | 1 | failed: training diverged: non-finite loss at step") == 1
+    assert "going on with the next trial" in stdout

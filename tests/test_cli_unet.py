@@ -155,6 +155,7 @@ def test_variants_grid_and_single():
     ]
 
 
+@pytest.mark.slow
 def test_tiny_grid_run_writes_the_run_folder(tmp_path, capsys):
     out = tmp_path / "run"
     argv = [*TINY, "--grid", "--trials=1", "--batch-size=4", "--no-augment", f"--out={out}"]
@@ -178,6 +179,7 @@ def test_tiny_grid_run_writes_the_run_folder(tmp_path, capsys):
     assert "img/s" in stdout and "val_f1" in stdout
 
 
+@pytest.mark.slow
 def test_rerun_needs_resume_and_eval_only_reads_the_run(tmp_path, capsys):
     out = tmp_path / "run"
     argv = [*TINY, "--batch-size=4", "--no-augment", "--ema=0.5", "--tta", f"--out={out}"]
@@ -206,6 +208,7 @@ def test_seed_keeps_the_data_and_split_seed_draws_other_images():
     assert (c.val.images != a.val.images).any()
 
 
+@pytest.mark.slow
 def test_npz_dataset_draws_validation_and_names_the_cases(tmp_path, capsys):
     from jaxadl.data.arrays import save_npz
     from jaxadl.data.lungs import synthetic_lungs

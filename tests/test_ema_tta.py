@@ -64,6 +64,7 @@ def test_ema_follows_its_formula_and_is_what_gets_evaluated():
     assert not np.allclose(got["loss"], np.asarray(raw["loss"])[: len(VAL)])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bn", [False, True])
 def test_training_with_ema_and_tta_learns(bn):
     cfg = TrainConfig(

@@ -301,13 +301,9 @@ def test_error_unrecognised_dir(tmp_path: Path) -> None:
         load(src, tmp_path / "cache")
 
 
-@pytest.mark.parametrize("how", ["empty", "missing", "unset"])
-def test_error_no_data_and_no_download(tmp_path: Path, how: str) -> None:
-    src = tmp_path / "src"
-    if how == "empty":
-        src.mkdir()
+def test_error_no_data_and_no_download(tmp_path: Path) -> None:
     with pytest.raises(DatasetError) as err:
-        load(None if how == "unset" else src, tmp_path / "cache", download=False)
+        load(None, tmp_path / "cache", download=False)
     msg = str(err.value)
     for needed in (
         *gtsrb.ARCHIVES,
@@ -317,8 +313,24 @@ def test_error_no_data_and_no_download(tmp_path: Path, how: str) -> None:
         "download=False",
     ):
         assert needed in msg
-    if how != "unset":
-        assert str(src) in msg
+
+
+@pytest.mark.parametrize("how,says", [("empty", "holds no GTSRB"), ("missing", "does not exist")])
+def test_a_named_folder_without_data_is_an_error_not_a_download(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, says: str
+) -> None:
+    def no_network(url, timeout=None):
+        raise AssertionError(f"downloaded {url} although the user named a folder")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    src = tmp_path / "src"
+    if how == "empty":
+        src.mkdir()
+    with pytest.raises(DatasetError) as err:
+        load(src, tmp_path / "cache", download=True)
+    msg = str(err.value)
+    assert str(src) in msg and says in msg and "--dataset=synthetic" in msg
+    assert not (tmp_path / "cache" / "downloads").exists()
 
 
 def test_bad_arguments(tmp_path: Path) -> None:

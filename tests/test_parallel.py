@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # a subprocess with 4 host devices trains 7 models (~1 min)
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +29,12 @@ def results():
 @pytest.mark.parametrize("key", ["cnn_bnFalse", "cnn_bnTrue", "unet"])
 def test_one_and_four_devices_agree(results, key):
     (losses1, val1), (losses4, val4) = results[key]
-    # the first steps agree to float precision; later ones drift apart only through summation order
-    np.testing.assert_allclose(losses1[:4], losses4[:4], rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(losses1, losses4, rtol=1e-2)
-    np.testing.assert_allclose(val1, val4, rtol=1e-2)
+    # Measured (2026-11-27, jax 0.10.2, 2-core CPU): step losses agree to 1.2e-7 relative without batch
+    # norm and 7.7e-6 with it (its cross-device statistics sum in another order), validation to 6.4e-5;
+    # the tolerances leave a margin of 4-8x over that, no more.
+    np.testing.assert_allclose(losses1[:4], losses4[:4], rtol=1e-6)
+    np.testing.assert_allclose(losses1, losses4, rtol=5e-5)
+    np.testing.assert_allclose(val1, val4, rtol=5e-4)
 
 
 def test_state_is_replicated_over_the_mesh(results):
@@ -41,8 +44,8 @@ def test_state_is_replicated_over_the_mesh(results):
 
 def test_resume_on_another_device_count(results):
     whole, resumed = results["resume"]
-    np.testing.assert_allclose(whole[:4], resumed[:4], rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(whole, resumed, rtol=1e-2)
+    np.testing.assert_allclose(whole[:4], resumed[:4], rtol=1e-6)  # measured: 2.2e-7
+    np.testing.assert_allclose(whole, resumed, rtol=5e-5)  # measured: 2.6e-6
 
 
 def test_batch_must_divide_over_devices(results):

@@ -65,3 +65,24 @@ def test_clean_masks_batch():
     batch = np.stack([_two_lungs_with_debris(), np.zeros((32, 32), bool)])
     out = clean_masks(batch)
     assert out.shape == batch.shape and out[0].sum() == 482 and not out[1].any()
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.8])
+def test_device_f1_thresholds_the_probability_exactly(threshold):
+    """Logits within 0.01 of the threshold's logit: one off-by-threshold error shows against sklearn."""
+    rng = np.random.default_rng(3)
+    at = np.log(threshold / (1 - threshold))
+    logits = (at + rng.uniform(-0.01, 0.01, (5, 16, 16))).astype(np.float32)
+    logits[0, 0, :4] = at  # exactly at the threshold: probability not above it, so background
+    truth = rng.random((5, 16, 16)) < 0.5
+    pred = 1 / (1 + np.exp(-logits.astype(np.float64))) > threshold
+    pred[0, 0, :4] = False
+    expected = [f1_score(t.ravel(), p.ravel(), zero_division=1.0) for t, p in zip(truth, pred, strict=True)]
+    device = metrics.f1_per_image(logits[..., None], truth[..., None].astype(np.uint8), threshold=threshold)
+    np.testing.assert_allclose(np.asarray(device), expected, atol=1e-6)
+
+
+def test_summary_std_is_the_population_std_as_in_the_report():
+    s = metrics.summarize(np.array([0.9, 1.0]))
+    assert s == {"mean": pytest.approx(0.95), "std": pytest.approx(0.05), "min": 0.9, "max": 1.0, "n": 2}
+    assert np.isnan(metrics.summarize(np.array([]))["mean"])

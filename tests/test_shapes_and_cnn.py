@@ -19,6 +19,12 @@ def test_report_table_1_1_2_row_by_row():
     ]
     assert flatten_size(28) == 4 * 4 * 32 == 512
     assert "flatten: 512 features" in format_table(28)
+    printed = str(layer_table(28)).splitlines()  # print(layer_table(28)) shows the report's table
+    assert printed[0] == "| layer | input | kernel | stride | padding | output |"
+    assert (
+        printed[2] == "| conv1 | 28×28×3 | 5×5 | 1 | 0 | 24×24×64 |"
+        and printed[-1] == "flatten: 512 features"
+    )
 
 
 @pytest.mark.parametrize("size,expected", [(32, 5 * 5 * 32), (48, 9 * 9 * 32), (20, 2 * 2 * 32)])

@@ -9,6 +9,7 @@ from experiments import sweep
 TINY = "--dataset=synthetic --synthetic-train=430 --batch-size=43 --recipe=report"
 
 
+@pytest.mark.slow
 def test_two_runs_in_parallel_are_tabulated(tmp_path, capsys):
     jobs = tmp_path / "jobs.txt"
     jobs.write_text("# two tiny runs\nadam: --epochs=2\nsgd: --epochs=1 --optimizer=sgd  # a comment\n")
@@ -27,6 +28,7 @@ def test_two_runs_in_parallel_are_tabulated(tmp_path, capsys):
     assert "[sweep] start adam" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_failing_run_is_reported_and_the_exit_code_says_so(tmp_path):
     jobs = tmp_path / "jobs.txt"
     jobs.write_text("bad: --epochs=1 --optimizer=lbfgs\n")

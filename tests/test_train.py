@@ -23,8 +23,15 @@ def _model(bn=False):
     "name,optim,extra",
     [
         ("adam", OptimConfig("adam", 2e-3), {}),
-        ("sgd", OptimConfig("sgd", 0.003, momentum=0.9, nesterov=True), {}),
-        ("rprop-full-batch", OptimConfig("rprop", 1e-3), {"full_batch": True, "epochs": 12}),
+        pytest.param(
+            "sgd", OptimConfig("sgd", 0.003, momentum=0.9, nesterov=True), {}, marks=pytest.mark.slow
+        ),
+        pytest.param(
+            "rprop-full-batch",
+            OptimConfig("rprop", 1e-3),
+            {"full_batch": True, "epochs": 12},
+            marks=pytest.mark.slow,
+        ),
     ],
 )
 def test_short_training_learns(name, optim, extra):
@@ -36,6 +43,7 @@ def test_short_training_learns(name, optim, extra):
     assert result.history[-1]["val_accuracy"] > 0.5, result.history  # chance is 0.1
 
 
+@pytest.mark.slow
 def test_batch_norm_training_learns_and_keeps_stats():
     cfg = TrainConfig(epochs=3, batch_size=32, optim=OptimConfig("adam", 2e-3), eval_batch_size=100)
     trainer = Trainer(_model(bn=True), TASK, cfg, len(TRAIN))
@@ -46,6 +54,7 @@ def test_batch_norm_training_learns_and_keeps_stats():
     assert not np.allclose(result.state.batch_stats["bn1"]["mean"], mean_before)
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers_and_other_seed_differs():
     cfg = TrainConfig(
         epochs=2, batch_size=64, optim=OptimConfig("adam", 1e-3), eval_batch_size=100, augment=AugmentConfig()
@@ -78,6 +87,7 @@ def test_evaluation_is_padded_and_masked():
     np.testing.assert_allclose(out["accuracy"], (logits.argmax(-1) == VAL.labels).astype(np.float32))
 
 
+@pytest.mark.slow
 def test_select_best_keeps_best_validation_epoch():
     cfg = TrainConfig(
         epochs=3, batch_size=64, optim=OptimConfig("adam", 1e-3), eval_batch_size=100, select="best"

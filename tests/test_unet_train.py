@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from experiments import unet
@@ -10,6 +11,7 @@ from jaxadl.data.lungs import synthetic_lungs
 from jaxadl.train import Trainer, fit
 
 
+@pytest.mark.slow
 def test_default_recipe_raises_validation_f1():
     size = 32
     data = synthetic_lungs(32, 8, 0, image_size=size, seed=1)

@@ -28,6 +28,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from jaxadl.data.base import Dataset, DatasetError, Split
+from jaxadl.data.signs import CLASS_NAMES
 from jaxadl.data.tfds_util import LocalBuilder, LocalInfo, default_cache_dir, quiet_tfds
 
 NUM_CLASSES = 43
@@ -481,30 +482,34 @@ def _download(dest: Path) -> None:
 
 
 def _resolve_source(data_dir: str | os.PathLike | None, cache_dir: Path, download: bool) -> _Files:
-    """The directory to read: data_dir, else $JAXADL_GTSRB_DIR, else the downloaded archives."""
+    """The directory to read: data_dir, else $JAXADL_GTSRB_DIR, else the downloaded archives.
+
+    A folder the user named must hold the data: a typo is an error, never a silent download.
+    """
+    named = "data_dir" if data_dir is not None else "$JAXADL_GTSRB_DIR"
     given = data_dir if data_dir is not None else os.environ.get("JAXADL_GTSRB_DIR") or None
-    why = ""
     if given is not None:
         root = Path(given).expanduser().absolute()
-        if root.exists() and not root.is_dir():
+        if not root.exists():
+            raise DatasetError(f"{root} ({named}) does not exist. " + _help())
+        if not root.is_dir():
             raise DatasetError(
-                f"{root} is not a directory; pass the directory that holds the data. " + _help()
+                f"{root} ({named}) is not a directory; pass the directory that holds the data. " + _help()
             )
         files = _Files(root)
         if files.num_files:
             return files
         files.close()
-        why = f"{root} {'is empty' if root.is_dir() else 'does not exist'}"
+        raise DatasetError(f"{root} ({named}) holds no GTSRB archives or image trees. " + _help())
     dl_dir = cache_dir / "downloads" / "gtsrb"
     files = _Files(dl_dir)
     if files.exists(TRAIN_ZIP) and (not download or all(files.exists(a) for a in ARCHIVES)):
         return files
     files.close()
     if not download:
-        where = why or "no data_dir given and JAXADL_GTSRB_DIR is not set"
-        raise DatasetError(f"GTSRB not found: {where}, and download=False. " + _help())
-    if why:
-        _log(f"{why}; downloading the official archives instead")
+        raise DatasetError(
+            "GTSRB not found: no data_dir given, JAXADL_GTSRB_DIR is not set, and download=False. " + _help()
+        )
     _download(dl_dir)
     return _Files(dl_dir)
 
@@ -690,6 +695,7 @@ def load_gtsrb(
         "prepare_seconds": stored.get("prepare_seconds"),
         "load_seconds": round(load_seconds, 3),
         "read_from": read_from,
+        "class_names": list(CLASS_NAMES),
         "counts": {k: len(v) for k, v in {"train": train, "val": val, "test": test}.items() if v is not None},
         "tracks": {
             "train": int(len(np.unique(groups[~val_mask]))),
