@@ -18,6 +18,9 @@ same weights through ``jaxadl.porting``), the same optimizer (``torch.optim.Adam
 alternates jaxadl and PyTorch windows so that both see the same machine load. The ratio printed is
 jaxadl time / PyTorch time (below 1: jaxadl is faster).
 
+``--phases`` also times the forward pass with its loss and the forward + backward pass alone, on both
+sides, and prints where a step's time goes (forward, backward, optimizer and the rest).
+
 ``--epoch`` also times a whole epoch of ``--epoch-steps`` steps the jaxadl way (data put on the device
 once, ``Trainer.train_epoch`` over a device-drawn permutation) against a Python loop that gathers each
 batch from host numpy arrays and ``device_put``s it every step, with the same compiled step.
@@ -105,6 +108,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--compare", choices=("none", "torch"), default="none", help="torch: time PyTorch side by side"
     )
     p.add_argument("--epoch", action="store_true", help="also time an on-device epoch vs a host-fed loop")
+    p.add_argument(
+        "--phases",
+        action="store_true",
+        help="also time the forward pass (with loss) and forward + backward alone, to see where a step's "
+        "time goes on each side",
+    )
     p.add_argument(
         "--epoch-steps", type=int, default=30, help="steps in the --epoch comparison (default: 30)"
     )
@@ -307,6 +316,36 @@ class JaxSide:
         self.step = lowered.compile()
         self.compile_seconds = time.perf_counter() - t0
         self.flops = cost_flops(self.step)
+        self.model, self.task = model, task
+
+    def compile_phases(self) -> None:
+        """The step's forward pass (with loss) and its forward + backward, compiled alone."""
+        model, task = self.model, self.task
+        stats = self.state.batch_stats
+
+        def loss_of(params, batch_stats, images, labels):
+            variables = {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
+            out = model.apply(
+                variables, task.inputs(images), train=True, mutable=["batch_stats"] if batch_stats else False
+            )
+            logits = out[0] if batch_stats else out
+            return task.loss(logits, labels).mean()
+
+        args = (self.state.params, stats, self.images, self.labels)
+        self.phase_fns = {
+            "forward": jax.jit(loss_of).lower(*args).compile(),
+            "forward+backward": jax.jit(jax.grad(loss_of)).lower(*args).compile(),
+        }
+
+    def run_phase(self, phase: str, steps: int) -> float:
+        if phase == "step":
+            return self.run(steps)
+        fn, out = self.phase_fns[phase], None
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            out = fn(self.state.params, self.state.batch_stats, self.images, self.labels)
+        jax.block_until_ready(out)
+        return time.perf_counter() - t0
 
     def run(self, steps: int) -> float:
         """Seconds for `steps` steps, synchronised once at the end."""
@@ -373,6 +412,24 @@ class TorchSide:
         self.opt.step()
         return loss.detach()
 
+    def compile_phases(self) -> None:
+        """Nothing to compile: PyTorch runs eagerly."""
+
+    def run_phase(self, phase: str, steps: int) -> float:
+        if phase == "step":
+            return self.run(steps)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            x = self.images.float() / 255.0
+            y = self.labels if self.classification else self.labels.float()
+            self.opt.zero_grad(set_to_none=True)
+            loss = self.loss_fn(self.net(x), y)
+            if phase == "forward+backward":
+                loss.backward()
+        if self.device.type == "cuda":
+            self.torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
     def run(self, steps: int) -> float:
         t0 = time.perf_counter()
         loss = None
@@ -396,6 +453,47 @@ def time_sides(sides: list[Any], args: argparse.Namespace) -> dict[str, list[flo
         for side in sides:
             per_step[side.name].append(side.run(args.steps_per_window) / args.steps_per_window)
     return per_step
+
+
+PHASES = ("forward", "forward+backward", "step")
+
+
+def time_phases(sides: list[Any], args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Median ms per call of each phase and side, windows alternating between the sides as for the step."""
+    for side in sides:
+        side.compile_phases()
+    out: dict[str, dict[str, float]] = {}
+    for phase in PHASES:
+        for side in sides:
+            side.run_phase(phase, max(args.warmup, 1))
+        windows: dict[str, list[float]] = {side.name: [] for side in sides}
+        for _ in range(args.windows):
+            for side in sides:
+                windows[side.name].append(
+                    side.run_phase(phase, args.steps_per_window) / args.steps_per_window
+                )
+        out[phase] = {name: spread(w)["median"] for name, w in windows.items()}
+    return out
+
+
+def print_phases(phases: dict[str, dict[str, float]]) -> None:
+    """Where a step's time goes: forward, backward (difference) and the rest (optimizer, metric; a
+    difference of two timings, so XLA's fusion across the whole step can make it small or negative)."""
+    names = list(phases["step"])
+    derived = {
+        "forward (with loss)": phases["forward"],
+        "backward": {n: phases["forward+backward"][n] - phases["forward"][n] for n in names},
+        "optimizer + rest (diff.)": {n: phases["step"][n] - phases["forward+backward"][n] for n in names},
+        "whole step": phases["step"],
+    }
+    print(
+        f"\n{'where the time goes':26}"
+        + "".join(f"{n + ' ms':>12}" for n in names)
+        + ("  ratio" if len(names) == 2 else "")
+    )
+    for label, row in derived.items():
+        ratio = f"  {row[names[0]] / row[names[1]]:5.2f}" if len(names) == 2 and row[names[1]] > 0 else ""
+        print(f"{label:26}" + "".join(f"{row[n]:12.2f}" for n in names) + ratio)
 
 
 def epoch_comparison(
@@ -562,6 +660,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         machine["torch"] = torch_side.torch.__version__
         machine["torch_threads"] = torch_side.torch.get_num_threads()
     per_step = time_sides(sides, args)
+    phases = time_phases(sides, args) if args.phases else None
     peak = peak_flops(jax.devices()[0])
     result: dict[str, Any] = {"config": vars(args), "machine": machine}
     result["jaxadl"] = summarise(jax_side, per_step["jaxadl"], args.batch_size, jax_side.flops, peak)
@@ -583,7 +682,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     busy = busy_reason(machine["load_start"], machine["load_end"], machine["cores"])
     result["valid_for_comparison"] = busy is None
     result["busy"] = busy
+    if phases is not None:
+        result["phases_ms"] = phases
     print_table(result)
+    if phases is not None:
+        print_phases(phases)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

@@ -214,6 +214,7 @@ def run_experiment(
         "dataset": data.name,
         "dataset_meta": data.meta,
         "eval_split": eval_split,
+        "devices": int(mesh.devices.size),  # the data-parallel mesh the run trained on (--devices)
         "trials": trials,
         "environment": environment(),
     }

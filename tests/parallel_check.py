@@ -68,4 +68,21 @@ try:
     Trainer(model, cls, TrainConfig(batch_size=30), 128, mesh=make_mesh(4))
 except ValueError as e:
     out["indivisible"] = str(e)
+# the CLI on 2 of the 4 devices: the run records the mesh it trained on
+with tempfile.TemporaryDirectory() as d:
+    import contextlib
+    import io
+
+    from experiments import cnn
+
+    argv = [
+        "--dataset=synthetic",
+        "--synthetic-train=258",
+        "--batch-size=42",
+        "--epochs=1",
+        "--recipe=report",
+    ]
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = cnn.main([*argv, "--devices=2", f"--out={d}/two"])
+    out["cli_devices"] = [code, json.load(open(f"{d}/two/results.json"))["devices"]]
 json.dump(out, sys.stdout)

@@ -78,8 +78,12 @@ def test_unet(tmp_path):
 def test_cnn_compare_torch(tmp_path):
     pytest.importorskip("torch")
     out = _run(
-        tmp_path, ["--model=cnn", "--batch-size=8", "--optimizer=rprop", "--batch-norm", "--compare=torch"]
+        tmp_path,
+        ["--model=cnn", "--batch-size=8", "--optimizer=rprop", "--batch-norm", "--compare=torch", "--phases"],
     )
+    for phase in ("forward", "forward+backward", "step"):  # where the time goes, on both sides
+        assert set(out["phases_ms"][phase]) == {"jaxadl", "torch"}
+        _positive(out["phases_ms"][phase], "jaxadl", "torch")
     _check_side(out["jaxadl"])
     _check_side(out["torch"], compiled=False)
     _positive(out, "ratio_jaxadl_over_torch")

@@ -216,3 +216,40 @@ def test_a_diverging_trial_is_recorded_the_next_runs_and_the_exit_code_says_so(t
     md = (out / "results.md").read_text()
     assert md.count("| SGD | 1 | failed: training diverged: non-finite loss at step") == 1
     assert "going on with the next trial" in stdout
+
+
+@pytest.mark.slow
+def test_default_cli_learns_on_small_synthetic_signs(tmp_path, capsys):
+    """The default (strong) recipe through the command line, 4 epochs: far above chance (1/43)."""
+    out = tmp_path / "run"
+    code, stdout, _ = _run(
+        ["--dataset=synthetic", "--synthetic-train=1720", "--epochs=4", f"--out={out}"], capsys
+    )
+    assert code == 0
+    acc = json.loads((out / "results.json").read_text())["trials"][0]["eval"]["accuracy"]
+    assert acc["n"] == 860 and acc["mean"] > 0.15  # measured 0.33 (2026-11-27)
+    assert "plan: 1 trial(s)" in stdout and "no better than chance" not in stdout
+
+
+def test_keep_overwrite_and_devices_flags(tmp_path, capsys):
+    out = tmp_path / "r"
+    tiny = [
+        "--dataset=synthetic",
+        "--synthetic-train=258",
+        "--batch-size=43",
+        "--recipe=report",
+        f"--out={out}",
+    ]
+    assert cnn.main([*tiny, "--epochs=3", "--keep=1"]) == 0
+    assert sorted(p.name for p in (out / "checkpoints" / "baseline_trial1" / "last").iterdir()) == ["3"]
+    first = json.loads((out / "results.json").read_text())
+    assert first["devices"] == 1 and first["trials"][0]["seed"] == 0
+    assert cnn.main([*tiny, "--epochs=2", "--keep=2", "--seed=5"]) == 2  # a run is there: refused
+    assert "--overwrite to replace it" in capsys.readouterr().err
+    assert cnn.main([*tiny, "--epochs=2", "--keep=2", "--seed=5", "--overwrite"]) == 0
+    again = json.loads((out / "results.json").read_text())["trials"][0]
+    assert again["seed"] == 5 and again["epochs_run"] == 2  # replaced, not merged
+    assert sorted(p.name for p in (out / "checkpoints" / "baseline_trial1" / "last").iterdir()) == ["1", "2"]
+    capsys.readouterr()
+    assert cnn.main([*tiny, "--epochs=1", "--devices=2", "--overwrite"]) == 2
+    assert "--devices=2: between 1 and 1 devices are available" in capsys.readouterr().err

@@ -48,5 +48,9 @@ def test_resume_on_another_device_count(results):
     np.testing.assert_allclose(whole, resumed, rtol=5e-5)  # measured: 2.6e-6
 
 
+def test_cli_trains_on_the_devices_asked_for(results):
+    assert results["cli_devices"] == [0, 2]
+
+
 def test_batch_must_divide_over_devices(results):
     assert "--batch-size 30 does not divide evenly over 4 devices" in results["indivisible"]

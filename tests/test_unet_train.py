@@ -73,3 +73,16 @@ def test_folder_dataset_through_the_cli(tmp_path, capsys):
     assert "| baseline | 1 | 6 |" in (out / "results.md").read_text()
     assert (out / "plots" / "baseline_trial1_example.png").exists()
     assert "epoch   2/2" in stdout
+
+
+@pytest.mark.slow
+def test_default_cli_learns_on_small_synthetic_lungs(tmp_path, capsys):
+    """The default recipe through the command line, shortened: test F1 far above all-foreground's."""
+    out = tmp_path / "run"
+    argv = ["--dataset=synthetic", "--image-size=32", "--depth=2", "--width=8", "--epochs=8",
+            "--synthetic-train=32", "--synthetic-val=8", "--synthetic-test=16", f"--out={out}"]  # fmt: skip
+    assert unet.main(argv) == 0
+    trial = json.loads((out / "results.json").read_text())["trials"][0]
+    f1 = trial["eval"]["f1"]
+    assert f1["n"] == 16 and f1["mean"] > 0.75 and f1["min"] > 0.5  # all-foreground scores about 0.45
+    assert "no better than chance" not in capsys.readouterr().out
