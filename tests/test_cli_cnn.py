@@ -240,15 +240,17 @@ def test_keep_overwrite_and_devices_flags(tmp_path, capsys):
         "--recipe=report",
         f"--out={out}",
     ]
-    assert cnn.main([*tiny, "--epochs=3", "--keep=1"]) == 0
-    assert sorted(p.name for p in (out / "checkpoints" / "baseline_trial1" / "last").iterdir()) == ["3"]
+    assert cnn.main([*tiny, "--epochs=2", "--keep=1", "--trials=2"]) == 0
+    assert sorted(p.name for p in (out / "checkpoints" / "baseline_trial1" / "last").iterdir()) == ["2"]
     first = json.loads((out / "results.json").read_text())
-    assert first["devices"] == 1 and first["trials"][0]["seed"] == 0
+    assert first["devices"] == 1 and [t["seed"] for t in first["trials"]] == [0, 1]
     assert cnn.main([*tiny, "--epochs=2", "--keep=2", "--seed=5"]) == 2  # a run is there: refused
     assert "--overwrite to replace it" in capsys.readouterr().err
     assert cnn.main([*tiny, "--epochs=2", "--keep=2", "--seed=5", "--overwrite"]) == 0
-    again = json.loads((out / "results.json").read_text())["trials"][0]
-    assert again["seed"] == 5 and again["epochs_run"] == 2  # replaced, not merged
+    again = json.loads((out / "results.json").read_text())["trials"]
+    assert [(t["trial"], t["seed"]) for t in again] == [(1, 5)]  # replaced, not merged
+    assert sorted(p.name for p in (out / "trials").iterdir()) == ["baseline_trial1.json"]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["baseline_trial1"]
     assert sorted(p.name for p in (out / "checkpoints" / "baseline_trial1" / "last").iterdir()) == ["1", "2"]
     capsys.readouterr()
     assert cnn.main([*tiny, "--epochs=1", "--devices=2", "--overwrite"]) == 2
