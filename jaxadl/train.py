@@ -226,9 +226,8 @@ class Trainer:
         x, y = self._prepare(state, images, labels, state.step)
         weights = jnp.full((x.shape[0],), 1.0 / x.shape[0])
         loss, grads, stats, logits = self._loss_and_grads(state, state.batch_stats, x, y, weights)
-        measured = self.task.metrics(
-            logits, y
-        )  # the loss as evaluated (no smoothing, no Dice) and the metric
+        # the loss as evaluated (no smoothing, no Dice) and the metric, on this training batch
+        measured = self.task.metrics(logits, y)
         name = self.task.main_metric
         metrics = {"loss": loss, "eval_loss": measured["loss"].mean(), name: measured[name].mean()}
         return self._apply(state, grads, stats), metrics
