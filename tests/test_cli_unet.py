@@ -109,7 +109,7 @@ def test_recipes_defaults_and_overrides():
     strong = unet.UNetConfig()
     r = strong.resolved()
     assert (r["batch_size"], r["dice_weight"], r["augment"], r["select"]) == (4, 1.0, True, "best")
-    assert (r["epochs"], r["batch_norm"], r["image_norm"], r["lr"]) == (25, True, True, 2e-3)
+    assert (r["epochs"], r["batch_norm"], r["image_norm"], r["lr"]) == (25, True, True, 1e-3)
     report = unet.UNetConfig(recipe="report", dice_weight=0.5)
     r = report.resolved()
     assert (r["epochs"], r["lr"], r["schedule"], r["augment"], r["normalize"]) == (

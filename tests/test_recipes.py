@@ -95,7 +95,7 @@ def test_cnn_flags_override_and_best_needs_validation():
 def test_unet_strong_recipe_reaches_the_objects():
     v = unet_variants()["baseline"]
     o, t, k, m = v.train.optim, v.task, v.train, v.model
-    assert (o.name, o.lr, o.schedule, o.weight_decay) == ("adam", 2e-3, "onecycle", 1e-4)
+    assert (o.name, o.lr, o.schedule, o.weight_decay) == ("adam", 1e-3, "onecycle", 1e-4)
     assert (t.kind, t.dice_weight, t.image_norm) == ("segmentation", 1.0, True)
     assert (k.epochs, k.batch_size, k.select, k.tta) == (25, 4, "best", False)
     assert k.augment is not None and k.augment.translate_px == pytest.approx(0.03 * 32)
