@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 from benchmarks import step_time
@@ -147,3 +148,34 @@ def test_flax_pool_flag_selects_the_pool():
     fast, _, _ = step_time.build_model(step_time.parse_args(["--model=cnn"]))
     plain, _, _ = step_time.build_model(step_time.parse_args(["--model=cnn", "--flax-pool"]))
     assert fast.fast_pool and not plain.fast_pool
+
+
+def test_conv_layers_times_the_ops_it_names(tmp_path):
+    """Both sides compute the same forward, dx and dw (so the profile compares like with like); the JSON."""
+    pytest.importorskip("torch")
+    from benchmarks import conv_layers
+
+    x, w, g = conv_layers.arrays(4, 12, 8, 6, 3)
+    jx, tx = conv_layers.jax_ops(x, w, g), conv_layers.torch_ops(x, w, g)
+    nchw = lambda a: np.asarray(a).transpose(0, 3, 1, 2)
+    np.testing.assert_allclose(tx["forward"]().numpy(), nchw(jx["forward"]()), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(tx["dx"]()[0].numpy(), nchw(jx["dx"]()), rtol=1e-4, atol=1e-4)
+    dw_torch = tx["dw"]()[1].numpy().transpose(2, 3, 1, 0)  # OIHW -> HWIO
+    np.testing.assert_allclose(dw_torch, np.asarray(jx["dw"]()), rtol=1e-4, atol=1e-3)
+
+    path = tmp_path / "layers.json"
+    argv = ["--batch-size=2", "--windows=1", "--calls=1", "--wait-idle=0", f"--json={path}"]
+    assert conv_layers.main(argv) == 0
+    out = json.loads(path.read_text())
+    assert list(out["layers_ms"]) == [name for name, *_ in conv_layers.LAYERS]
+    for ops in out["layers_ms"].values():
+        assert list(ops) == ["forward", "dx", "dw"]
+        for ms in ops.values():
+            _positive(ms, "jaxadl", "torch")
+    # the step's total leaves out conv1's input gradient, which training never computes
+    conv1 = out["layers_ms"]["conv1 5x5 3->64"]
+    want = (
+        sum(ms["jaxadl"] for ops in out["layers_ms"].values() for ms in ops.values()) - conv1["dx"]["jaxadl"]
+    )
+    assert out["total_ms"]["jaxadl"] == pytest.approx(want)
+    assert out["valid_for_comparison"] == (out["busy"] is None)
