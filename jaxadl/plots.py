@@ -5,25 +5,25 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+# Figures are drawn on their own canvases (no pyplot): importing jaxadl leaves the process's matplotlib
+# backend alone, and saving works without a display.
 
 
-def _epoch_axis(ax: plt.Axes) -> None:
+def _epoch_axis(ax: Axes) -> None:
     """Epochs are whole numbers: no 1.2, 1.4, ... ticks on short runs."""
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def _save(fig: plt.Figure, path: str | Path) -> Path:
+def _save(fig: Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
@@ -35,7 +35,8 @@ def _smooth(values: np.ndarray, window: int) -> np.ndarray:
 
 def loss_curve(step_losses: np.ndarray, steps_per_epoch: int, title: str, path: str | Path) -> Path:
     """Training loss per step (light) and its running mean (dark), x axis in epochs (figures 10-17)."""
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig = Figure(figsize=(6, 3.6))
+    ax = fig.subplots()
     steps = np.arange(1, len(step_losses) + 1) / max(steps_per_epoch, 1)
     ax.plot(steps, step_losses, alpha=0.3, lw=0.8, label="per step")
     window = max(steps_per_epoch // 4, 1)
@@ -51,7 +52,8 @@ def loss_curve(step_losses: np.ndarray, steps_per_epoch: int, title: str, path: 
 def overlay(panels: Mapping[str, Mapping[str, Sequence[np.ndarray]]], title: str, path: str | Path) -> Path:
     """Per-epoch curves of several variants, one panel per quantity (y label -> variant -> one curve per
     trial): the mean over trials, with a min-max band."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4), squeeze=False)
+    fig = Figure(figsize=(6.5 * len(panels), 4))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (ylabel, curves) in zip(axes[0], panels.items(), strict=True):
         for name, runs in curves.items():
             runs = [np.asarray(r) for r in runs if len(r)]
@@ -86,7 +88,8 @@ def history(
     e.g. with label smoothing or Dice) is drawn dashed only when it differs. Training figures come from the
     augmented batches of the epoch, validation figures from the model at the epoch's end.
     """
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig = Figure(figsize=(10, 3.6))
+    axes = fig.subplots(1, 2)
     epochs = [r["epoch"] for r in records]
     curves = {
         "loss": [
@@ -126,7 +129,8 @@ def segmentation(
 ) -> Path:
     """Image, true mask, predicted mask and an overlay for one test image (figures 25-30)."""
     image, mask, pred = (np.squeeze(np.asarray(a)) for a in (image, mask, pred))
-    fig, axes = plt.subplots(1, 4, figsize=(12, 3.4))
+    fig = Figure(figsize=(12, 3.4))
+    axes = fig.subplots(1, 4)
     overlay_rgb = np.stack([image / 255.0] * 3, -1) * 0.7
     overlay_rgb[..., 1] += 0.3 * (mask > 0)
     overlay_rgb[..., 0] += 0.3 * (pred > 0)

@@ -62,7 +62,9 @@ class Predictor:
         return int(self.record.get("image_size") or self.record["input_shape"][0])
 
     def _images(self, images: Any) -> np.ndarray:
-        """Paths, PIL images or arrays -> uint8 [N, S, S, C] at the model's input size."""
+        """Paths, PIL images or arrays -> uint8 [N, S, S, C] at the model's input size.
+
+        Arrays are uint8 (0-255) or floating point in [0, 1]; other ranges are refused, not guessed."""
         channels = int(self.record["input_shape"][-1])
         items = images if isinstance(images, (list, tuple)) else [images]
         if isinstance(images, np.ndarray) and images.ndim == 4:
@@ -76,8 +78,7 @@ class Predictor:
                     raise ValueError(f"cannot read image {item}: {e}") from e
             if isinstance(item, np.ndarray):
                 arr = item
-                if arr.dtype != np.uint8:
-                    arr = np.clip(arr * 255.0 if arr.max() <= 1.0 else arr, 0, 255).astype(np.uint8)
+                arr = _to_uint8(arr)
                 item = Image.fromarray(arr.squeeze(-1) if arr.ndim == 3 and arr.shape[-1] == 1 else arr)
             item = item.convert("RGB" if channels == 3 else "L").resize(
                 (self.image_size, self.image_size), Image.BILINEAR
@@ -120,6 +121,20 @@ class Predictor:
         if save is not None:
             Image.fromarray(masks[0] * 255).save(save)
         return masks
+
+
+def _to_uint8(arr: np.ndarray) -> np.ndarray:
+    """uint8 arrays as they are; float arrays in [0, 1] scaled to 0-255; anything else is an error."""
+    if arr.dtype == np.uint8:
+        return arr
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise ValueError(f"image arrays must be uint8 (0-255) or float in [0, 1], got {arr.dtype}")
+    if arr.size and (np.nanmin(arr) < 0.0 or np.nanmax(arr) > 1.0 or np.isnan(arr).any()):
+        raise ValueError(
+            f"float image arrays must hold values in [0, 1], got {np.nanmin(arr):g} to {np.nanmax(arr):g}; "
+            "pass 0-255 images as uint8"
+        )
+    return np.round(arr * 255.0).astype(np.uint8)
 
 
 def load(run_dir: str | Path, variant: str | None = None, trial: int = 1) -> Predictor:

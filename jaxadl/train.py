@@ -383,6 +383,14 @@ def predict_logits(
     return tta_logits(apply, x) if tta else apply(x)
 
 
+def _check_trainer(trainer: Trainer, model: nn.Module, task: Task, cfg: TrainConfig, num_train: int) -> None:
+    """A trainer handed to fit must have been built for the same model, task, config and training set."""
+    given = {"model": model, "task": task, "cfg": cfg, "num_train": num_train}
+    differ = [name for name, value in given.items() if getattr(trainer, name) != value]
+    if differ:
+        raise ValueError(f"the trainer passed to fit was built for another {', '.join(differ)}")
+
+
 def fit(
     model: nn.Module,
     task: Task,
@@ -408,7 +416,15 @@ def fit(
     the newest one there, giving the same numbers as an uninterrupted run. Raises DivergenceError (holding
     the last good state) when the loss turns non-finite.
     """
-    trainer = trainer or Trainer(model, task, cfg, len(train))
+    if cfg.select == "best" and (val is None or not len(val)):
+        raise ValueError(
+            "select='best' chooses the epoch on validation data, but none was given: "
+            "pass val=... or use TrainConfig(select='last')"
+        )
+    if trainer is None:
+        trainer = Trainer(model, task, cfg, len(train))
+    else:
+        _check_trainer(trainer, model, task, cfg, len(train))
     state = state if state is not None else trainer.init(train.images.shape[1:])
     ckpt = Checkpointer(checkpoint_dir, keep) if checkpoint_dir is not None else None
     history: list[dict[str, float]] = []

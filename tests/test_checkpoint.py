@@ -150,6 +150,13 @@ def test_eval_only_and_predict_from_a_run_folder(tmp_path, capsys):
     Image.fromarray(data.test.images[0]).save(tmp_path / "sign.png")
     one = predictor.classify(str(tmp_path / "sign.png")).ids
     assert one.shape == (1,) and one[0] == ids[0]
+    # float arrays are read as [0, 1]; any other range or type is refused, never guessed
+    as_float = data.test.images[:4].astype(np.float32) / 255.0
+    np.testing.assert_array_equal(predictor.classify(as_float).ids, ids[:4])
+    with pytest.raises(ValueError, match="float image arrays must hold values in \\[0, 1\\], got 29 to 230"):
+        predictor.classify(data.test.images[:1].astype(np.float32))
+    with pytest.raises(ValueError, match="uint8 \\(0-255\\) or float in \\[0, 1\\], got int64"):
+        predictor.classify(data.test.images[:1].astype(np.int64))
     with pytest.raises(ValueError, match="no finished trial 2"):
         load(out, trial=2)
 

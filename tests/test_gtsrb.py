@@ -7,6 +7,7 @@ import shutil
 import sys
 import tempfile
 import urllib.request
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -184,9 +185,13 @@ def test_second_call_uses_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     # The second call read the npz copy; without it (or with a broken one) the array_record files serve.
     assert (first.meta["read_from"], second.meta["read_from"]) == ("array_record", "npz")
     npz = Path(first.meta["cache_path"]) / gtsrb.NPZ_NAME
-    for damage in (lambda: npz.unlink(), lambda: npz.write_bytes(b"not a zip")):
+    for damage, warns in ((lambda: npz.unlink(), False), (lambda: npz.write_bytes(b"not a zip"), True)):
         damage()
-        again = load(src, cache)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            again = load(src, cache)
+        said = [str(w.message) for w in caught if "rebuilding" in str(w.message)]
+        assert bool(said) == warns and all(str(npz) in m for m in said)
         assert again.meta["read_from"] == "array_record" and not again.meta["prepared_now"]
         np.testing.assert_array_equal(again.train.images, first.train.images)
         np.testing.assert_array_equal(again.test.labels, first.test.labels)

@@ -1,5 +1,8 @@
 """What the figures show: the series and labels handed to matplotlib, not the PNG's size."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -61,3 +64,19 @@ def test_overlay_draws_the_mean_of_trials_per_variant(tmp_path, figures):
     np.testing.assert_allclose(loss["a (2 trials)"], [2.0, 1.0])
     np.testing.assert_allclose(loss["b (1 trial)"], [5.0, 4.0, 3.0])
     assert loss_ax.get_ylabel() == "loss" and f1_ax.get_ylabel() == "val f1"
+
+
+def test_plotting_leaves_the_matplotlib_backend_alone(tmp_path):
+    """jaxadl draws on its own canvases: no pyplot, no backend switch at import or when saving."""
+    code = (
+        "import sys, matplotlib\n"
+        "matplotlib.rcParams['backend'] = 'svg'\n"
+        "import jaxadl, numpy as np\n"
+        "from jaxadl import plots\n"
+        f"plots.loss_curve(np.linspace(1, 0, 20), 5, 't', {str(tmp_path / 'l.png')!r})\n"
+        "assert 'matplotlib.pyplot' not in sys.modules\n"
+        "print(matplotlib.rcParams['backend'])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "svg" and (tmp_path / "l.png").stat().st_size > 1000

@@ -175,3 +175,26 @@ def test_full_batch_with_batch_norm_runs_and_lowers_the_loss():
     result = fit(_model(bn=True), TASK, small, cfg)
     assert len(result.step_losses) == 3  # one step per epoch
     assert result.step_losses[-1] < result.step_losses[0]
+
+
+def test_fit_refuses_best_epoch_without_validation_data():
+    cfg = TrainConfig(epochs=1, batch_size=32, optim=OptimConfig("adam", 1e-3), select="best")
+    with pytest.raises(ValueError, match="select='best'.*val=.*select='last'"):
+        fit(_model(), TASK, TRAIN, cfg)
+
+
+@pytest.mark.parametrize(
+    "what,trainer_args",
+    [
+        ("model", dict(model=SignCNN(num_classes=10, batch_norm=True))),
+        ("task", dict(task=Task("classification", num_classes=10, label_smoothing=0.1))),
+        ("cfg", dict(cfg=TrainConfig(epochs=2, batch_size=32, optim=OptimConfig("adam", 1e-3)))),
+        ("num_train", dict(num_train=320)),
+    ],
+)
+def test_fit_refuses_a_trainer_built_for_something_else(what, trainer_args):
+    cfg = TrainConfig(epochs=1, batch_size=32, optim=OptimConfig("adam", 1e-3))
+    args = {"model": _model(), "task": TASK, "cfg": cfg, "num_train": len(TRAIN), **trainer_args}
+    trainer = Trainer(**args)
+    with pytest.raises(ValueError, match=f"trainer passed to fit was built for another {what}"):
+        fit(_model(), TASK, TRAIN, cfg, trainer=trainer)

@@ -18,6 +18,7 @@ import re
 import sys
 import time
 import urllib.request
+import warnings
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -549,8 +550,10 @@ def _load_arrays(builder: JaxadlGtsrb) -> tuple[dict[str, np.ndarray], str]:
                 arrays = {k: z[k] for k in z.files}
             if {"train_images", "train_labels", "train_tracks"} <= arrays.keys():
                 return arrays, "npz"
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
-            pass  # unreadable copy: rebuild it from the array_record files below
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            warnings.warn(
+                f"unreadable array copy {npz} ({e}); rebuilding it from the TFDS files", stacklevel=2
+            )
     sources = builder.as_data_source()
     arrays = dict(
         zip(("train_images", "train_labels", "train_tracks"), _read_split(sources["train"]), strict=True)
@@ -562,8 +565,8 @@ def _load_arrays(builder: JaxadlGtsrb) -> tuple[dict[str, np.ndarray], str]:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
         os.replace(tmp, npz)
-    except OSError:
-        pass  # a read-only cache still works, only slower
+    except OSError as e:  # a read-only cache still works, only slower
+        warnings.warn(f"could not write the array copy {npz} ({e}); loading stays slower", stacklevel=2)
     finally:
         tmp.unlink(missing_ok=True)
     return arrays, "array_record"
