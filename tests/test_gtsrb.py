@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import sys
 import tempfile
@@ -391,3 +392,15 @@ def test_failed_download_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Mo
     ):
         load(None, cache, download=True)
     assert not list(cache.rglob("*.zip")) and not list(cache.rglob("*.part"))
+
+
+def test_an_edited_source_file_gets_a_new_cache(tmp_path: Path) -> None:
+    """The cache key follows every source file's size and modification time, not only the folder's total."""
+    src, cache = fx.write_zips(tmp_path / "src"), tmp_path / "cache"
+    first = load(src, cache)
+    archive = sorted(src.glob("*.zip"))[0]
+    st = archive.stat()
+    os.utime(archive, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # an edit of the same size
+    again = load(src, cache)
+    assert again.meta["prepared_now"] and again.meta["cache_path"] != first.meta["cache_path"]
+    assert load(src, cache).meta["prepared_now"] is False  # unchanged since: the new entry serves

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
 import io
 import os
 import re
@@ -30,7 +29,7 @@ from PIL import Image
 
 from jaxadl.data.base import Dataset, DatasetError, Split
 from jaxadl.data.signs import CLASS_NAMES
-from jaxadl.data.tfds_util import LocalBuilder, LocalInfo, default_cache_dir, quiet_tfds
+from jaxadl.data.tfds_util import LocalBuilder, LocalInfo, default_cache_dir, fingerprint, quiet_tfds
 
 NUM_CLASSES = 43
 DOWNLOAD_URL = "https://sid.erda.dk/public/archives/daaeac0d7ce1152aea9b61d9f1e19370/"
@@ -139,9 +138,9 @@ class _Files:
         return self._zips[zpath].read(member)
 
     def key(self) -> str:
-        """Short hash of the resolved root and its listing size, so another source never reuses this cache."""
-        text = f"{self.root.resolve()}|{self.num_files}|{self.total_bytes}"
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
+        """Hash of the root and every file's path, size and modification time: another source, or an edit
+        of any file in this one, never reuses this cache."""
+        return fingerprint(self.root, self._disk.values())
 
     def close(self) -> None:
         for zf in self._zips.values():
@@ -618,8 +617,8 @@ def load_gtsrb(
     ``seed``, so no sign appears in both; ``val`` is None when it is 0.
 
     The cache (``cache_dir``, else ``$JAXADL_DATA_DIR``, else ``~/.cache/jaxadl``) is keyed by the
-    source's resolved path and listing size and by image size and crop; TFDS writes it into a temporary
-    folder renamed when complete, so a failed preparation leaves nothing that looks finished. A plain
+    source's resolved path, each source file's path, size and modification time (an edit re-prepares),
+    and by image size and crop; TFDS writes it into a temporary folder renamed when complete, so a failed preparation leaves nothing that looks finished. A plain
     .npz copy of the arrays beside it makes later loads take well under a second.
     Raises DatasetError naming the file for missing or malformed data, ValueError for bad arguments.
     """

@@ -13,10 +13,9 @@ as finished.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from jaxadl.data.base import Dataset, DatasetError, Split
-from jaxadl.data.tfds_util import LocalBuilder, LocalInfo, default_cache_dir, quiet_tfds
+from jaxadl.data.tfds_util import LocalBuilder, LocalInfo, default_cache_dir, fingerprint, quiet_tfds
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff")
 JSRT_ENV = "JAXADL_JSRT_DIR"
@@ -34,17 +33,6 @@ _SPLITS = ("train", "val", "test")
 
 # --------------------------------------------------------------------------------------------------
 # Cache key and the TFDS builder (jaxadl.data.tfds_util holds what GTSRB shares)
-
-
-def fingerprint(root: Path, files: Iterable[Path], *extra: object) -> str:
-    """Short hash of a resolved root, each file's relative path, size and mtime, and extra options."""
-    h = hashlib.sha256(str(root.resolve()).encode())
-    for f in sorted(files):
-        st = f.stat()
-        h.update(f"\0{f.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}".encode())
-    for e in extra:
-        h.update(f"\0{e!r}".encode())
-    return h.hexdigest()[:16]
 
 
 Example = tuple[str, dict[str, np.ndarray]]
