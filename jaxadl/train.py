@@ -65,6 +65,9 @@ class TrainConfig:
     batch_size: int = 128
     eval_batch_size: int = 500
     full_batch: bool = False  # one step per epoch on the gradient of the whole training set
+    # full batch: examples per chunk of that gradient (memory; with batch norm also the group whose
+    # statistics normalise it, as in ghost batch norm)
+    chunk_size: int = 500
     seed: int = 0
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
     augment: AugmentConfig | None = None
@@ -79,6 +82,8 @@ class TrainConfig:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.chunk_size < 1:
+            raise ValueError(f"chunk size must be >= 1, got {self.chunk_size}")
         if self.select not in ("last", "best"):
             raise ValueError(f"select must be 'last' or 'best', got {self.select!r}")
 
@@ -153,7 +158,7 @@ class Trainer:
             )
         self.model, self.task, self.cfg, self.num_train = model, task, cfg, num_train
         if cfg.full_batch:  # whole chunks that split evenly over the devices
-            self.chunk = max(min(self.eval_batch, num_train) // n_dev, 1) * n_dev
+            self.chunk = max(min(math.ceil(cfg.chunk_size / n_dev) * n_dev, num_train) // n_dev, 1) * n_dev
         else:
             self.chunk = cfg.batch_size
         self.steps_per_epoch = 1 if cfg.full_batch else num_train // cfg.batch_size
@@ -197,10 +202,11 @@ class Trainer:
             x, labels = augment(key, x, labels, self.cfg.augment)
         return self.task.normalize(x), labels
 
-    def _loss_and_grads(self, state: TrainState, batch_stats: Any, x, y, weights):
+    def _loss_and_grads(self, state: TrainState, batch_stats: Any, x, y, weights, mask=None):
         def loss_fn(params):
+            extra = {} if mask is None else {"mask": mask}
             out, updates = self.model.apply(
-                _variables(params, batch_stats), x, train=True, mutable=["batch_stats"]
+                _variables(params, batch_stats), x, train=True, mutable=["batch_stats"], **extra
             )
             per_example = self.task.loss(out, y)
             return jnp.sum(per_example * weights), (updates.get("batch_stats", batch_stats), out)
@@ -265,23 +271,32 @@ class Trainer:
         return state, jax.tree.map(lambda *a: jnp.stack(a), *history)
 
     def _full_batch_chunk(self, carry, state: TrainState, images: jax.Array, labels: jax.Array, i):
-        """Add chunk i's share of the whole-set gradient (examples past num_train are padding, weight 0)."""
-        grads_acc, stats, loss_acc, measured_acc = carry
+        """Add chunk i's share of the whole-set gradient (examples past num_train are padding, weight 0).
+
+        Batch norm normalises each chunk by its own statistics, padding left out; the running statistics
+        move once per step, by the chunks' statistics averaged with their shares of the training set.
+        """
+        grads_acc, stats_acc, loss_acc, measured_acc = carry
         chunks = images.shape[0] // self.chunk
         sl = lambda a: jax.lax.dynamic_slice_in_dim(a, i * self.chunk, self.chunk)
-        weights = (i * self.chunk + jnp.arange(self.chunk) < self.num_train) / self.num_train
+        real = i * self.chunk + jnp.arange(self.chunk) < self.num_train
+        weights = real / self.num_train
         x, y = self._prepare(state, sl(images), sl(labels), state.step * chunks + i)
-        loss, grads, stats, logits = self._loss_and_grads(state, stats, x, y, weights)
+        mask = real if state.batch_stats else None
+        loss, grads, stats, logits = self._loss_and_grads(state, state.batch_stats, x, y, weights, mask)
+        share = jnp.sum(weights)
+        stats_acc = jax.tree.map(lambda acc, new: acc + share * new, stats_acc, stats)
         m = self.task.metrics(logits, y)
         measured = {
             k: acc + jnp.sum(m["loss" if k == "eval_loss" else k] * weights)
             for k, acc in measured_acc.items()
         }
-        return jax.tree.map(jnp.add, grads_acc, grads), stats, loss_acc + loss, measured
+        return jax.tree.map(jnp.add, grads_acc, grads), stats_acc, loss_acc + loss, measured
 
     def _full_batch_start(self, state: TrainState):
         measured = {"eval_loss": jnp.zeros(()), self.task.main_metric: jnp.zeros(())}
-        return jax.tree.map(jnp.zeros_like, state.params), state.batch_stats, jnp.zeros(()), measured
+        zeros = lambda tree: jax.tree.map(jnp.zeros_like, tree)
+        return zeros(state.params), zeros(state.batch_stats), jnp.zeros(()), measured
 
     def _full_batch_finish(self, state: TrainState, carry):
         grads, stats, loss, measured = carry

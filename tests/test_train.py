@@ -198,3 +198,60 @@ def test_fit_refuses_a_trainer_built_for_something_else(what, trainer_args):
     trainer = Trainer(**args)
     with pytest.raises(ValueError, match=f"trainer passed to fit was built for another {what}"):
         fit(_model(), TASK, TRAIN, cfg, trainer=trainer)
+
+
+# -- full batch with batch norm: chunks, padding and running statistics --------------------------------------
+FB_TRAIN = colour_squares(60, seed=3)
+
+
+def _full_batch_step(chunk_size, eval_batch_size=500, images=None, labels=None):
+    """One full-batch Rprop step of the batch-norm CNN on FB_TRAIN (or on the given padded arrays)."""
+    cfg = TrainConfig(
+        epochs=1,
+        full_batch=True,
+        chunk_size=chunk_size,
+        eval_batch_size=eval_batch_size,
+        optim=OptimConfig("rprop", 1e-3),
+    )
+    trainer = Trainer(_model(bn=True), TASK, cfg, len(FB_TRAIN))
+    state = trainer.init(FB_TRAIN.images.shape[1:])
+    x, y, _ = trainer.put_train(FB_TRAIN)
+    if images is not None:
+        x, y = jnp.asarray(images), jnp.asarray(labels)
+    before = jax.tree.map(jnp.copy, state)  # the step donates the state it is given
+    return trainer, before, trainer.train_epoch(state, x, y)[0]
+
+
+def test_full_batch_padding_stays_out_of_batch_norm():
+    """60 examples in chunks of 40: the last chunk holds 20 padding rows, whose values must not matter."""
+    trainer, _, zeros = _full_batch_step(40)
+    assert trainer.chunk == 40
+    rng = np.random.default_rng(0)
+    garbage = rng.integers(0, 256, (20, *FB_TRAIN.images.shape[1:]), dtype=np.uint8)
+    images = np.concatenate([FB_TRAIN.images, garbage])
+    labels = np.concatenate([FB_TRAIN.labels, rng.integers(0, 10, 20).astype(np.int32)])
+    _, _, noisy = _full_batch_step(40, images=images, labels=labels)
+    chex.assert_trees_all_close(zeros.params, noisy.params, rtol=1e-6, atol=1e-7)
+    chex.assert_trees_all_close(zeros.batch_stats, noisy.batch_stats, rtol=1e-6, atol=1e-7)
+
+
+def test_full_batch_running_stats_move_once_per_step():
+    """Two chunks of 30: one momentum update with the chunks' statistics averaged, not two updates."""
+    trainer, before, after = _full_batch_step(30)
+    variables = {"params": before.params, "batch_stats": before.batch_stats}
+    halves = []
+    for rows in (slice(0, 30), slice(30, 60)):
+        x = TASK.inputs(jnp.asarray(FB_TRAIN.images[rows]))
+        _, updates = trainer.model.apply(variables, x, train=True, mutable=["batch_stats"])
+        halves.append(updates["batch_stats"])
+    want = jax.tree.map(lambda a, b: (a + b) / 2, *halves)
+    chex.assert_trees_all_close(after.batch_stats, want, rtol=1e-5, atol=1e-6)
+
+
+def test_full_batch_training_does_not_depend_on_the_evaluation_batch():
+    _, _, a = _full_batch_step(40, eval_batch_size=500)
+    _, _, b = _full_batch_step(40, eval_batch_size=7)
+    chex.assert_trees_all_equal(a.params, b.params)
+    chex.assert_trees_all_equal(a.batch_stats, b.batch_stats)
+    with pytest.raises(ValueError, match="chunk size must be >= 1"):
+        TrainConfig(full_batch=True, chunk_size=0)

@@ -20,7 +20,8 @@ class SignCNN(nn.Module):
 
     Returns logits (no ReLU on them, unlike the report's listing, which would clip negative scores).
     With `batch_norm`, BatchNorm follows each conv: batch statistics when `train`, running averages
-    otherwise (Flax momentum 0.9 = PyTorch momentum 0.1). `fast_pool` (default) computes the 2×2 max-pool
+    otherwise (Flax momentum 0.9 = PyTorch momentum 0.1); `mask` ([N] bool) leaves padding rows out of
+    the batch statistics. `fast_pool` (default) computes the 2×2 max-pool
     as a reshape and max: the same values as `nn.max_pool`, and a gradient that XLA:CPU runs several times
     faster than nn.max_pool's select-and-scatter; False uses nn.max_pool (a tie inside a window then sends
     the whole gradient to one element instead of splitting it).
@@ -32,7 +33,9 @@ class SignCNN(nn.Module):
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
+    def __call__(self, x: jnp.ndarray, train: bool = False, mask: jnp.ndarray | None = None) -> jnp.ndarray:
+        rows = None if mask is None else mask[:, None, None, None]
+
         def block(x: jnp.ndarray, features: int, kernel: int, name: str) -> jnp.ndarray:
             x = nn.Conv(features, (kernel, kernel), padding="VALID", dtype=self.dtype, name=name)(x)
             if self.batch_norm:
@@ -42,7 +45,7 @@ class SignCNN(nn.Module):
                     epsilon=1e-5,
                     dtype=self.dtype,
                     name=f"bn{name[-1]}",
-                )(x)
+                )(x, mask=rows)
             return nn.relu(x)
 
         pool = max_pool_2x2 if self.fast_pool else lambda x: nn.max_pool(x, (2, 2), strides=(2, 2))

@@ -42,17 +42,18 @@ class UNet(nn.Module):
     out_channels: int = 1
     dtype: Any = None
 
-    def _conv_block(self, x: jax.Array, features: int, train: bool, act: Callable) -> jax.Array:
+    def _conv_block(self, x: jax.Array, features: int, train: bool, act: Callable, rows: Any) -> jax.Array:
         for _ in range(2):
             x = nn.Conv(features, (3, 3), padding="SAME", use_bias=not self.batch_norm, dtype=self.dtype)(x)
             if self.batch_norm:
-                x = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype)(x)
+                x = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype)(x, mask=rows)
             x = act(x)
         return x
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        """Segment a batch x [N,H,W,C]; ``train`` switches BatchNorm to batch statistics."""
+    def __call__(self, x: jax.Array, train: bool = False, mask: jax.Array | None = None) -> jax.Array:
+        """Segment a batch x [N,H,W,C]; ``train`` switches BatchNorm to batch statistics, which leave out
+        the rows where ``mask`` ([N] bool) is False (padding)."""
         _check_choice("upsample", self.upsample, UPSAMPLE_CHOICES)
         _check_choice("activation", self.activation, ACTIVATION_CHOICES)
         if self.depth < 0:
@@ -66,13 +67,14 @@ class UNet(nn.Module):
                 f"input size {h}x{w} is not divisible by 2**depth = {factor} (depth {self.depth})"
             )
         act = _ACTIVATIONS[self.activation]
+        rows = None if mask is None else mask[:, None, None, None]
 
         skips = []
         for level in range(self.depth):
-            x = self._conv_block(x, self.base_features * 2**level, train, act)
+            x = self._conv_block(x, self.base_features * 2**level, train, act, rows)
             skips.append(x)
             x = nn.max_pool(x, (2, 2), strides=(2, 2))
-        x = self._conv_block(x, self.base_features * 2**self.depth, train, act)
+        x = self._conv_block(x, self.base_features * 2**self.depth, train, act, rows)
 
         for level in reversed(range(self.depth)):
             features = self.base_features * 2**level
@@ -83,7 +85,7 @@ class UNet(nn.Module):
                 x = jax.image.resize(x, (n, hh * 2, ww * 2, c), method=self.upsample)
                 x = nn.Conv(features, (3, 3), padding="SAME", dtype=self.dtype)(x)
             x = jnp.concatenate([skips[level], x.astype(skips[level].dtype)], axis=-1)
-            x = self._conv_block(x, features, train, act)
+            x = self._conv_block(x, features, train, act, rows)
 
         return nn.Conv(self.out_channels, (1, 1), dtype=self.dtype)(x)
 
