@@ -92,9 +92,10 @@ def main_guard(run: Callable[[], int]) -> int:
 def saved_config(cls: type[C], cfg: Any, experiment: str) -> C:
     """The config of the run in cfg.from_run, with this invocation's data-location flags."""
     import json
-    from pathlib import Path
 
-    path = Path(cfg.from_run) / "config.json"
+    from jaxadl.run_folder import RunFolder
+
+    path = RunFolder(cfg.from_run).config
     try:
         saved = json.loads(path.read_text())
     except (OSError, ValueError) as e:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.cli import default_out, main_guard, opt, parse
-from jaxadl.experiment import slug
+from jaxadl.run_folder import RunFolder
 
 NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -82,7 +82,8 @@ def _metric_key(record: dict[str, Any]) -> str | None:
 
 def summarize_run(folder: Path) -> list[dict[str, Any]]:
     """One row per variant and trial of a run folder, from its metrics.jsonl and trials/*.json."""
-    path = folder / "metrics.jsonl"
+    run = RunFolder(folder)
+    path = run.metrics
     records = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
     groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for r in records:
@@ -96,7 +97,7 @@ def summarize_run(folder: Path) -> list[dict[str, Any]]:
             best = max(values)
             row.update(best=best, best_epoch=values.index(best) + 1, last=values[-1])
             row.update({f"at_{e}": values[e - 1] for e in (10, 20, 30) if len(values) >= e})
-        done = folder / "trials" / f"{slug(variant)}_trial{trial}.json"
+        done = run.trial_record(variant, trial)
         if done.exists():
             t = json.loads(done.read_text())
             row.update(compile_seconds=t.get("compile_seconds"), train_seconds=t.get("train_seconds"))

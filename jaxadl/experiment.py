@@ -29,6 +29,7 @@ from jaxadl.metrics import summarize
 from jaxadl.parallel import broadcast_text, check_divisible, is_main_process, make_mesh, on_main_first
 from jaxadl.postprocess import clean_masks, f1_masks
 from jaxadl.progress import format_seconds
+from jaxadl.run_folder import RunFolder
 from jaxadl.tasks import Task
 from jaxadl.train import DivergenceError, TrainConfig, Trainer, fit
 
@@ -77,8 +78,8 @@ def prepare_folder(
 ) -> Path:
     """Create the run folder. Refuse one holding another experiment's run, or (unless resuming with the
     same options, or overwriting) one that already holds a run."""
-    out = Path(out)
-    cfg_path = out / "config.json"
+    folder = RunFolder(out)
+    out, cfg_path = folder.root, folder.config
     if cfg_path.exists():
         try:
             previous = json.loads(cfg_path.read_text())
@@ -103,9 +104,9 @@ def prepare_folder(
                 "--overwrite to replace it, or choose another --out"
             )
         elif overwrite:
-            for sub in ("checkpoints", "trials"):
-                if (out / sub).exists():
-                    shutil.rmtree(out / sub)
+            for sub in (folder.checkpoints_dir, folder.trials_dir):
+                if sub.exists():
+                    shutil.rmtree(sub)
     out.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -114,11 +115,6 @@ def _write_json(path: Path, obj: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(obj, indent=2, default=str))
     os.replace(tmp, path)
-
-
-def slug(name: str) -> str:
-    """A variant name as it appears in file names (trials/<slug>_trialN.json, plots)."""
-    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
 
 
 def run_experiment(
@@ -147,12 +143,12 @@ def run_experiment(
     eval_data = data.test if data.test is not None else data.val
     if eval_data is None:
         raise ValueError("the dataset has neither a test nor a validation split to evaluate on")
-    out, main = Path(out), is_main_process()
-    metrics_path = out / "metrics.jsonl"
+    folder, main = RunFolder(out), is_main_process()
+    out, metrics_path = folder.root, folder.metrics
 
     def start_folder() -> None:  # process 0 alone writes the run folder; all take part in checkpoints
         prepare_folder(out, experiment, config, resume=resume, overwrite=overwrite)
-        _write_json(out / "config.json", {"experiment": experiment, **config})
+        _write_json(folder.config, {"experiment": experiment, **config})
         if not resume or not metrics_path.exists():
             metrics_path.write_text("")
 
@@ -177,7 +173,7 @@ def run_experiment(
                 f"== {tag} ({len(trials) + 1} of {total_trials} in this run{eta}): {len(data.train)} train / "
                 f"{len(data.val) if data.val is not None else 0} val / {len(eval_data)} {eval_split} =="
             )
-            done = out / "trials" / f"{slug(variant.name)}_trial{trial}.json"
+            done = folder.trial_record(variant.name, trial)
             finished = broadcast_text(done.read_text() if main and resume and done.exists() else "")
             if finished:  # process 0's reading, so every process skips the same trials
                 log(f"   finished before; taken from {done}")
@@ -190,8 +186,7 @@ def run_experiment(
                     data,
                     eval_split,
                     eval_data,
-                    out,
-                    metrics_path,
+                    folder,
                     log,
                     resume,
                     keep,
@@ -222,10 +217,10 @@ def run_experiment(
         return results
     panels = {k: c for k, c in panels.items() if any(len(r) for runs in c.values() for r in runs)}
     if panels:
-        plots.overlay(panels, f"{experiment}: variants", out / "variants.png")
-    _write_json(out / "results.json", results)
+        plots.overlay(panels, f"{experiment}: variants", folder.variants_plot)
+    _write_json(folder.results_json, results)
     recipe = f"Recipe: {config['recipe']} (resolved values in config.json). " if config.get("recipe") else ""
-    (out / "results.md").write_text(
+    folder.results_md.write_text(
         f"# {experiment} on {data.name}\n\n{recipe}Evaluated on the {eval_split} split "
         f"({len(eval_data)} examples); the selected epoch is the one evaluated.\n\n{table}\n"
     )
@@ -288,15 +283,15 @@ def model_spec(model: nn.Module) -> dict[str, Any]:
 
 
 def _run_trial(
-    variant, cfg, trial, data, eval_split, eval_data, out, metrics_path, log, resume=False, keep=2, mesh=None
+    variant, cfg, trial, data, eval_split, eval_data, folder, log, resume=False, keep=2, mesh=None
 ) -> dict[str, Any]:
     metric = variant.task.main_metric
     trainer = Trainer(variant.model, variant.task, cfg, len(data.train), mesh=mesh)
-    tag = f"{slug(variant.name)}_trial{trial}"
+    checkpoints = folder.checkpoints(variant.name, trial)
 
     def on_epoch(rec: dict[str, float]) -> None:
         if is_main_process():
-            with metrics_path.open("a") as f:
+            with folder.metrics.open("a") as f:
                 f.write(json.dumps({"variant": variant.name, "trial": trial, **rec}) + "\n")
 
     t0 = time.perf_counter()
@@ -307,7 +302,7 @@ def _run_trial(
         "train_config": dataclasses.asdict(cfg),
         "model_spec": model_spec(variant.model),
         "task": dataclasses.asdict(variant.task),
-        "checkpoints": f"checkpoints/{tag}",
+        "checkpoints": checkpoints.relative_to(folder.root).as_posix(),
         "input_shape": list(data.train.images.shape[1:]),
     }
     names = data.meta.get("class_names") if isinstance(data.meta, dict) else None
@@ -322,7 +317,7 @@ def _run_trial(
             data.val,
             on_epoch=on_epoch,
             trainer=trainer,
-            checkpoint_dir=out / "checkpoints" / tag if keep else None,
+            checkpoint_dir=checkpoints if keep else None,
             keep=keep,
             resume=resume,
             verbose=True,
@@ -379,14 +374,14 @@ def _run_trial(
         result.step_losses,
         trainer.steps_per_epoch,
         f"{title}: training loss",
-        out / "plots" / f"{tag}_loss.png",
+        folder.plot(variant.name, trial, "loss"),
     )
     task = variant.task
     plots.history(
         result.history,
         metric,
         title,
-        out / "plots" / f"{tag}_history.png",
+        folder.plot(variant.name, trial, "history"),
         loss_name=task.eval_loss_name,
         objective_name=task.objective_name,
     )
@@ -397,7 +392,7 @@ def _run_trial(
             eval_data.labels[worst],
             logits[worst] > 0,
             f"{title}: hardest {eval_split} image #{worst}",
-            out / "plots" / f"{tag}_example.png",
+            folder.plot(variant.name, trial, "example"),
             f1=float(per_example["f1"][worst]),
         )
     return record
@@ -416,12 +411,13 @@ def evaluate_run(run_dir: str | Path, data: Dataset, *, log: Callable[[str], Non
     """
     from jaxadl.predict import load
 
-    run_dir = Path(run_dir)
+    folder = RunFolder(run_dir)
+    run_dir = folder.root
     split = "test" if data.test is not None else "val"
     eval_data = data.test if data.test is not None else data.val
     if eval_data is None:
         raise ValueError("the dataset has neither a test nor a validation split to evaluate on")
-    records = [json.loads(p.read_text()) for p in sorted((run_dir / "trials").glob("*.json"))]
+    records = folder.trial_records()
     if not records:
         raise RunFolderError(f"{run_dir} holds no finished trials to evaluate (no trials/*.json)")
     trials = []
@@ -444,8 +440,8 @@ def evaluate_run(run_dir: str | Path, data: Dataset, *, log: Callable[[str], Non
         trials, split
     )
     results = {"run": str(run_dir), "dataset": data.name, "eval_split": split, "trials": trials}
-    _write_json(run_dir / "eval.json", results)
-    (run_dir / "eval.md").write_text(f"# re-evaluation of {run_dir} on {data.name} ({split})\n\n{table}\n")
+    _write_json(folder.eval_json, results)
+    folder.eval_md.write_text(f"# re-evaluation of {run_dir} on {data.name} ({split})\n\n{table}\n")
     log("\n" + table)
-    log(f"\nwrote {run_dir / 'eval.json'} and {run_dir / 'eval.md'}")
+    log(f"\nwrote {folder.eval_json} and {folder.eval_md}")
     return results

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -16,6 +15,7 @@ from PIL import Image
 from jaxadl.checkpoint import CheckpointError
 from jaxadl.models import SignCNN, UNet
 from jaxadl.postprocess import clean_masks
+from jaxadl.run_folder import RunFolder
 from jaxadl.tasks import Task
 from jaxadl.train import in_batches, predict_logits
 
@@ -139,18 +139,18 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
 
 def load(run_dir: str | Path, variant: str | None = None, trial: int = 1) -> Predictor:
     """The selected model (best-on-validation or last epoch, as the run chose) of one trial of a run."""
-    run_dir = Path(run_dir)
-    records = sorted((run_dir / "trials").glob("*.json")) if (run_dir / "trials").exists() else []
+    folder = RunFolder(run_dir)
+    run_dir = folder.root
+    records = folder.trial_records()
     if not records:
-        raise FileNotFoundError(f"{run_dir} holds no finished trials (no {run_dir}/trials/*.json)")
+        raise FileNotFoundError(f"{run_dir} holds no finished trials (no {folder.trials_dir}/*.json)")
     chosen = None
-    for path in records:
-        rec = json.loads(path.read_text())
+    for rec in records:
         if (variant is None or rec["variant"] == variant) and rec["trial"] == trial and not rec.get("failed"):
             chosen = rec
             break
     if chosen is None:
-        names = sorted({json.loads(p.read_text())["variant"] for p in records})
+        names = sorted({rec["variant"] for rec in records})
         raise ValueError(f"no finished trial {trial} of variant {variant!r} in {run_dir}; variants: {names}")
     spec = dict(chosen["model_spec"])
     model = _MODELS[spec.pop("class")](**spec)

@@ -1,0 +1,88 @@
+"""The files of one run folder, by name: experiments write them, sweeps, evaluation and predict read them.
+
+<root>/config.json                      the options of the run (experiment, cli, recipe)
+<root>/metrics.jsonl                    one line per epoch and trial
+<root>/trials/<variant>_trialN.json     one finished trial (its history, evaluation, checkpoints)
+<root>/checkpoints/<variant>_trialN/    orbax checkpoints of a trial (last N and best)
+<root>/plots/<variant>_trialN_<kind>.png
+<root>/results.json, results.md, variants.png; eval.json, eval.md after --eval-only
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+
+def slug(name: str) -> str:
+    """A variant name as it appears in file names ("batch norm" -> "batch-norm")."""
+    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunFolder:
+    """Paths inside one run folder; nothing else builds them."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def results_json(self) -> Path:
+        return self.root / "results.json"
+
+    @property
+    def results_md(self) -> Path:
+        return self.root / "results.md"
+
+    @property
+    def eval_json(self) -> Path:
+        return self.root / "eval.json"
+
+    @property
+    def eval_md(self) -> Path:
+        return self.root / "eval.md"
+
+    @property
+    def variants_plot(self) -> Path:
+        return self.root / "variants.png"
+
+    @property
+    def trials_dir(self) -> Path:
+        return self.root / "trials"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.root / "checkpoints"
+
+    @staticmethod
+    def tag(variant: str, trial: int) -> str:
+        """How one trial is named in file names: <variant slug>_trialN."""
+        return f"{slug(variant)}_trial{trial}"
+
+    def trial_record(self, variant: str, trial: int) -> Path:
+        return self.trials_dir / f"{self.tag(variant, trial)}.json"
+
+    def checkpoints(self, variant: str, trial: int) -> Path:
+        return self.checkpoints_dir / self.tag(variant, trial)
+
+    def plot(self, variant: str, trial: int, kind: str) -> Path:
+        """plots/<variant>_trialN_<kind>.png (kind: loss, history, example)."""
+        return self.root / "plots" / f"{self.tag(variant, trial)}_{kind}.png"
+
+    def trial_records(self) -> list[dict[str, Any]]:
+        """Every finished trial's record, in file-name order ([] when there are none)."""
+        if not self.trials_dir.is_dir():
+            return []
+        return [json.loads(p.read_text()) for p in sorted(self.trials_dir.glob("*.json"))]
