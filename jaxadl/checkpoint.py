@@ -67,3 +67,21 @@ class Checkpointer:
     def close(self) -> None:
         self.last.close()
         self.best.close()
+
+
+def restore_weights(directory: str | Path) -> dict[str, Any]:
+    """The newest saved state in `directory` (a trial's `last/` or `best/`) as plain arrays, without
+    knowing its model: what predict.load needs to rebuild a model from a run folder."""
+    directory = Path(directory).absolute()
+    mgr = ocp.CheckpointManager(directory)
+    try:
+        step = mgr.latest_step()
+        if step is None:
+            raise CheckpointError(f"no checkpoint in {directory}")
+        try:
+            restored = mgr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+        except Exception as e:  # orbax raises many types for truncated trees
+            raise CheckpointError(f"cannot restore {directory}/{step}: {type(e).__name__}: {e}") from e
+    finally:
+        mgr.close()
+    return restored.state

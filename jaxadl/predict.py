@@ -9,10 +9,9 @@ from typing import Any, NamedTuple
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 from PIL import Image
 
-from jaxadl.checkpoint import CheckpointError
+from jaxadl.checkpoint import restore_weights
 from jaxadl.models import SignCNN, UNet
 from jaxadl.postprocess import clean_masks
 from jaxadl.run_folder import RunFolder
@@ -157,18 +156,7 @@ def load(run_dir: str | Path, variant: str | None = None, trial: int = 1) -> Pre
     task_fields = {k: tuple(v) if isinstance(v, list) else v for k, v in chosen["task"].items()}
     task = Task(**task_fields)
     which = "best" if chosen["train_config"]["select"] == "best" else "last"
-    directory = (run_dir / chosen["checkpoints"] / which).absolute()
-    mgr = ocp.CheckpointManager(directory)
-    step = mgr.latest_step()
-    if step is None:
-        raise CheckpointError(f"no checkpoint in {directory}")
-    try:
-        restored = mgr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-    except Exception as e:
-        raise CheckpointError(f"cannot restore {directory}/{step}: {type(e).__name__}: {e}") from e
-    finally:
-        mgr.close()
-    state = restored.state
+    state = restore_weights(run_dir / chosen["checkpoints"] / which)
     weights = state.get("ema") or state  # the weight average, when the run kept one, is what it evaluated
     variables = {"params": weights["params"]}
     if weights.get("batch_stats"):

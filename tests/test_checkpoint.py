@@ -11,7 +11,7 @@ import pytest
 
 from experiments import cnn
 from jaxadl import OptimConfig, SignCNN, Task, TrainConfig, Trainer, fit
-from jaxadl.checkpoint import CheckpointError
+from jaxadl.checkpoint import Checkpointer, CheckpointError, restore_weights
 from jaxadl.predict import load
 from tests.helpers import colour_squares
 
@@ -230,3 +230,20 @@ def test_segment_from_a_unet_run_folder(tmp_path):
     cleaned = predictor.segment(images, clean=True)
     for raw, tidy in zip(masks, cleaned, strict=True):
         np.testing.assert_array_equal(tidy, clean_mask(raw > 0).astype(np.uint8))
+
+
+def test_restore_weights_names_the_folder_when_there_is_nothing_to_restore(tmp_path):
+
+    with pytest.raises(CheckpointError, match=f"no checkpoint in {tmp_path / 'best'}"):
+        restore_weights(tmp_path / "best")
+    ckpt = Checkpointer(tmp_path / "t", keep=1)
+    state = {"params": {"w": np.arange(3.0, dtype=np.float32)}}
+    ckpt.save(1, state, {"history": []}, is_best=True)
+    ckpt.close()
+    np.testing.assert_array_equal(restore_weights(tmp_path / "t" / "best")["params"]["w"], [0.0, 1.0, 2.0])
+    step = tmp_path / "t" / "best" / "1" / "state"
+    for f in step.rglob("*"):  # a truncated checkpoint: its files emptied
+        if f.is_file():
+            f.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="cannot restore"):
+        restore_weights(tmp_path / "t" / "best")
