@@ -19,39 +19,7 @@ RECIPES = ("strong", "report")
 
 # Per recipe and optimizer: the training defaults that flags left unset take.
 #
-# How the strong recipe was chosen (big_vision style: command, result, machine). Validation accuracy on
-# 10 % of the tracks held out from the real GTSRB training set (../shared/data/gtsrb, 32x32 re-encoded
-# copies, 3,990 images from 133 tracks; one track is ~30 images of one sign, so differences under ~0.3
-# points are noise), best epoch, seed 0 unless said. Never tuned on a test set.
-# 2026-11-27, NVIDIA H200, jax 0.11.2, six or seven runs sharing the GPU (as experiments.sweep runs
-# them), each  python -m experiments.cnn --dataset=npz --data-dir=gtsrb28.npz FLAGS  where the .npz is
-# this split saved with jaxadl.data.arrays.save_npz (the same as --data-dir=../shared/data/gtsrb); the
-# runs are listed in experiments/sweeps/strong_recipe.txt:
-#   FLAGS (before this recipe)                   val %   | with --tta | notes
-#   --epochs=30 (Adam 2e-3 one-cycle)            98.67   | 99.05      | --epochs=20 (CPU, 2026-11-26): 98.50
-#   --epochs=30 --weight-decay=0.05              98.82   | 99.05, 98.95 (seed 1), 99.02 (seed 2)
-#     + --image-norm                                     | 99.22, 98.92 (seed 1)
-#     + --ema=0.999                              98.77   |            | EMA: no gain, stays off
-#     --epochs=20                                        | 98.82      | 30 epochs it is
-#     --lr=3e-3                                  98.90   | 98.90
-#     --weight-decay=0.2                         98.70
-#   --epochs=30 --batch-norm                     99.12   | 99.12      | + --image-norm: 98.85; + --ema: 98.92
-#   --epochs=30 --optimizer=sgd                  98.70   | 99.30, 98.97 (seed 1) | + --image-norm: 99.25; + --ema: 98.97
-#   --optimizer=rprop --batch-size=4096 --epochs=30   94.59 (mini-batches: Rprop is a full-batch method)
-#   --optimizer=rprop --full-batch (one step per epoch): best of 600 steps 97.14 (step 251), 81.6 at step 30
-#     + --tta (300 steps): 97.47; + --no-augment: 97.54; + --image-norm: 97.82 (step 160), 97.62 at
-#     step 100, 90.23 at step 30: the Rprop default is full batch, 100 steps, --image-norm --tta.
-#   Step sizes, full batch (2-core CPU; experiments/sweeps/rprop_30_steps.txt, a quarter of the training
-#   images, no TTA), val % at step 30: --lr=1e-3 89.45, --lr=3e-3 90.95, --lr=1e-2 83.31 (overshoots),
-#   --lr=3e-3 --eta-plus=1.5 92.73, --eta-plus=1.5 (lr 1e-3) 92.31, --lr=3e-3 --eta-plus=2.0 diverged
-#   (3.86). On the whole set (CPU, TTA) --lr=3e-3 --eta-plus=1.5 gave 92.91 at
-#   step 30 (H200, lr 1e-3, eta+ 1.2: 90.23), 96.29 at 50 (95.74), 97.59 at 100 and best 97.64 at step 97
-#   (97.62 at 91): the same end, reached sooner, so lr 3e-3 and eta+ 1.5 are the Rprop defaults.
-#   --recipe=report (10 epochs): baseline 95.69 (CPU: 95.61), batch norm 97.62, SGD 50.13, Rprop 73.23.
-# The recipe on the 2-core CPU (jax 0.10.2, XLA:CPU): baseline 98.77 % (seed 0), 98.92 % (seed 1, same
-# split); --batch-norm 99.22 %.
-# TTA (mean logits over the image and its four one-pixel shifts) gained 0.2-0.6 points for Adam, SGD and
-# Rprop and nothing for batch norm; it is on in the strong recipe.
+# How the strong recipe was chosen, with each run's command and figure: docs/recipe_notes.md
 RECIPE_DEFAULTS = {
     "report": {
         "_": dict(

@@ -31,39 +31,7 @@ Recipes (any flag overrides the recipe's value):
           +-3 % shift, +-8 % scale, brightness, contrast), AdamW 1e-3 one-cycle with weight decay 1e-4
           on kernels, batch 4, 25 epochs, epoch with the best validation F1 kept
 
-Recipe notes (strong), measured on real JSRT radiographs: 3 disjoint folds of 12 validation cases drawn
-from the 124 odd-numbered cases (training on the other 112 of them), 36 validation images in all,
-per-image F1 of the last epoch; one NVIDIA H200, 9-14 runs sharing it, 2026-11-27, each run
-  python -m experiments.unet --dataset=npz --data-dir=foldK.npz --keep=0 --select=last FLAGS
-through experiments.sweep (the folds are jaxadl.data.arrays .npz files of the folder dataset).
-Rows with two seeds (--seed=0 and 1) pool 72 images; the others are seed 0.
-  FLAGS (on the strong recipe)                  mean F1 (fold 0, 1, 2)         min F1
-  --recipe=report (fold 0 only)                 0.9551                         0.9381 (of 12)
-  --no-batch-norm --no-image-norm --epochs=40   0.9774 (0.9766 0.9772 0.9783)  0.9408
-  --no-batch-norm --epochs=40                   0.9730 (0.9786 0.9626 0.9778)  0.9120
-  --lr=2e-3 (the default until 2026-11-27)      0.9791, two seeds              0.9394
-  --lr=2e-3 --upsample=nearest                  0.9790, two seeds              0.9387
-  --lr=2e-3 --activation=elu                    0.9781, two seeds              0.9137
-  --lr=2e-3 --epochs=40                         0.9807 (0.9823 0.9800 0.9797)  0.9392
-  --lr=2e-3 --tta                               0.9801 (0.9813 0.9798 0.9793)  0.9436
-  --lr=2e-3 --ema=0.99                          0.9793 (0.9797 0.9797 0.9784)  0.9402
-  --lr=2e-3 --activation=elu --ema=0.99         0.9782 (0.9793 0.9776 0.9776)  0.9251
-  (default: lr 1e-3, 25 epochs)                 0.9798, two seeds              0.9362
-  --upsample=nearest                            0.9798, two seeds              0.9410
-  --activation=elu                              0.9794, two seeds              0.9222
-  --lr=5e-4                                     0.9780 (0.9783 0.9774 0.9782)  0.9393
-  --activation=elu --lr=5e-4                    0.9793 (0.9808 0.9786 0.9784)  0.9381
-  --tta                                         0.9805 (0.9814 0.9800 0.9800)  0.9454
-  --activation=elu --tta                        0.9798 (0.9820 0.9785 0.9791)  0.9325
-  --epochs=40                                   0.9810, two seeds              0.9378
-  --upsample=nearest --epochs=40                0.9809 (0.9825 0.9798 0.9804)  0.9375
-  --activation=elu --epochs=40                  0.9795, two seeds              0.9079
-Batch norm with per-image standardisation learns fastest (validation F1 0.974-0.978 after 10 of 25
-epochs, against 0.919-0.959 after 10 of 40 for the former recipe). The lower peak learning rate helps
-every variant; 40 epochs add about 0.001 for 60 % more time, so the default stays at 25 (35-40 minutes
-on a 2-core CPU). The lowest of the 36 is the same radiograph (JPCNN007) in every run. The clean-up of
-the predicted masks (largest two regions, holes filled), reported beside the raw F1, changes a fold's
-mean by at most +0.0013.
+How the strong recipe was chosen, with each run's command and figure: docs/recipe_notes.md
 """
 
 from __future__ import annotations
