@@ -1,21 +1,23 @@
-"""Per-layer profile of the CNN's convolutions: forward, input gradient and kernel gradient, beside PyTorch.
+"""Per-layer profile of the convolutions: forward, input gradient and kernel gradient, beside PyTorch.
 
-    python -m benchmarks.conv_layers                      # batch 128, jaxadl and PyTorch
+    python -m benchmarks.conv_layers                      # SignCNN, batch 128, jaxadl and PyTorch
+    python -m benchmarks.conv_layers --model=unet         # UNet(depth 4, width 16) at 256x256, batch 4
     python -m benchmarks.conv_layers --batch-size=32 --compare=none
 
-Each of SignCNN's three convolutions is timed alone at the shapes it has in the network (28x28 input):
-the forward convolution, the gradient with respect to its input (dx) and with respect to its kernel (dw),
-each a separately compiled XLA program on jaxadl's side (``lax.conv_general_dilated`` in flax's NHWC/HWIO
-layout, gradients from ``jax.vjp``) and the ATen kernels PyTorch's autograd calls on the other
-(``conv2d``, ``convolution_backward`` with one output each, NCHW). This says which convolution and which
-direction keep ``benchmarks.step_time``'s whole step slower or faster than PyTorch's. Windows alternate
-between the sides; the median of ``--windows`` is given. A figure counts only from an idle machine (see
-``benchmarks.step_time``).
+Each convolution shape of the network (SignCNN's three; the U-Net's distinct ones, with how often each
+occurs) is timed alone: the forward convolution, the gradient with respect to its input (dx) and with
+respect to its kernel (dw), each a separately compiled XLA program on jaxadl's side
+(``lax.conv_general_dilated`` in flax's NHWC/HWIO layout, gradients from ``jax.vjp``) and the ATen
+kernels PyTorch's autograd calls on the other (``conv2d``, ``convolution_backward`` with one output each,
+NCHW). This says which convolution and which direction keep ``benchmarks.step_time``'s whole step slower
+or faster than PyTorch's. Windows alternate between the sides; the median of ``--windows`` is given. A
+figure counts only from an idle machine (see ``benchmarks.step_time``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -36,12 +38,59 @@ from benchmarks.step_time import (
     wait_for_idle,
 )
 
-# name, input side, in channels, out channels, kernel side: SignCNN on 28x28x3 inputs (VALID padding)
-LAYERS = (
-    ("conv1 5x5 3->64", 28, 3, 64, 5),
-    ("conv2 5x5 64->32", 24, 64, 32, 5),
-    ("conv3 3x3 32->32", 12, 32, 32, 3),
+
+@dataclasses.dataclass(frozen=True)
+class Conv:
+    """One convolution shape of a network: input side, channels, kernel, padding, and how often it occurs."""
+
+    name: str
+    side: int
+    cin: int
+    cout: int
+    k: int
+    padding: str = "VALID"
+    count: int = 1
+
+
+# SignCNN on 28x28x3 inputs (VALID); conv1's input gradient is timed but never needed in training
+CNN_LAYERS = (
+    Conv("conv1 5x5 3->64 @28", 28, 3, 64, 5),
+    Conv("conv2 5x5 64->32 @24", 24, 64, 32, 5),
+    Conv("conv3 3x3 32->32 @12", 12, 32, 32, 3),
 )
+
+
+def unet_layers(depth: int = 4, width: int = 16, side: int = 256) -> tuple[Conv, ...]:
+    """The distinct 3x3 SAME convolutions of UNet(depth, width) at side x side x 1, with their counts:
+    per level the encoder's first conv, the two w -> w convs (the second of the encoder's and of the
+    decoder's block), and the two 2w -> w convs (the conv after the 2x upsampling and the first of the
+    decoder block); the bottom's two; the 1x1 head."""
+    w = [width * 2**level for level in range(depth + 1)]
+    out = []
+    for level in range(depth):
+        s, cin = side // 2**level, 1 if level == 0 else w[level - 1]
+        out.append(Conv(f"enc{level} 3x3 {cin}->{w[level]} @{s}", s, cin, w[level], 3, "SAME"))
+        out.append(
+            Conv(f"L{level} 3x3 {w[level]}->{w[level]} @{s} (x2)", s, w[level], w[level], 3, "SAME", 2)
+        )
+        out.append(
+            Conv(
+                f"dec{level} 3x3 {2 * w[level]}->{w[level]} @{s} (x2)",
+                s,
+                2 * w[level],
+                w[level],
+                3,
+                "SAME",
+                2,
+            )
+        )
+    s = side // 2**depth
+    out.append(Conv(f"bottom 3x3 {w[depth - 1]}->{w[depth]} @{s}", s, w[depth - 1], w[depth], 3, "SAME"))
+    out.append(Conv(f"bottom 3x3 {w[depth]}->{w[depth]} @{s}", s, w[depth], w[depth], 3, "SAME"))
+    out.append(Conv(f"head 1x1 {width}->1 @{side}", side, width, 1, 1, "SAME"))
+    return tuple(out)
+
+
 OPS = ("forward", "dx", "dw")
 
 
@@ -51,13 +100,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--batch-size", type=int, default=128, help="default: %(default)s")
+    p.add_argument("--model", choices=("cnn", "unet"), default="cnn", help="default: %(default)s")
+    p.add_argument("--batch-size", type=int, help="default: 128 (cnn), 4 (unet)")
     p.add_argument("--windows", type=int, default=5, help="timed windows per op and side (default: 5)")
     p.add_argument("--calls", type=int, default=10, help="calls per window (default: 10)")
     p.add_argument("--compare", choices=("torch", "none"), default="torch", help="default: %(default)s")
     p.add_argument("--wait-idle", type=float, default=120.0, help="seconds to wait for an idle machine")
     p.add_argument("--json", help="write the figures to this file")
     args = p.parse_args(argv)
+    args.batch_size = args.batch_size or (128 if args.model == "cnn" else 4)
     for name in ("batch_size", "windows", "calls"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
@@ -66,21 +117,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def arrays(batch: int, side: int, cin: int, cout: int, k: int) -> tuple[np.ndarray, ...]:
+def arrays(batch: int, conv: Conv) -> tuple[np.ndarray, ...]:
     """Random input [B, H, W, Cin], kernel [k, k, Cin, Cout] and output gradient [B, H', W', Cout]."""
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((batch, side, side, cin), np.float32)
-    w = rng.standard_normal((k, k, cin, cout), np.float32) / np.float32(np.sqrt(k * k * cin))
-    g = rng.standard_normal((batch, side - k + 1, side - k + 1, cout), np.float32)
+    k, out_side = conv.k, conv.side if conv.padding == "SAME" else conv.side - conv.k + 1
+    x = rng.standard_normal((batch, conv.side, conv.side, conv.cin), np.float32)
+    w = rng.standard_normal((k, k, conv.cin, conv.cout), np.float32) / np.float32(np.sqrt(k * k * conv.cin))
+    g = rng.standard_normal((batch, out_side, out_side, conv.cout), np.float32)
     return x, w, g
 
 
-def jax_ops(x: np.ndarray, w: np.ndarray, g: np.ndarray) -> dict[str, Callable[[], Any]]:
+def jax_ops(
+    x: np.ndarray, w: np.ndarray, g: np.ndarray, padding: str = "VALID"
+) -> dict[str, Callable[[], Any]]:
     """The three compiled programs of one convolution (NHWC/HWIO, as flax), each a no-argument call."""
     x, w, g = jnp.asarray(x), jnp.asarray(w), jnp.asarray(g)
 
     def conv(x: jax.Array, w: jax.Array) -> jax.Array:
-        return jax.lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return jax.lax.conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
     fwd = jax.jit(conv)
     dx = jax.jit(lambda x, w, g: jax.vjp(lambda x: conv(x, w), x)[1](g)[0])
@@ -92,7 +146,9 @@ def jax_ops(x: np.ndarray, w: np.ndarray, g: np.ndarray) -> dict[str, Callable[[
     }
 
 
-def torch_ops(x: np.ndarray, w: np.ndarray, g: np.ndarray) -> dict[str, Callable[[], Any]]:
+def torch_ops(
+    x: np.ndarray, w: np.ndarray, g: np.ndarray, padding: str = "VALID"
+) -> dict[str, Callable[[], Any]]:
     """The ATen kernels autograd runs for the same convolution (NCHW/OIHW), each a no-argument call."""
     import torch
 
@@ -100,13 +156,14 @@ def torch_ops(x: np.ndarray, w: np.ndarray, g: np.ndarray) -> dict[str, Callable
     w = torch.from_numpy(np.ascontiguousarray(w.transpose(3, 2, 0, 1)))
     g = torch.from_numpy(np.ascontiguousarray(g.transpose(0, 3, 1, 2)))
     backward = torch.ops.aten.convolution_backward
+    pad = (w.shape[-1] - 1) // 2 if padding == "SAME" else 0  # odd kernels: SAME is symmetric
 
     def grad(mask: list[bool]) -> Callable[[], Any]:
-        return lambda: backward(g, x, w, None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1, mask)
+        return lambda: backward(g, x, w, None, [1, 1], [pad, pad], [1, 1], False, [0, 0], 1, mask)
 
     def fwd() -> Any:
         with torch.no_grad():
-            return torch.nn.functional.conv2d(x, w)
+            return torch.nn.functional.conv2d(x, w, padding=pad)
 
     return {"forward": fwd, "dx": grad([True, False, False]), "dw": grad([False, True, False])}
 
@@ -118,6 +175,10 @@ def time_call(fn: Callable[[], Any], calls: int) -> float:
     return (time.perf_counter() - t0) / calls
 
 
+def layers(args: argparse.Namespace) -> tuple[Conv, ...]:
+    return CNN_LAYERS if args.model == "cnn" else unet_layers()
+
+
 def profile(args: argparse.Namespace) -> dict[str, dict[str, dict[str, float]]]:
     """Median ms per call: {layer: {op: {side: ms}}}, windows alternating between the sides."""
     if args.compare == "torch":
@@ -125,11 +186,12 @@ def profile(args: argparse.Namespace) -> dict[str, dict[str, dict[str, float]]]:
 
         torch.set_num_threads(num_cores())
     out: dict[str, dict[str, dict[str, float]]] = {}
-    for name, side, cin, cout, k in LAYERS:
-        data = arrays(args.batch_size, side, cin, cout, k)
-        sides = {"jaxadl": jax_ops(*data)}
+    for conv in layers(args):
+        data = arrays(args.batch_size, conv)
+        sides = {"jaxadl": jax_ops(*data, conv.padding)}
         if args.compare == "torch":
-            sides["torch"] = torch_ops(*data)
+            sides["torch"] = torch_ops(*data, conv.padding)
+        name = conv.name
         out[name] = {}
         for op in OPS:
             for ops in sides.values():  # compile and warm up
@@ -147,7 +209,7 @@ def print_table(result: dict[str, Any]) -> None:
     layers = result["layers_ms"]
     both = result["compare"] == "torch"
     head = "| layer | op | jaxadl ms |" + (" PyTorch ms | jaxadl / PyTorch |" if both else "")
-    print(f"\nbatch {result['batch_size']}, median of {result['windows']} windows\n{head}")
+    print(f"\n{result['model']}, batch {result['batch_size']}, median of {result['windows']} windows\n{head}")
     print("|---|---|---|" + ("---|---|" if both else ""))
     for name, ops in layers.items():
         for op, ms in ops.items():
@@ -156,7 +218,7 @@ def print_table(result: dict[str, Any]) -> None:
                 row += f" {ms['torch']:.2f} | {ms['jaxadl'] / ms['torch']:.2f} |"
             print(row)
     totals = result["total_ms"]
-    row = f"| a training step's | all but conv1 dx | {totals['jaxadl']:.2f} |"
+    row = f"| a training step's, x counts | all but the first dx | {totals['jaxadl']:.2f} |"
     print(row + (f" {totals['torch']:.2f} | {totals['jaxadl'] / totals['torch']:.2f} |" if both else ""))
     if result["busy"]:
         print(f"\n!! THE MACHINE WAS BUSY ({result['busy']}): not valid for a comparison !!")
@@ -167,26 +229,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     cores = num_cores()
     wait_for_idle(args.wait_idle, cores)
     info, before = machine_info(), load_now()
-    layers = profile(args)
+    timed = profile(args)
     after = load_now()
     sides = ["jaxadl"] + (["torch"] if args.compare == "torch" else [])
-    # conv1's dx is never needed in training (its input is the image); the total leaves it out
+    # a step computes every convolution's forward, dx and dw, times its count, except the first
+    # layer's dx (its input is the image)
+    first, counts = layers(args)[0].name, {c.name: c.count for c in layers(args)}
     total = {
         s: sum(
-            ms[s]
-            for name, ops in layers.items()
+            counts[name] * ms[s]
+            for name, ops in timed.items()
             for op, ms in ops.items()
-            if (name, op) != (LAYERS[0][0], "dx")
+            if (name, op) != (first, "dx")
         )
         for s in sides
     }
     busy = busy_reason(before, after, cores)
     result = {
         "command": "python -m benchmarks.conv_layers " + " ".join(sys.argv[1:] if argv is None else argv),
+        "model": args.model,
         "batch_size": args.batch_size,
         "windows": args.windows,
         "compare": args.compare,
-        "layers_ms": layers,
+        "layers_ms": timed,
         "total_ms": total,
         "machine": info,
         "load_before": before,

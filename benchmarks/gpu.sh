@@ -20,3 +20,9 @@ for args in "--model=cnn" "--model=cnn --batch-norm" "--model=unet --batch-size=
 done
 # one epoch of 39,209 GTSRB-sized images (synthetic pixels of the same shape), scanned on the device
 $py -m benchmarks.step_time --model=cnn --epoch --epoch-steps=306 --json="$out/epoch_cnn.json" | tee -a "$out/gpu.log"
+# time to 98 % validation accuracy on real GTSRB, when its arrays are given (jaxadl.data.arrays.save_npz
+# of load_gtsrb(...), as this machine may lack tensorflow-datasets): GTSRB_NPZ=gtsrb28.npz bash gpu.sh
+if [ -n "${GTSRB_NPZ:-}" ]; then
+  $py -m benchmarks.time_to_accuracy --dataset=npz --data-dir="$GTSRB_NPZ" --target=0.98 --epochs=10 \
+    $([ -n "$compare" ] || echo --compare=none) --wait-idle=0 --json="$out/time_to_accuracy.json" | tee -a "$out/gpu.log"
+fi

@@ -3,6 +3,7 @@
     python -m benchmarks.time_to_accuracy --data-dir=../shared/data/gtsrb              # 97 %, 5 epochs
     python -m benchmarks.time_to_accuracy --data-dir=../shared/data/gtsrb --target=0.98 --epochs=10
     python -m benchmarks.time_to_accuracy --dataset=synthetic --target=0.5 --epochs=3  # offline
+    python -m benchmarks.time_to_accuracy --dataset=npz --data-dir=gtsrb28.npz --target=0.98 --batch-size=512
 
 Both sides train the CNN's strong recipe, as ``python -m experiments.cnn`` builds it for these flags
 (per-channel normalisation, augmentation, label smoothing, AdamW one-cycle over ``--epochs`` with decay
@@ -53,8 +54,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--dataset", choices=("gtsrb", "synthetic"), default="gtsrb", help="default: %(default)s")
-    p.add_argument("--data-dir", help="GTSRB folder (as for experiments.cnn)")
+    p.add_argument(
+        "--dataset",
+        choices=("gtsrb", "synthetic", "npz"),
+        default="gtsrb",
+        help="gtsrb, synthetic, or npz (GTSRB saved by jaxadl.data.arrays.save_npz, e.g. for a machine "
+        "without tensorflow-datasets); default: %(default)s",
+    )
+    p.add_argument(
+        "--data-dir", help="GTSRB folder (as for experiments.cnn); with --dataset=npz the .npz file"
+    )
     p.add_argument("--target", type=float, default=0.97, help="validation accuracy to reach (default: 0.97)")
     p.add_argument(
         "--epochs", type=int, default=5, help="length of the schedule and most epochs (default: 5)"
@@ -72,8 +81,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         p.error(f"--target must be in (0, 1], got {args.target}")
     if args.epochs < 1:
         p.error(f"--epochs must be >= 1, got {args.epochs}")
-    if args.dataset == "gtsrb" and not args.data_dir:
-        p.error("--dataset=gtsrb needs --data-dir=FOLDER (GTSRB archives or trees)")
+    if args.dataset != "synthetic" and not args.data_dir:
+        p.error(f"--dataset={args.dataset} needs --data-dir (the GTSRB folder, or the .npz file)")
     if args.compare == "torch" and not torch_available():
         p.error(f"{TORCH_HINT}, or --compare=none")
     return args

@@ -155,27 +155,47 @@ def test_conv_layers_times_the_ops_it_names(tmp_path):
     pytest.importorskip("torch")
     from benchmarks import conv_layers
 
-    x, w, g = conv_layers.arrays(4, 12, 8, 6, 3)
-    jx, tx = conv_layers.jax_ops(x, w, g), conv_layers.torch_ops(x, w, g)
-    nchw = lambda a: np.asarray(a).transpose(0, 3, 1, 2)
-    np.testing.assert_allclose(tx["forward"]().numpy(), nchw(jx["forward"]()), rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(tx["dx"]()[0].numpy(), nchw(jx["dx"]()), rtol=1e-4, atol=1e-4)
-    dw_torch = tx["dw"]()[1].numpy().transpose(2, 3, 1, 0)  # OIHW -> HWIO
-    np.testing.assert_allclose(dw_torch, np.asarray(jx["dw"]()), rtol=1e-4, atol=1e-3)
+    for conv in (conv_layers.Conv("v", 12, 8, 6, 3), conv_layers.Conv("s", 8, 4, 5, 3, "SAME")):
+        x, w, g = conv_layers.arrays(4, conv)
+        jx, tx = conv_layers.jax_ops(x, w, g, conv.padding), conv_layers.torch_ops(x, w, g, conv.padding)
+        nchw = lambda a: np.asarray(a).transpose(0, 3, 1, 2)
+        np.testing.assert_allclose(tx["forward"]().numpy(), nchw(jx["forward"]()), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(tx["dx"]()[0].numpy(), nchw(jx["dx"]()), rtol=1e-4, atol=1e-4)
+        dw_torch = tx["dw"]()[1].numpy().transpose(2, 3, 1, 0)  # OIHW -> HWIO
+        np.testing.assert_allclose(dw_torch, np.asarray(jx["dw"]()), rtol=1e-4, atol=1e-3)
 
     path = tmp_path / "layers.json"
     argv = ["--batch-size=2", "--windows=1", "--calls=1", "--wait-idle=0", f"--json={path}"]
     assert conv_layers.main(argv) == 0
     out = json.loads(path.read_text())
-    assert list(out["layers_ms"]) == [name for name, *_ in conv_layers.LAYERS]
+    assert list(out["layers_ms"]) == [c.name for c in conv_layers.CNN_LAYERS]
     for ops in out["layers_ms"].values():
         assert list(ops) == ["forward", "dx", "dw"]
         for ms in ops.values():
             _positive(ms, "jaxadl", "torch")
     # the step's total leaves out conv1's input gradient, which training never computes
-    conv1 = out["layers_ms"]["conv1 5x5 3->64"]
+    first = out["layers_ms"][conv_layers.CNN_LAYERS[0].name]
     want = (
-        sum(ms["jaxadl"] for ops in out["layers_ms"].values() for ms in ops.values()) - conv1["dx"]["jaxadl"]
+        sum(ms["jaxadl"] for ops in out["layers_ms"].values() for ms in ops.values()) - first["dx"]["jaxadl"]
     )
     assert out["total_ms"]["jaxadl"] == pytest.approx(want)
     assert out["valid_for_comparison"] == (out["busy"] is None)
+
+
+@pytest.mark.parametrize("depth,width,side", [(4, 16, 256), (2, 4, 32)])
+def test_conv_layers_lists_the_unets_convolutions(depth, width, side):
+    """The U-Net's distinct shapes times their counts are exactly the model's convolutions."""
+    import jax
+    import jax.numpy as jnp
+
+    from benchmarks import conv_layers
+    from jaxadl import UNet
+
+    model = UNet(depth=depth, base_features=width)
+    params = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, side, side, 1))))["params"]
+    leaves = jax.tree_util.tree_leaves_with_path(params)
+    kernels = sorted((v.shape[0], v.shape[2], v.shape[3]) for p, v in leaves if p[-1].key == "kernel")
+    listed = sorted(
+        (c.k, c.cin, c.cout) for c in conv_layers.unet_layers(depth, width, side) for _ in range(c.count)
+    )
+    assert listed == kernels
