@@ -399,11 +399,20 @@ def predict_logits(
 
 
 def _check_trainer(trainer: Trainer, model: nn.Module, task: Task, cfg: TrainConfig, num_train: int) -> None:
-    """A trainer handed to fit must have been built for the same model, task, config and training set."""
-    given = {"model": model, "task": task, "cfg": cfg, "num_train": num_train}
-    differ = [name for name, value in given.items() if getattr(trainer, name) != value]
+    """A trainer handed to fit must have been built for the same model, task, config and training set.
+
+    Only `epochs` may be smaller in fit's config: a run stopped early within the trainer's schedule (as an
+    interrupted one is)."""
+    built = dataclasses.replace(trainer.cfg, epochs=cfg.epochs)
+    given = {"model": (model, trainer.model), "task": (task, trainer.task), "cfg": (cfg, built)}
+    given["num_train"] = (num_train, trainer.num_train)
+    differ = [name for name, (a, b) in given.items() if a != b]
     if differ:
         raise ValueError(f"the trainer passed to fit was built for another {', '.join(differ)}")
+    if cfg.epochs > trainer.cfg.epochs:
+        raise ValueError(
+            f"fit asks for {cfg.epochs} epochs but the trainer's schedule was built for {trainer.cfg.epochs}"
+        )
 
 
 def fit(

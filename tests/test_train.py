@@ -188,7 +188,7 @@ def test_fit_refuses_best_epoch_without_validation_data():
     [
         ("model", dict(model=SignCNN(num_classes=10, batch_norm=True))),
         ("task", dict(task=Task("classification", num_classes=10, label_smoothing=0.1))),
-        ("cfg", dict(cfg=TrainConfig(epochs=2, batch_size=32, optim=OptimConfig("adam", 1e-3)))),
+        ("cfg", dict(cfg=TrainConfig(epochs=1, batch_size=32, optim=OptimConfig("adam", 2e-3)))),
         ("num_train", dict(num_train=320)),
     ],
 )
@@ -255,3 +255,13 @@ def test_full_batch_training_does_not_depend_on_the_evaluation_batch():
     chex.assert_trees_all_equal(a.batch_stats, b.batch_stats)
     with pytest.raises(ValueError, match="chunk size must be >= 1"):
         TrainConfig(full_batch=True, chunk_size=0)
+
+
+def test_fit_may_stop_early_within_the_trainers_schedule_but_not_run_past_it():
+    """An interrupted run: fit for 1 epoch with a trainer built for 2 is fine; 3 epochs are refused."""
+    two = TrainConfig(epochs=2, batch_size=32, optim=OptimConfig("adam", 1e-3))
+    trainer = Trainer(_model(), TASK, two, len(TRAIN))
+    result = fit(_model(), TASK, TRAIN, dataclasses.replace(two, epochs=1), trainer=trainer)
+    assert [r["epoch"] for r in result.history] == [1]
+    with pytest.raises(ValueError, match="3 epochs but the trainer's schedule was built for 2"):
+        fit(_model(), TASK, TRAIN, dataclasses.replace(two, epochs=3), trainer=trainer)
