@@ -618,8 +618,9 @@ def load_gtsrb(
 
     The cache (``cache_dir``, else ``$JAXADL_DATA_DIR``, else ``~/.cache/jaxadl``) is keyed by the
     source's resolved path, each source file's path, size and modification time (an edit re-prepares),
-    and by image size and crop; TFDS writes it into a temporary folder renamed when complete, so a failed preparation leaves nothing that looks finished. A plain
-    .npz copy of the arrays beside it makes later loads take well under a second.
+    and by image size and crop; TFDS writes it into a temporary folder renamed when complete, so a
+    failed preparation leaves nothing that looks finished. A plain .npz copy of the arrays beside it
+    makes later loads take well under a second.
     Raises DatasetError naming the file for missing or malformed data, ValueError for bad arguments.
     """
     if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 8:
