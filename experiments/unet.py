@@ -59,6 +59,7 @@ RECIPE_DEFAULTS = {
         augment=False,
         normalize=False,
         image_norm=False,
+        equalize=False,
         batch_norm=False,
         select="last",
     ),
@@ -72,6 +73,7 @@ RECIPE_DEFAULTS = {
         augment=True,
         normalize=True,
         image_norm=True,
+        equalize=False,
         batch_norm=True,
         select="best",
     ),
@@ -141,6 +143,9 @@ class UNetConfig:
     image_norm: bool | None = opt(
         None, "standardise each image by its own mean and std (overrides --normalize)"
     )
+    equalize: bool | None = opt(None, "equalise each image's histogram before the normalisation")
+    rotate: float = opt(ROTATE_DEG, "augmentation: largest rotation in degrees")
+    gamma: float = opt(0.0, "augmentation: gamma exponent drawn from exp([-G, G]) (0: off)")
     select: str | None = opt(None, "keep the last epoch or the best on validation F1", ("last", "best"))
     ema: float = opt(0.0, "decay of the weight average that is evaluated (0 = off; not measured on JSRT)")
     tta: bool = opt(False, "evaluate on the mean of each image's and its four 1-pixel shifts' logits")
@@ -196,7 +201,7 @@ class UNetConfig:
             raise ValueError(f"--keep must be >= 0, got {self.keep}")
         if self.eval_only and not self.from_run:
             raise ValueError("--eval-only needs --from-run=RUN_FOLDER")
-        for name in ("weight_decay", "dice_weight"):
+        for name in ("weight_decay", "dice_weight", "rotate", "gamma"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
@@ -269,12 +274,13 @@ def gray_stats(images) -> tuple[tuple[float], tuple[float]]:
     return (float(x.mean()),), (max(float(x.std()), 1e-3),)
 
 
-def augmentation(image_size: int):
+def augmentation(image_size: int, rotate: float = ROTATE_DEG, gamma: float = 0.0):
     """The radiograph augmentation at this image size (shifts scale with the image)."""
     from jaxadl import AugmentConfig
 
     return AugmentConfig(
-        rotate_deg=ROTATE_DEG,
+        rotate_deg=rotate,
+        gamma=gamma,
         translate_px=TRANSLATE_FRACTION * image_size,
         scale=SCALE,
         brightness=BRIGHTNESS,
@@ -316,6 +322,7 @@ def build_variants(cfg: UNetConfig, data):
         std=std,
         dice_weight=r["dice_weight"],
         image_norm=r["image_norm"],
+        equalize=r["equalize"],
     )
     optim = OptimConfig("adam", r["lr"], weight_decay=r["weight_decay"], schedule=r["schedule"])
     train = TrainConfig(
@@ -324,7 +331,7 @@ def build_variants(cfg: UNetConfig, data):
         eval_batch_size=cfg.eval_batch_size,
         seed=cfg.seed,
         optim=optim,
-        augment=augmentation(cfg.image_size) if r["augment"] else None,
+        augment=augmentation(cfg.image_size, cfg.rotate, cfg.gamma) if r["augment"] else None,
         select=r["select"] if data.val is not None else "last",
         ema=cfg.ema,
         tta=cfg.tta,

@@ -22,6 +22,7 @@ class AugmentConfig:
     scale: float = 0.10  # zoom drawn from [1 - scale, 1 + scale]
     brightness: float = 0.2  # additive shift drawn from [-b, b], in [0, 1] units
     contrast: float = 0.2  # factor drawn from [1 - c, 1 + c] around the image mean
+    gamma: float = 0.0  # pixels raised to exp(u), u drawn from [-g, g]: exposure changes dark and light apart
 
     @property
     def geometric(self) -> bool:
@@ -66,6 +67,11 @@ def augment(
         if is_mask:
             warped = jax.vmap(_warp)(labels.astype(jnp.float32), matrices, offsets)
             labels = (warped > 0.5).astype(labels.dtype)
+    if cfg.gamma:
+        exponent = jnp.exp(
+            jax.random.uniform(jax.random.fold_in(key, 3), (b, 1, 1, 1), minval=-cfg.gamma, maxval=cfg.gamma)
+        )
+        images = jnp.clip(images, 0.0, 1.0) ** exponent
     if cfg.contrast:
         factor = jax.random.uniform(keys[1], (b, 1, 1, 1), minval=1 - cfg.contrast, maxval=1 + cfg.contrast)
         mean = images.mean(axis=(1, 2, 3), keepdims=True)

@@ -13,6 +13,16 @@ from jaxadl import metrics
 KINDS = ("classification", "segmentation")
 
 
+def equalize(x: jnp.ndarray, bins: int = 256) -> jnp.ndarray:
+    """Histogram equalisation of each image [B, ...] in [0, 1]: a pixel becomes the share of its image's
+    pixels at or below its level (of `bins` levels), so every image spans [0, 1] evenly."""
+    flat = x.reshape(x.shape[0], -1)
+    levels = jnp.clip((flat * bins).astype(jnp.int32), 0, bins - 1)
+    counts = jax.vmap(lambda v: jnp.bincount(v, length=bins))(levels)
+    cdf = jnp.cumsum(counts, axis=1) / flat.shape[1]
+    return jnp.take_along_axis(cdf, levels, axis=1).reshape(x.shape).astype(x.dtype)
+
+
 @dataclasses.dataclass(frozen=True)
 class Task:
     """A task: classification (integer labels) or segmentation (binary masks), with its input scaling.
@@ -27,6 +37,7 @@ class Task:
     label_smoothing: float = 0.0  # classification
     dice_weight: float = 0.0  # segmentation: loss = BCE + dice_weight * soft Dice loss
     image_norm: bool = False  # standardise each image by its own mean and std instead of mean/std above
+    equalize: bool = False  # equalise each image's histogram first (evens out exposure and contrast)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -52,6 +63,8 @@ class Task:
 
     def normalize(self, x: jnp.ndarray) -> jnp.ndarray:
         """Float images [B, H, W, C] in [0, 1] to the model's input scale."""
+        if self.equalize:
+            x = equalize(x)
         if self.image_norm:  # evens out the very dark and very bright photos of the same sign
             axes = tuple(range(1, x.ndim))
             mean = x.mean(axes, keepdims=True)
