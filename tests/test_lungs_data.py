@@ -11,6 +11,7 @@ from PIL import Image
 
 from jaxadl.data import lungs
 from jaxadl.data.base import DatasetError
+from jaxadl.data.lungs import jsrt as lungs_jsrt
 
 RAW = 64  # fixture side for .IMG files (real JSRT: 2048)
 MASK = 32  # fixture side for SCR GIFs (real: 1024)
@@ -139,8 +140,8 @@ def test_cache_reuse_does_not_read_source(
     def forbidden(*args: object, **kwargs: object) -> None:
         raise AssertionError("source read again")
 
-    monkeypatch.setattr(lungs, "_read_jsrt_raw", forbidden)
-    monkeypatch.setattr(lungs, "_open_mask_values", forbidden)
+    monkeypatch.setattr(lungs_jsrt, "_read_jsrt_raw", forbidden)
+    monkeypatch.setattr(lungs_jsrt, "open_mask_values", forbidden)
     second = lungs.load_jsrt(jsrt_dir, image_size=RAW, cache_dir=cache, progress=False)
     for a, b in zip(first.splits().values(), second.splits().values(), strict=True):
         np.testing.assert_array_equal(a.images, b.images)
