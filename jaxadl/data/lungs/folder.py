@@ -154,7 +154,8 @@ def load_lung_folder(
     - flat: ``path/images`` and ``path/masks``; ``test_fraction`` of all cases go to test and
       ``val_fraction`` of the rest to validation, by a permutation seeded with ``seed``.
 
-    Images are converted to grayscale and bilinearly resized to ``image_size`` (aspect not kept); masks
+    Images are converted to grayscale (16-bit ones divided by 65535, the depth their file states) and
+    bilinearly resized to ``image_size`` (aspect not kept); masks
     ({0,1} or {0,255}, any size with the image's aspect ratio) are area-resized and thresholded.
     """
     check_size(image_size)
