@@ -16,6 +16,7 @@ import pytest
 
 from jaxadl.data import gtsrb
 from jaxadl.data.base import DatasetError
+from jaxadl.data.gtsrb import builder as gtsrb_builder
 from tests import gtsrb_fixtures as fx
 
 SIZE = 16
@@ -174,7 +175,7 @@ def test_second_call_uses_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     def no_decode(*args, **kwargs):
         raise AssertionError("source re-read")
 
-    monkeypatch.setattr(gtsrb, "_decode", no_decode)
+    monkeypatch.setattr(gtsrb_builder, "decode_image", no_decode)
     second = load(src, cache)
     assert second.meta["prepared_now"] is False
     assert second.meta["prepare_seconds"] == first.meta["prepare_seconds"]
@@ -228,7 +229,7 @@ def test_cache_dir_from_env_and_source_from_env(tmp_path: Path, monkeypatch: pyt
 def test_failed_preparation_leaves_no_finished_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     src = fx.write_zips(tmp_path / "src")
     cache = tmp_path / "cache"
-    real = gtsrb._decode
+    real = gtsrb_builder.decode_image
     calls = {"n": 0}
 
     def flaky(*args, **kwargs):
@@ -237,12 +238,12 @@ def test_failed_preparation_leaves_no_finished_cache(tmp_path: Path, monkeypatch
             raise KeyboardInterrupt  # e.g. the user hits Ctrl-C mid-way
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(gtsrb, "_decode", flaky)
+    monkeypatch.setattr(gtsrb_builder, "decode_image", flaky)
     with pytest.raises(KeyboardInterrupt):
         load(src, cache)
     assert not list(cache.rglob("dataset_info.json"))
     assert not [p for p in cache.rglob("*") if "incomplete" in p.name]
-    monkeypatch.setattr(gtsrb, "_decode", real)
+    monkeypatch.setattr(gtsrb_builder, "decode_image", real)
     ds = load(src, cache)
     assert ds.meta["prepared_now"] and len(ds.train) + len(ds.val) == N_TRAIN
 

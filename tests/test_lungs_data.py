@@ -11,6 +11,8 @@ from PIL import Image
 
 from jaxadl.data import lungs
 from jaxadl.data.base import DatasetError
+from jaxadl.data.lungs import images as lungs_images
+from jaxadl.data.lungs import jsrt as lungs_jsrt
 
 RAW = 64  # fixture side for .IMG files (real JSRT: 2048)
 MASK = 32  # fixture side for SCR GIFs (real: 1024)
@@ -139,8 +141,8 @@ def test_cache_reuse_does_not_read_source(
     def forbidden(*args: object, **kwargs: object) -> None:
         raise AssertionError("source read again")
 
-    monkeypatch.setattr(lungs, "_read_jsrt_raw", forbidden)
-    monkeypatch.setattr(lungs, "_open_mask_values", forbidden)
+    monkeypatch.setattr(lungs_jsrt, "_read_jsrt_raw", forbidden)
+    monkeypatch.setattr(lungs_jsrt, "open_mask_values", forbidden)
     second = lungs.load_jsrt(jsrt_dir, image_size=RAW, cache_dir=cache, progress=False)
     for a, b in zip(first.splits().values(), second.splits().values(), strict=True):
         np.testing.assert_array_equal(a.images, b.images)
@@ -279,6 +281,48 @@ def test_folder_both_layouts_is_an_error(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- synthetic
+
+
+def _write_png16(path: Path, values: np.ndarray) -> None:
+    """A 16-bit grayscale PNG (IHDR bit depth 16 checked), whatever mode this Pillow opens it in."""
+    Image.fromarray(values.astype(np.uint16)).save(path)
+    assert path.read_bytes()[24] == 16
+
+
+@pytest.mark.parametrize("top", [200, 4095, 65535])
+def test_folder_16_bit_png_scaled_by_its_bit_depth(tmp_path: Path, top: int) -> None:
+    """A 16-bit image is divided by 65535 (its depth, from the file), never by a guess from its maximum:
+    a dark 16-bit image (maximum 200 or 4095) stays dark."""
+    root = tmp_path / "deep"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    ramp = np.linspace(0, top, 16 * 16).round().reshape(16, 16)
+    for i in range(4):
+        _write_png16(root / "images" / f"c{i}.png", ramp)
+        Image.fromarray(np.eye(16, dtype=np.uint8)).save(root / "masks" / f"c{i}.png")
+    gray = lungs_images.open_gray(root / "images" / "c0.png")
+    np.testing.assert_allclose(gray, ramp / 65535, rtol=0, atol=1e-6)
+    ds = lungs.load_lung_folder(
+        root, image_size=16, val_fraction=0.0, test_fraction=0.0, cache_dir=tmp_path / "c"
+    )
+    expected = np.clip(np.rint(ramp.astype(np.float32) / np.float32(65535) * 255), 0, 255).astype(np.uint8)
+    for image in ds.train.images:
+        np.testing.assert_array_equal(image[..., 0], expected)
+    assert ds.train.images.max() == round(top / 65535 * 255)
+
+
+def test_open_gray_8_bit_and_undecidable_depths(tmp_path: Path) -> None:
+    """8-bit files divide by 255; a float image has no bit depth and is refused with its name."""
+    eight = tmp_path / "eight.png"
+    Image.fromarray(np.array([[0, 51, 255]], np.uint8)).save(eight)
+    np.testing.assert_allclose(lungs_images.open_gray(eight), [[0.0, 0.2, 1.0]], atol=1e-7)
+    floats = tmp_path / "floats.tif"
+    Image.fromarray(np.array([[0.0, 0.5]], np.float32)).save(floats)
+    with pytest.raises(DatasetError, match="floats.tif"):
+        lungs_images.open_gray(floats)
+    tiff16 = tmp_path / "sixteen.tif"
+    Image.fromarray(np.array([[0, 65535]], np.uint16)).save(tiff16)
+    np.testing.assert_allclose(lungs_images.open_gray(tiff16), [[0.0, 1.0]], atol=1e-7)
 
 
 def test_synthetic_lungs() -> None:
