@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -30,10 +28,10 @@ import numpy as np
 
 from benchmarks.step_time import (
     TORCH_HINT,
-    busy_reason,
     load_now,
     machine_info,
     num_cores,
+    stamped,
     torch_available,
     wait_for_idle,
 )
@@ -230,7 +228,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     wait_for_idle(args.wait_idle, cores)
     info, before = machine_info(), load_now()
     timed = profile(args)
-    after = load_now()
     sides = ["jaxadl"] + (["torch"] if args.compare == "torch" else [])
     # a step computes every convolution's forward, dx and dw, times its count, except the first
     # layer's dx (its input is the image)
@@ -244,9 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         for s in sides
     }
-    busy = busy_reason(before, after, cores)
     result = {
-        "command": "python -m benchmarks.conv_layers " + " ".join(sys.argv[1:] if argv is None else argv),
         "model": args.model,
         "batch_size": args.batch_size,
         "windows": args.windows,
@@ -254,15 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "layers_ms": timed,
         "total_ms": total,
         "machine": info,
-        "load_before": before,
-        "load_after": after,
-        "busy": busy,
-        "valid_for_comparison": busy is None,
     }
-    print_table(result)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
+    print_table(stamped(result, "conv_layers", argv, before, cores, args.json))
     return 0
 
 

@@ -224,6 +224,27 @@ def wait_for_idle(seconds: float, cores: int) -> None:
         time.sleep(min(10.0, max(deadline - time.monotonic(), 0.0)))
 
 
+def stamped(
+    result: dict[str, Any],
+    module: str,
+    argv: Sequence[str] | None,
+    before: dict[str, Any],
+    cores: int,
+    json_path: str | None = None,
+) -> dict[str, Any]:
+    """`result` with the command that made it, the load before and now, and whether it is valid for a
+    comparison (`busy_reason`); written to `json_path` when given."""
+    after = load_now()
+    busy = busy_reason(before, after, cores)
+    command = f"python -m benchmarks.{module} " + " ".join(sys.argv[1:] if argv is None else argv)
+    result = {"command": command, **result, "load_before": before, "load_after": after}
+    result.update(busy=busy, valid_for_comparison=busy is None)
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(result, f, indent=1)
+    return result
+
+
 def busy_reason(before: dict[str, Any], after: dict[str, Any], cores: int) -> str | None:
     """Why a run's figures are not valid for a comparison (None: the machine looked idle).
 

@@ -24,9 +24,7 @@ marked not valid for a comparison.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -36,10 +34,10 @@ import numpy as np
 
 from benchmarks.step_time import (
     TORCH_HINT,
-    busy_reason,
     load_now,
     machine_info,
     num_cores,
+    stamped,
     torch_available,
     wait_for_idle,
 )
@@ -365,10 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sides["jaxadl"], initial = run_jaxadl(variant, data, args)
     if args.compare == "torch":
         sides["torch"] = run_torch(variant, data, initial, args)
-    after = load_now()
     result: dict[str, Any] = {
-        "command": "python -m benchmarks.time_to_accuracy "
-        + " ".join(sys.argv[1:] if argv is None else argv),
         "variant": variant.name,
         "target": args.target,
         "train_images": len(data.train),
@@ -376,20 +371,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "max_epochs": variant.train.epochs,
         "sides": sides,
         "machine": info,
-        "load_before": before,
-        "load_after": after,
     }
     j, t = sides["jaxadl"], sides.get("torch")
     if t is not None:
         result["ratio_time_per_image"] = t["images_per_s"] / j["images_per_s"]
         if j["reached"] and t["reached"]:
             result["ratio_seconds_to_target"] = j["seconds_to_target"] / t["seconds_to_target"]
-    result["busy"] = busy_reason(before, after, cores)
-    result["valid_for_comparison"] = result["busy"] is None
-    print_table(result)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
+    print_table(stamped(result, "time_to_accuracy", argv, before, cores, args.json))
     return 0
 
 
