@@ -110,6 +110,7 @@ def prepare_folder(
 
 
 def _write_json(path: Path, obj: Any) -> None:
+    """Write JSON through a temporary file, so that a reader never sees half a file."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(obj, indent=2, default=str))
     os.replace(tmp, path)
@@ -137,70 +138,19 @@ def run_experiment(
     for variant in variants:  # fail before any training when a batch cannot split over the devices
         if not variant.train.full_batch:
             check_divisible(variant.train.batch_size, mesh)
-    eval_split = "test" if data.test is not None else "val"
-    eval_data = data.test if data.test is not None else data.val
-    if eval_data is None:
-        raise ValueError("the dataset has neither a test nor a validation split to evaluate on")
-    folder, main = RunFolder(out), is_main_process()
-    out, metrics_path = folder.root, folder.metrics
+    eval_split, eval_data = _eval_split(data)
+    folder = RunFolder(out)
 
     def start_folder() -> None:  # process 0 alone writes the run folder; all take part in checkpoints
-        prepare_folder(out, experiment, config, resume=resume, overwrite=overwrite)
+        prepare_folder(folder.root, experiment, config, resume=resume, overwrite=overwrite)
         tasks = {v.name: v.task.to_record() for v in variants}  # what each variant's metrics mean
         _write_json(folder.config, {"experiment": experiment, **config, "tasks": tasks})
-        if not resume or not metrics_path.exists():
-            metrics_path.write_text("")
+        if not resume or not folder.metrics.exists():
+            folder.metrics.write_text("")
 
     on_main_first(start_folder, others=False)
-    log(plan(variants, data, eval_split, out, mesh.devices.size))
-    total_trials, trial_seconds = sum(v.trials for v in variants), []
-    trials: list[dict[str, Any]] = []
-    metric = variants[0].task.main_metric
-    objectives = {v.task.objective_name for v in variants}  # named on the axis when the variants share it
-    objective = f" ({objectives.pop()})" if len(objectives) == 1 else ""
-    panels: dict[str, dict[str, list[np.ndarray]]] = {
-        f"training objective{objective}, epoch mean": {},
-        f"val {metric}": {},
-    }
-    for variant in variants:
-        for trial in range(1, variant.trials + 1):
-            cfg = dataclasses.replace(variant.train, seed=variant.train.seed + trial - 1)
-            tag = f"{variant.name} trial {trial}"
-            left = total_trials - len(trials)
-            eta = f"; ~{format_seconds(np.mean(trial_seconds) * left)} left" if trial_seconds else ""
-            log(
-                f"== {tag} ({len(trials) + 1} of {total_trials} in this run{eta}): {len(data.train)} train / "
-                f"{len(data.val) if data.val is not None else 0} val / {len(eval_data)} {eval_split} =="
-            )
-            done = folder.trial_record(variant.name, trial)
-            finished = broadcast_text(done.read_text() if main and resume and done.exists() else "")
-            if finished:  # process 0's reading, so every process skips the same trials
-                log(f"   finished before; taken from {done}")
-                trials.append(json.loads(finished))
-            else:
-                record = _run_trial(
-                    variant,
-                    cfg,
-                    trial,
-                    data,
-                    eval_split,
-                    eval_data,
-                    folder,
-                    log,
-                    resume,
-                    keep,
-                    mesh,
-                )
-                if main:
-                    done.parent.mkdir(exist_ok=True)
-                    _write_json(done, record)
-                trials.append(record)
-                if "train_seconds" in record:
-                    trial_seconds.append(record["train_seconds"] + record["compile_seconds"])
-            for curves, key in zip(panels.values(), ("train_loss", f"val_{metric}"), strict=True):
-                rows = [r[key] for r in trials[-1].get("history", []) if key in r]
-                curves.setdefault(variant.name, []).append(np.asarray(rows))
-    table = variants[0].task.table(trials, eval_split)
+    log(plan(variants, data, eval_split, folder.root, mesh.devices.size))
+    trials = _run_trials(variants, data, eval_split, eval_data, folder, log, resume, keep, mesh)
     results = {
         "experiment": experiment,
         "dataset": data.name,
@@ -210,20 +160,87 @@ def run_experiment(
         "trials": trials,
         "environment": environment(),
     }
-    if not main:
-        return results
-    panels = {k: c for k, c in panels.items() if any(len(r) for runs in c.values() for r in runs)}
+    if is_main_process():
+        _write_results(experiment, data, variants, config, eval_split, eval_data, folder, results, log)
+    return results
+
+
+def _eval_split(data: Dataset) -> tuple[str, Any]:
+    """The split a run is evaluated on: test, else val."""
+    if data.test is not None:
+        return "test", data.test
+    if data.val is None:
+        raise ValueError("the dataset has neither a test nor a validation split to evaluate on")
+    return "val", data.val
+
+
+def _run_trials(
+    variants, data, eval_split, eval_data, folder, log, resume, keep, mesh
+) -> list[dict[str, Any]]:
+    """Every variant's trials in order: trained, or (resuming) taken from a finished trial's record."""
+    main = is_main_process()
+    total_trials, trial_seconds = sum(v.trials for v in variants), []
+    trials: list[dict[str, Any]] = []
+    for variant in variants:
+        for trial in range(1, variant.trials + 1):
+            left = total_trials - len(trials)
+            eta = f"; ~{format_seconds(np.mean(trial_seconds) * left)} left" if trial_seconds else ""
+            log(
+                f"== {variant.name} trial {trial} ({len(trials) + 1} of {total_trials} in this run{eta}): "
+                f"{len(data.train)} train / {len(data.val) if data.val is not None else 0} val / "
+                f"{len(eval_data)} {eval_split} =="
+            )
+            done = folder.trial_record(variant.name, trial)
+            finished = broadcast_text(done.read_text() if main and resume and done.exists() else "")
+            if finished:  # process 0's reading, so every process skips the same trials
+                log(f"   finished before; taken from {done}")
+                trials.append(json.loads(finished))
+                continue
+            cfg = dataclasses.replace(variant.train, seed=variant.train.seed + trial - 1)
+            record = _run_trial(
+                variant, cfg, trial, data, eval_split, eval_data, folder, log, resume, keep, mesh
+            )
+            if main:
+                done.parent.mkdir(exist_ok=True)
+                _write_json(done, record)
+            trials.append(record)
+            if "train_seconds" in record:
+                trial_seconds.append(record["train_seconds"] + record["compile_seconds"])
+    return trials
+
+
+def _write_results(experiment, data, variants, config, eval_split, eval_data, folder, results, log) -> None:
+    """The variants figure, results.json and results.md (the first variant's task's table)."""
+    panels = _variant_panels(variants, results["trials"])
     if panels:
         plots.overlay(panels, f"{experiment}: variants", folder.variants_plot)
     _write_json(folder.results_json, results)
+    table = variants[0].task.table(results["trials"], eval_split)
     recipe = f"Recipe: {config['recipe']} (resolved values in config.json). " if config.get("recipe") else ""
     folder.results_md.write_text(
         f"# {experiment} on {data.name}\n\n{recipe}Evaluated on the {eval_split} split "
         f"({len(eval_data)} examples); the selected epoch is the one evaluated.\n\n{table}\n"
     )
     log("\n" + table)
-    log(f"\nwrote {out}/results.md, results.json, metrics.jsonl and plots")
-    return results
+    log(f"\nwrote {folder.root}/results.md, results.json, metrics.jsonl and plots")
+
+
+def _variant_panels(
+    variants: list[Variant], trials: list[dict[str, Any]]
+) -> dict[str, dict[str, list[np.ndarray]]]:
+    """The curves of the variants figure: training objective and validation metric per epoch, per trial."""
+    metric = variants[0].task.main_metric
+    objectives = {v.task.objective_name for v in variants}  # named on the axis when the variants share it
+    objective = f" ({objectives.pop()})" if len(objectives) == 1 else ""
+    panels: dict[str, dict[str, list[np.ndarray]]] = {
+        f"training objective{objective}, epoch mean": {},
+        f"val {metric}": {},
+    }
+    for t in trials:
+        for curves, key in zip(panels.values(), ("train_loss", f"val_{metric}"), strict=True):
+            rows = [r[key] for r in t.get("history", []) if key in r]
+            curves.setdefault(t["variant"], []).append(np.asarray(rows))
+    return {k: c for k, c in panels.items() if any(len(r) for runs in c.values() for r in runs)}
 
 
 def plan(variants: list[Variant], data: Dataset, eval_split: str, out: Path, devices: int) -> str:
@@ -385,10 +402,7 @@ def evaluate_run(run_dir: str | Path, data: Dataset, *, log: Callable[[str], Non
 
     folder = RunFolder(run_dir)
     run_dir = folder.root
-    split = "test" if data.test is not None else "val"
-    eval_data = data.test if data.test is not None else data.val
-    if eval_data is None:
-        raise ValueError("the dataset has neither a test nor a validation split to evaluate on")
+    split, eval_data = _eval_split(data)
     records = folder.trial_records()
     if not records:
         raise RunFolderError(f"{run_dir} holds no finished trials to evaluate (no trials/*.json)")

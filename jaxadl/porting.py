@@ -96,6 +96,7 @@ def _flatten_perm_to_torch(kernel: np.ndarray, channels: int) -> np.ndarray:
 
 
 def _flatten_perm_from_torch(weight: np.ndarray, channels: int) -> np.ndarray:
+    """Linear weight (out, c*h*w) fed by an NCHW flatten -> Flax Dense kernel (h*w*c, out)."""
     out, features = weight.shape
     side = math.isqrt(features // channels)
     if side * side * channels != features:

@@ -58,6 +58,7 @@ class Predictor:
 
     @property
     def image_size(self) -> int:
+        """The side of the square images the model was trained on."""
         return int(self.record.get("image_size") or self.record["input_shape"][0])
 
     def _images(self, images: Any) -> np.ndarray:
