@@ -51,7 +51,17 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxadl
-from jaxadl import OptimConfig, SignCNN, Task, TrainConfig, Trainer, TrainState, UNet
+from jaxadl import (
+    Classification,
+    OptimConfig,
+    Segmentation,
+    SignCNN,
+    Task,
+    TrainConfig,
+    Trainer,
+    TrainState,
+    UNet,
+)
 from jaxadl.data.base import Split
 
 TORCH_HINT = "PyTorch is not installed; pip install .[torch] (or pip install torch) for --compare=torch"
@@ -150,14 +160,14 @@ def build_model(args: argparse.Namespace) -> tuple[Any, Task, tuple[int, ...]]:
     """The jaxadl model, its task and the shape of one input image."""
     if args.model == "cnn":
         model = SignCNN(batch_norm=args.batch_norm, fast_pool=not args.flax_pool)
-        return model, Task("classification", 43), (args.image_size,) * 2 + (3,)
+        return model, Classification(43), (args.image_size,) * 2 + (3,)
     model = UNet(
         depth=args.unet_depth,
         base_features=args.unet_width,
         upsample=args.upsample,
         batch_norm=args.batch_norm,
     )
-    return model, Task("segmentation"), (args.image_size,) * 2 + (1,)
+    return model, Segmentation(), (args.image_size,) * 2 + (1,)
 
 
 def random_split(args: argparse.Namespace, n: int, shape: tuple[int, ...]) -> Split:

@@ -41,7 +41,7 @@ from benchmarks.step_time import (
     torch_available,
     wait_for_idle,
 )
-from jaxadl import AugmentConfig, Task, Trainer
+from jaxadl import AugmentConfig, Classification, Trainer
 from jaxadl.optim import learning_rate_schedule
 from jaxadl.tta import SHIFTS
 
@@ -202,7 +202,7 @@ class TorchRecipe:
         self.train_x, self.val_x = nchw(data.train.images), nchw(data.val.images)
         self.train_y = torch.from_numpy(data.train.labels.astype(np.int64)).to(self.device)
         self.val_y = torch.from_numpy(data.val.labels.astype(np.int64)).to(self.device)
-        task: Task = variant.task
+        task: Classification = variant.task
         self.mean = torch.tensor(task.mean, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor(task.std, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
         cfg = variant.train

@@ -209,7 +209,7 @@ def channel_stats(images) -> tuple[tuple[float, ...], tuple[float, ...]]:
 
 def build_variants(cfg: CNNConfig, data):
     """The variants to run: the report's grid or the single one the flags describe."""
-    from jaxadl import AugmentConfig, OptimConfig, SignCNN, Task, TrainConfig
+    from jaxadl import AugmentConfig, Classification, OptimConfig, SignCNN, TrainConfig
     from jaxadl.experiment import Variant
 
     specs = GRID if cfg.grid else ((_name(cfg.optimizer, cfg.batch_norm), cfg.optimizer, cfg.batch_norm, 1),)
@@ -221,8 +221,7 @@ def build_variants(cfg: CNNConfig, data):
             raise ValueError(
                 f"--batch-size {r['batch_size']} is larger than the training set ({len(data.train)})"
             )
-        task = Task(
-            "classification",
+        task = Classification(
             data.num_classes,
             mean if r["normalize"] else (0.0,),
             std if r["normalize"] else (1.0,),

@@ -28,6 +28,7 @@ from typing import Any
 
 from experiments.cli import default_out, main_guard, opt, parse
 from jaxadl.run_folder import RunFolder
+from jaxadl.tasks import from_record
 
 NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -76,8 +77,12 @@ def read_jobs(path: str | Path) -> list[tuple[str, list[str]]]:
     return jobs
 
 
-def _metric_key(record: dict[str, Any]) -> str | None:
-    return next((k for k in record if k.startswith("val_") and k != "val_loss"), None)
+def _metric_keys(run: RunFolder) -> dict[str, str]:
+    """val_<main metric> per variant, from the tasks the run recorded (config.json, else finished trials)."""
+    tasks = json.loads(run.config.read_text()).get("tasks", {}) if run.config.exists() else {}
+    for t in run.trial_records():  # a run folder from before config.json recorded its tasks
+        tasks.setdefault(t["variant"], t["task"])
+    return {variant: f"val_{from_record(task).main_metric}" for variant, task in tasks.items()}
 
 
 def summarize_run(folder: Path) -> list[dict[str, Any]]:
@@ -88,9 +93,9 @@ def summarize_run(folder: Path) -> list[dict[str, Any]]:
     groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for r in records:
         groups.setdefault((r["variant"], r["trial"]), []).append(r)
-    rows = []
+    keys, rows = _metric_keys(run), []
     for (variant, trial), history in groups.items():
-        key = _metric_key(history[0])
+        key = keys.get(variant) if keys.get(variant) in history[0] else None  # none without a val split
         values = [r[key] for r in history] if key else []
         row: dict[str, Any] = {"variant": variant, "trial": trial, "epochs": len(history), "metric": key}
         if values:
@@ -107,6 +112,7 @@ def summarize_run(folder: Path) -> list[dict[str, Any]]:
 
 
 def _pct(value: Any) -> str:
+    """A metric value in % for the table, "-" where there is none."""
     return f"{100 * value:.2f}" if isinstance(value, float) else "-"
 
 

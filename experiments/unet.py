@@ -300,7 +300,7 @@ def variant_name(upsample: str, activation: str, batch_norm: bool, recipe_batch_
 
 def build_variants(cfg: UNetConfig, data):
     """The variants to run: the report's grid or the single one the flags describe."""
-    from jaxadl import OptimConfig, Task, TrainConfig, UNet
+    from jaxadl import OptimConfig, Segmentation, TrainConfig, UNet
     from jaxadl.experiment import Variant
 
     r = cfg.resolved()
@@ -315,9 +315,7 @@ def build_variants(cfg: UNetConfig, data):
     else:
         specs = [(variant_name(cfg.upsample, cfg.activation, bn, recipe_bn), cfg.upsample, cfg.activation)]
     mean, std = gray_stats(data.train.images) if r["normalize"] else ((0.0,), (1.0,))
-    task = Task(
-        "segmentation",
-        num_classes=1,
+    task = Segmentation(
         mean=mean,
         std=std,
         dice_weight=r["dice_weight"],

@@ -10,18 +10,20 @@ from jaxadl.models.cnn import SignCNN
 from jaxadl.models.unet import UNet
 from jaxadl.optim import OptimConfig, make_optimizer, rprop
 from jaxadl.shapes import conv_out, flatten_size, layer_table, pool_out
-from jaxadl.tasks import Task
+from jaxadl.tasks import Classification, Segmentation, Task
 from jaxadl.train import DivergenceError, FitResult, TrainConfig, Trainer, TrainState, create_state, fit
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AugmentConfig",
+    "Classification",
     "Dataset",
     "DatasetError",
     "DivergenceError",
     "FitResult",
     "OptimConfig",
+    "Segmentation",
     "SignCNN",
     "Split",
     "Task",

@@ -20,17 +20,15 @@ from typing import Any
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from jaxadl import plots, report
+from jaxadl import plots
 from jaxadl.data.base import Dataset
 from jaxadl.metrics import summarize
 from jaxadl.parallel import broadcast_text, check_divisible, is_main_process, make_mesh, on_main_first
-from jaxadl.postprocess import clean_masks, f1_masks
 from jaxadl.progress import format_seconds
 from jaxadl.run_folder import RunFolder
-from jaxadl.tasks import Task
+from jaxadl.tasks import Task, from_record
 from jaxadl.train import DivergenceError, TrainConfig, Trainer, fit
 
 
@@ -112,6 +110,7 @@ def prepare_folder(
 
 
 def _write_json(path: Path, obj: Any) -> None:
+    """Write JSON through a temporary file, so that a reader never sees half a file."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(obj, indent=2, default=str))
     os.replace(tmp, path)
@@ -139,71 +138,19 @@ def run_experiment(
     for variant in variants:  # fail before any training when a batch cannot split over the devices
         if not variant.train.full_batch:
             check_divisible(variant.train.batch_size, mesh)
-    eval_split = "test" if data.test is not None else "val"
-    eval_data = data.test if data.test is not None else data.val
-    if eval_data is None:
-        raise ValueError("the dataset has neither a test nor a validation split to evaluate on")
-    folder, main = RunFolder(out), is_main_process()
-    out, metrics_path = folder.root, folder.metrics
+    eval_split, eval_data = _eval_split(data)
+    folder = RunFolder(out)
 
     def start_folder() -> None:  # process 0 alone writes the run folder; all take part in checkpoints
-        prepare_folder(out, experiment, config, resume=resume, overwrite=overwrite)
-        _write_json(folder.config, {"experiment": experiment, **config})
-        if not resume or not metrics_path.exists():
-            metrics_path.write_text("")
+        prepare_folder(folder.root, experiment, config, resume=resume, overwrite=overwrite)
+        tasks = {v.name: v.task.to_record() for v in variants}  # what each variant's metrics mean
+        _write_json(folder.config, {"experiment": experiment, **config, "tasks": tasks})
+        if not resume or not folder.metrics.exists():
+            folder.metrics.write_text("")
 
     on_main_first(start_folder, others=False)
-    log(plan(variants, data, eval_split, out, mesh.devices.size))
-    total_trials, trial_seconds = sum(v.trials for v in variants), []
-    trials: list[dict[str, Any]] = []
-    metric = variants[0].task.main_metric
-    objectives = {v.task.objective_name for v in variants}  # named on the axis when the variants share it
-    objective = f" ({objectives.pop()})" if len(objectives) == 1 else ""
-    panels: dict[str, dict[str, list[np.ndarray]]] = {
-        f"training objective{objective}, epoch mean": {},
-        f"val {metric}": {},
-    }
-    for variant in variants:
-        for trial in range(1, variant.trials + 1):
-            cfg = dataclasses.replace(variant.train, seed=variant.train.seed + trial - 1)
-            tag = f"{variant.name} trial {trial}"
-            left = total_trials - len(trials)
-            eta = f"; ~{format_seconds(np.mean(trial_seconds) * left)} left" if trial_seconds else ""
-            log(
-                f"== {tag} ({len(trials) + 1} of {total_trials} in this run{eta}): {len(data.train)} train / "
-                f"{len(data.val) if data.val is not None else 0} val / {len(eval_data)} {eval_split} =="
-            )
-            done = folder.trial_record(variant.name, trial)
-            finished = broadcast_text(done.read_text() if main and resume and done.exists() else "")
-            if finished:  # process 0's reading, so every process skips the same trials
-                log(f"   finished before; taken from {done}")
-                trials.append(json.loads(finished))
-            else:
-                record = _run_trial(
-                    variant,
-                    cfg,
-                    trial,
-                    data,
-                    eval_split,
-                    eval_data,
-                    folder,
-                    log,
-                    resume,
-                    keep,
-                    mesh,
-                )
-                if main:
-                    done.parent.mkdir(exist_ok=True)
-                    _write_json(done, record)
-                trials.append(record)
-                if "train_seconds" in record:
-                    trial_seconds.append(record["train_seconds"] + record["compile_seconds"])
-            for curves, key in zip(panels.values(), ("train_loss", f"val_{metric}"), strict=True):
-                rows = [r[key] for r in trials[-1].get("history", []) if key in r]
-                curves.setdefault(variant.name, []).append(np.asarray(rows))
-    table = (report.classification_table if metric == "accuracy" else report.segmentation_table)(
-        trials, eval_split
-    )
+    log(plan(variants, data, eval_split, folder.root, mesh.devices.size))
+    trials = _run_trials(variants, data, eval_split, eval_data, folder, log, resume, keep, mesh)
     results = {
         "experiment": experiment,
         "dataset": data.name,
@@ -213,20 +160,87 @@ def run_experiment(
         "trials": trials,
         "environment": environment(),
     }
-    if not main:
-        return results
-    panels = {k: c for k, c in panels.items() if any(len(r) for runs in c.values() for r in runs)}
+    if is_main_process():
+        _write_results(experiment, data, variants, config, eval_split, eval_data, folder, results, log)
+    return results
+
+
+def _eval_split(data: Dataset) -> tuple[str, Any]:
+    """The split a run is evaluated on: test, else val."""
+    if data.test is not None:
+        return "test", data.test
+    if data.val is None:
+        raise ValueError("the dataset has neither a test nor a validation split to evaluate on")
+    return "val", data.val
+
+
+def _run_trials(
+    variants, data, eval_split, eval_data, folder, log, resume, keep, mesh
+) -> list[dict[str, Any]]:
+    """Every variant's trials in order: trained, or (resuming) taken from a finished trial's record."""
+    main = is_main_process()
+    total_trials, trial_seconds = sum(v.trials for v in variants), []
+    trials: list[dict[str, Any]] = []
+    for variant in variants:
+        for trial in range(1, variant.trials + 1):
+            left = total_trials - len(trials)
+            eta = f"; ~{format_seconds(np.mean(trial_seconds) * left)} left" if trial_seconds else ""
+            log(
+                f"== {variant.name} trial {trial} ({len(trials) + 1} of {total_trials} in this run{eta}): "
+                f"{len(data.train)} train / {len(data.val) if data.val is not None else 0} val / "
+                f"{len(eval_data)} {eval_split} =="
+            )
+            done = folder.trial_record(variant.name, trial)
+            finished = broadcast_text(done.read_text() if main and resume and done.exists() else "")
+            if finished:  # process 0's reading, so every process skips the same trials
+                log(f"   finished before; taken from {done}")
+                trials.append(json.loads(finished))
+                continue
+            cfg = dataclasses.replace(variant.train, seed=variant.train.seed + trial - 1)
+            record = _run_trial(
+                variant, cfg, trial, data, eval_split, eval_data, folder, log, resume, keep, mesh
+            )
+            if main:
+                done.parent.mkdir(exist_ok=True)
+                _write_json(done, record)
+            trials.append(record)
+            if "train_seconds" in record:
+                trial_seconds.append(record["train_seconds"] + record["compile_seconds"])
+    return trials
+
+
+def _write_results(experiment, data, variants, config, eval_split, eval_data, folder, results, log) -> None:
+    """The variants figure, results.json and results.md (the first variant's task's table)."""
+    panels = _variant_panels(variants, results["trials"])
     if panels:
         plots.overlay(panels, f"{experiment}: variants", folder.variants_plot)
     _write_json(folder.results_json, results)
+    table = variants[0].task.table(results["trials"], eval_split)
     recipe = f"Recipe: {config['recipe']} (resolved values in config.json). " if config.get("recipe") else ""
     folder.results_md.write_text(
         f"# {experiment} on {data.name}\n\n{recipe}Evaluated on the {eval_split} split "
         f"({len(eval_data)} examples); the selected epoch is the one evaluated.\n\n{table}\n"
     )
     log("\n" + table)
-    log(f"\nwrote {out}/results.md, results.json, metrics.jsonl and plots")
-    return results
+    log(f"\nwrote {folder.root}/results.md, results.json, metrics.jsonl and plots")
+
+
+def _variant_panels(
+    variants: list[Variant], trials: list[dict[str, Any]]
+) -> dict[str, dict[str, list[np.ndarray]]]:
+    """The curves of the variants figure: training objective and validation metric per epoch, per trial."""
+    metric = variants[0].task.main_metric
+    objectives = {v.task.objective_name for v in variants}  # named on the axis when the variants share it
+    objective = f" ({objectives.pop()})" if len(objectives) == 1 else ""
+    panels: dict[str, dict[str, list[np.ndarray]]] = {
+        f"training objective{objective}, epoch mean": {},
+        f"val {metric}": {},
+    }
+    for t in trials:
+        for curves, key in zip(panels.values(), ("train_loss", f"val_{metric}"), strict=True):
+            rows = [r[key] for r in t.get("history", []) if key in r]
+            curves.setdefault(t["variant"], []).append(np.asarray(rows))
+    return {k: c for k, c in panels.items() if any(len(r) for runs in c.values() for r in runs)}
 
 
 def plan(variants: list[Variant], data: Dataset, eval_split: str, out: Path, devices: int) -> str:
@@ -242,16 +256,6 @@ def plan(variants: list[Variant], data: Dataset, eval_split: str, out: Path, dev
             f"evaluated on {eval_split}"
         )
     return "\n".join(lines)
-
-
-def chance_level(metric: str, labels: np.ndarray) -> float:
-    """What a model that learned nothing scores: the majority class's share (accuracy), or the mean F1 of
-    calling every pixel foreground (per-image F1)."""
-    labels = np.asarray(labels)
-    if metric == "accuracy":
-        return float(np.bincount(labels.ravel().astype(np.int64)).max() / max(labels.size, 1))
-    p = (labels > 0).reshape(len(labels), -1).mean(1)
-    return float(np.mean(2 * p / (1 + p))) if len(p) else 0.0
 
 
 def _not_learned_note(
@@ -285,8 +289,9 @@ def model_spec(model: nn.Module) -> dict[str, Any]:
 def _run_trial(
     variant, cfg, trial, data, eval_split, eval_data, folder, log, resume=False, keep=2, mesh=None
 ) -> dict[str, Any]:
-    metric = variant.task.main_metric
-    trainer = Trainer(variant.model, variant.task, cfg, len(data.train), mesh=mesh)
+    """Train one trial, evaluate it with its task, draw its figures; the trial's record."""
+    task = variant.task
+    trainer = Trainer(variant.model, task, cfg, len(data.train), mesh=mesh)
     checkpoints = folder.checkpoints(variant.name, trial)
 
     def on_epoch(rec: dict[str, float]) -> None:
@@ -301,17 +306,15 @@ def _run_trial(
         "seed": cfg.seed,
         "train_config": dataclasses.asdict(cfg),
         "model_spec": model_spec(variant.model),
-        "task": dataclasses.asdict(variant.task),
+        "task": task.to_record(),
         "checkpoints": checkpoints.relative_to(folder.root).as_posix(),
         "input_shape": list(data.train.images.shape[1:]),
+        **task.record_fields(data.meta),
     }
-    names = data.meta.get("class_names") if isinstance(data.meta, dict) else None
-    if metric == "accuracy" and names:
-        record["class_names"] = list(names)  # predict.load(...).classify names its answers
     try:
         result = fit(
             variant.model,
-            variant.task,
+            task,
             data.train,
             cfg,
             data.val,
@@ -331,20 +334,20 @@ def _run_trial(
         record.update(failed=str(e), failed_step=e.step)
         return record
     log(f"  compiled in {result.compile_seconds:.1f}s (not counted in epoch times)")
-    logits = None
-    if metric == "f1":  # one forward pass: the metrics, the clean-up (largest two regions) and the figure
-        logits = trainer.predict(result.state, eval_data.images)
-        per_example = variant.task.metrics(jnp.asarray(logits), jnp.asarray(eval_data.labels))
-        per_example = {k: np.asarray(v) for k, v in per_example.items()}
-        per_example["f1_post"] = f1_masks(clean_masks(logits > 0), eval_data.labels)
-        record["per_image"] = {
-            "cases": _case_names(data, eval_split, len(eval_data)),
-            "f1": [round(float(v), 6) for v in per_example["f1"]],
-            "f1_post": [round(float(v), 6) for v in per_example["f1_post"]],
-        }
-    else:
-        per_example = trainer.evaluate(result.state, eval_data)
-    summary = {k: summarize(v) for k, v in per_example.items()}
+    evaluation = task.evaluate(
+        trainer, result.state, eval_data, _case_names(data, eval_split, len(eval_data))
+    )
+    record.update(evaluation.record)
+    _report_trial(variant, cfg, trainer, result, eval_split, eval_data, record, evaluation, log, t0)
+    if is_main_process():
+        _trial_figures(variant, trial, trainer, result, eval_split, eval_data, evaluation, folder)
+    return record
+
+
+def _report_trial(variant, cfg, trainer, result, eval_split, eval_data, record, evaluation, log, t0) -> None:
+    """Add the evaluation's summary and the training history to the record; log the main metric."""
+    task, metric = variant.task, variant.task.main_metric
+    summary = {k: summarize(v) for k, v in evaluation.per_example.items()}
     val_key = f"val_{metric}"
     best_val = max((r[val_key] for r in result.history if val_key in r), default=None)
     record.update(
@@ -356,46 +359,32 @@ def _run_trial(
         compile_seconds=result.compile_seconds,
         train_seconds=time.perf_counter() - t0 - result.compile_seconds,
     )
-    post = ""
-    if metric == "f1":
-        post = (
-            f" (min over images {summary['f1']['min']:.4f}); cleaned up: {summary['f1_post']['mean']:.4f}"
-            f" (min {summary['f1_post']['min']:.4f})"
-        )
-    log(f"  {eval_split} {metric}: {summary[metric]['mean']:.4f}{post}; selected epoch {result.best_epoch}")
-    chance = chance_level(metric, eval_data.labels)
+    note = task.summary_note(summary)
+    log(f"  {eval_split} {metric}: {summary[metric]['mean']:.4f}{note}; selected epoch {result.best_epoch}")
+    chance = task.chance_level(eval_data.labels)
     note = _not_learned_note(cfg, trainer.steps_per_epoch, metric, summary[metric]["mean"], chance)
     if note:
         log(note)
-    if not is_main_process():
-        return record
-    title = f"{variant.name}, trial {trial}"
+
+
+def _trial_figures(variant, trial, trainer, result, eval_split, eval_data, evaluation, folder) -> None:
+    """A trial's figures: training loss per step, train/val history, and the task's example."""
+    task, title = variant.task, f"{variant.name}, trial {trial}"
     plots.loss_curve(
         result.step_losses,
         trainer.steps_per_epoch,
         f"{title}: training loss",
         folder.plot(variant.name, trial, "loss"),
     )
-    task = variant.task
     plots.history(
         result.history,
-        metric,
+        task.main_metric,
         title,
         folder.plot(variant.name, trial, "history"),
         loss_name=task.eval_loss_name,
         objective_name=task.objective_name,
     )
-    if metric == "f1":
-        worst = int(np.argmin(per_example["f1"]))
-        plots.segmentation(
-            eval_data.images[worst],
-            eval_data.labels[worst],
-            logits[worst] > 0,
-            f"{title}: hardest {eval_split} image #{worst}",
-            folder.plot(variant.name, trial, "example"),
-            f1=float(per_example["f1"][worst]),
-        )
-    return record
+    task.example_figure(eval_data, eval_split, evaluation, title, folder.plot(variant.name, trial, "example"))
 
 
 def _case_names(data: Dataset, split: str, n: int) -> list[str]:
@@ -413,10 +402,7 @@ def evaluate_run(run_dir: str | Path, data: Dataset, *, log: Callable[[str], Non
 
     folder = RunFolder(run_dir)
     run_dir = folder.root
-    split = "test" if data.test is not None else "val"
-    eval_data = data.test if data.test is not None else data.val
-    if eval_data is None:
-        raise ValueError("the dataset has neither a test nor a validation split to evaluate on")
+    split, eval_data = _eval_split(data)
     records = folder.trial_records()
     if not records:
         raise RunFolderError(f"{run_dir} holds no finished trials to evaluate (no trials/*.json)")
@@ -428,17 +414,12 @@ def evaluate_run(run_dir: str | Path, data: Dataset, *, log: Callable[[str], Non
         predictor = load(run_dir, rec["variant"], rec["trial"])
         b = int(rec["train_config"].get("eval_batch_size", 500))
         logits = predictor.batch_logits(eval_data.images, b)
-        per_example = predictor.task.metrics(jnp.asarray(logits), jnp.asarray(eval_data.labels))
-        if "f1" in per_example:
-            per_example["f1_post"] = f1_masks(clean_masks(logits > 0), eval_data.labels)
-        summary = {k: summarize(np.asarray(v)) for k, v in per_example.items()}
+        per_example = predictor.task.score(logits, eval_data.labels)
+        summary = {k: summarize(v) for k, v in per_example.items()}
         trials.append({**rec, "eval": summary})
         metric = predictor.task.main_metric
         log(f"{rec['variant']} trial {rec['trial']}: {split} {metric} {summary[metric]['mean']:.4f}")
-    metric = "accuracy" if "accuracy" in next(t for t in trials if "eval" in t)["eval"] else "f1"
-    table = (report.classification_table if metric == "accuracy" else report.segmentation_table)(
-        trials, split
-    )
+    table = from_record(records[0]["task"]).table(trials, split)
     results = {"run": str(run_dir), "dataset": data.name, "eval_split": split, "trials": trials}
     _write_json(folder.eval_json, results)
     folder.eval_md.write_text(f"# re-evaluation of {run_dir} on {data.name} ({split})\n\n{table}\n")

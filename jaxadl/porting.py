@@ -29,6 +29,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from jaxadl.models import SignCNN, UNet
+
 __all__ = ["from_torch_state_dict", "layout", "to_torch_state_dict"]
 
 
@@ -41,6 +43,7 @@ class Entry(NamedTuple):
 
 
 def _unet_layout(model: Any) -> Iterator[Entry]:
+    """UNet: two convs (+ norms) per encoder level and the bottom, then per level an up step and two convs."""
     convs, bns, transposes = iter(range(10**6)), iter(range(10**6)), iter(range(10**6))
 
     def block(prefix: str) -> Iterator[Entry]:
@@ -62,6 +65,7 @@ def _unet_layout(model: Any) -> Iterator[Entry]:
 
 
 def _cnn_layout(model: Any) -> Iterator[Entry]:
+    """SignCNN: three convs (+ norms), then the dense layer fed by the flattened map."""
     for i in (1, 2, 3):
         yield Entry("conv", f"conv{i}", f"conv{i}")
         if model.batch_norm:
@@ -69,14 +73,16 @@ def _cnn_layout(model: Any) -> Iterator[Entry]:
     yield Entry("dense_flatten", "fc", "fc1")
 
 
+_LAYOUTS = {SignCNN: _cnn_layout, UNet: _unet_layout}
+
+
 def layout(model: Any) -> list[Entry]:
-    """The layers of a jaxadl ``SignCNN`` or ``UNet`` in order, with their Flax and PyTorch names."""
-    name = type(model).__name__
-    if name == "SignCNN":
-        return list(_cnn_layout(model))
-    if name == "UNet":
-        return list(_unet_layout(model))
-    raise TypeError(f"no PyTorch layout for {name}; expected jaxadl SignCNN or UNet")
+    """The layers of a jaxadl ``SignCNN`` or ``UNet`` (or a subclass) in order, with their Flax and PyTorch
+    names."""
+    for cls in type(model).__mro__:
+        if cls in _LAYOUTS:
+            return list(_LAYOUTS[cls](model))
+    raise TypeError(f"no PyTorch layout for {type(model).__name__}; expected jaxadl SignCNN or UNet")
 
 
 def _flatten_perm_to_torch(kernel: np.ndarray, channels: int) -> np.ndarray:
@@ -90,6 +96,7 @@ def _flatten_perm_to_torch(kernel: np.ndarray, channels: int) -> np.ndarray:
 
 
 def _flatten_perm_from_torch(weight: np.ndarray, channels: int) -> np.ndarray:
+    """Linear weight (out, c*h*w) fed by an NCHW flatten -> Flax Dense kernel (h*w*c, out)."""
     out, features = weight.shape
     side = math.isqrt(features // channels)
     if side * side * channels != features:

@@ -15,10 +15,10 @@ from jaxadl.checkpoint import restore_weights
 from jaxadl.models import SignCNN, UNet
 from jaxadl.postprocess import clean_masks
 from jaxadl.run_folder import RunFolder
-from jaxadl.tasks import Task
+from jaxadl.tasks import Task, from_record
 from jaxadl.train import in_batches, predict_logits
 
-_MODELS = {"SignCNN": SignCNN, "UNet": UNet}
+_MODELS = {model.__name__: model for model in (SignCNN, UNet)}  # model_spec's "class" -> the class
 
 
 class Classification(NamedTuple):
@@ -58,6 +58,7 @@ class Predictor:
 
     @property
     def image_size(self) -> int:
+        """The side of the square images the model was trained on."""
         return int(self.record.get("image_size") or self.record["input_shape"][0])
 
     def _images(self, images: Any) -> np.ndarray:
@@ -153,8 +154,7 @@ def load(run_dir: str | Path, variant: str | None = None, trial: int = 1) -> Pre
         raise ValueError(f"no finished trial {trial} of variant {variant!r} in {run_dir}; variants: {names}")
     spec = dict(chosen["model_spec"])
     model = _MODELS[spec.pop("class")](**spec)
-    task_fields = {k: tuple(v) if isinstance(v, list) else v for k, v in chosen["task"].items()}
-    task = Task(**task_fields)
+    task = from_record(chosen["task"])
     which = "best" if chosen["train_config"]["select"] == "best" else "last"
     state = restore_weights(run_dir / chosen["checkpoints"] / which)
     weights = state.get("ema") or state  # the weight average, when the run kept one, is what it evaluated

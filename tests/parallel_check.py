@@ -8,7 +8,7 @@ import tempfile
 
 import jax
 
-from jaxadl import OptimConfig, SignCNN, Task, TrainConfig, Trainer, UNet, fit
+from jaxadl import Classification, OptimConfig, Segmentation, SignCNN, TrainConfig, Trainer, UNet, fit
 from jaxadl.data.lungs import synthetic_lungs
 from jaxadl.parallel import make_mesh
 from tests.helpers import colour_squares
@@ -16,7 +16,7 @@ from tests.helpers import colour_squares
 assert jax.device_count() == 4, jax.devices()
 out = {}
 train, val = colour_squares(128, seed=0), colour_squares(64, seed=1)
-cls = Task("classification", num_classes=10)
+cls = Classification(num_classes=10)
 cfg = TrainConfig(epochs=2, batch_size=32, eval_batch_size=30, optim=OptimConfig("adam", 1e-3))
 for bn in (False, True):
     model = SignCNN(num_classes=10, batch_norm=bn)
@@ -30,7 +30,7 @@ for bn in (False, True):
     out[f"cnn_bn{bn}_sharding"] = [sharding.is_fully_replicated, len(sharding.device_set)]
 
 lungs = synthetic_lungs(16, 4, 0, image_size=32, seed=0)
-seg = Task("segmentation", num_classes=1)
+seg = Segmentation()
 ucfg = TrainConfig(epochs=2, batch_size=4, eval_batch_size=4, optim=OptimConfig("adam", 1e-3))
 unet = UNet(depth=2, base_features=4)
 runs = [

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from experiments import cnn
-from jaxadl import OptimConfig, SignCNN, Task, TrainConfig, Trainer, fit
+from jaxadl import Classification, OptimConfig, Segmentation, SignCNN, TrainConfig, Trainer, fit
 from jaxadl.checkpoint import Checkpointer, CheckpointError, restore_weights
 from jaxadl.predict import load
 from tests.helpers import colour_squares
 
 TRAIN = colour_squares(160, seed=0)
 VAL = colour_squares(50, seed=1)
-TASK = Task("classification", num_classes=10)
+TASK = Classification(num_classes=10)
 
 
 class Crash(Exception):
@@ -179,7 +179,7 @@ def test_unet_resume_after_a_crash_gives_the_same_numbers(tmp_path):
     from jaxadl.data.lungs import synthetic_lungs
 
     lungs = synthetic_lungs(8, 4, 0, image_size=32, seed=0)
-    task = Task("segmentation", num_classes=1, dice_weight=1.0)
+    task = Segmentation(dice_weight=1.0)
     cfg = TrainConfig(
         epochs=2, batch_size=4, eval_batch_size=4, optim=OptimConfig("adam", 1e-3), select="best"
     )

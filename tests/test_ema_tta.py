@@ -5,13 +5,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxadl import OptimConfig, SignCNN, Task, TrainConfig, Trainer, fit
+from jaxadl import Classification, OptimConfig, SignCNN, TrainConfig, Trainer, fit
 from jaxadl.tta import SHIFTS, shift, tta_logits
 from tests.helpers import colour_squares
 
 TRAIN = colour_squares(320, seed=0)
 VAL = colour_squares(100, seed=1)
-TASK = Task("classification", num_classes=10)
+TASK = Classification(num_classes=10)
 
 
 def test_shift_moves_content_and_repeats_edges():
@@ -87,12 +87,14 @@ def test_image_norm_standardises_each_image():
         * jnp.array([0.6, 0.8, 1.0, 0.3])[:, None, None, None]
     )
     x = x.at[3].set(0.25)  # a flat image stays finite
-    out = Task("classification", image_norm=True).normalize(x)
+    out = Classification(image_norm=True).normalize(x)
     np.testing.assert_allclose(out[:3].mean((1, 2, 3)), 0.0, atol=1e-5)
     np.testing.assert_allclose(out[:3].std((1, 2, 3)), 1.0, rtol=1e-2)
     np.testing.assert_array_equal(out[3], 0.0)
     # brightness and contrast changes of an image give (almost) the same input
-    np.testing.assert_allclose(Task(image_norm=True).normalize(0.5 * x[:3] + 0.1), out[:3], atol=1e-2)
+    np.testing.assert_allclose(
+        Classification(image_norm=True).normalize(0.5 * x[:3] + 0.1), out[:3], atol=1e-2
+    )
 
 
 def test_full_batch_ignores_the_mini_batch_size():

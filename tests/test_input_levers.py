@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxadl import AugmentConfig, Task
+from jaxadl import AugmentConfig, Segmentation
 from jaxadl.augment import augment
 from jaxadl.tasks import equalize
 
@@ -46,7 +46,7 @@ def test_equalize_spreads_a_dark_image_over_the_whole_range():
 
 def test_task_equalizes_before_standardising():
     x = jnp.asarray(np.random.default_rng(1).uniform(0.1, 0.3, (2, 8, 8, 1)), jnp.float32)
-    task = Task("segmentation", num_classes=1, image_norm=True, equalize=True)
-    plain = Task("segmentation", num_classes=1, image_norm=True)
+    task = Segmentation(image_norm=True, equalize=True)
+    plain = Segmentation(image_norm=True)
     np.testing.assert_allclose(task.normalize(x), plain.normalize(equalize(x)), atol=1e-6)
     assert not np.allclose(task.normalize(x), plain.normalize(x), atol=1e-2)

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxadl import SignCNN, Task, UNet
+from jaxadl import Classification, Segmentation, SignCNN, UNet
 from jaxadl.porting import from_torch_state_dict, layout, to_torch_state_dict
 
 UNET_VARIANTS = [(up, bn) for up in ("bilinear", "nearest", "transpose") for bn in (False, True)]
@@ -183,7 +183,7 @@ def test_cnn_matches_torch(batch_norm, train):
         x,
         y.astype(np.int32),
         y.astype(np.int64),
-        Task("classification", 43),
+        Classification(43),
         F.cross_entropy,
         train,
     )
@@ -208,7 +208,7 @@ def test_unet_matches_torch(upsample, batch_norm):
         x,
         mask.astype(np.uint8),
         np.ascontiguousarray(mask.transpose(0, 3, 1, 2)),
-        Task("segmentation"),
+        Segmentation(),
         F.binary_cross_entropy_with_logits,
         train=True,
     )
@@ -232,7 +232,7 @@ def test_unet_elu_eval_matches_torch():
         x,
         mask.astype(np.uint8),
         np.ascontiguousarray(mask.transpose(0, 3, 1, 2)),
-        Task("segmentation"),
+        Segmentation(),
         F.binary_cross_entropy_with_logits,
         train=False,
     )

@@ -5,12 +5,12 @@ import io
 import numpy as np
 import pytest
 
-from jaxadl import OptimConfig, SignCNN, Task, TrainConfig, Trainer, fit
+from jaxadl import Classification, OptimConfig, Segmentation, SignCNN, TrainConfig, Trainer, fit
 from jaxadl.progress import StepProgress, format_epoch, format_seconds
 from tests.helpers import colour_squares
 
 TRAIN = colour_squares(192, seed=0)
-TASK = Task("classification", num_classes=10)
+TASK = Classification(num_classes=10)
 CFG = TrainConfig(epochs=2, batch_size=32, optim=OptimConfig("adam", 2e-3), eval_batch_size=96)
 
 
@@ -64,12 +64,12 @@ def test_fit_reports_every_step_and_epoch(capsys):
 
 
 def test_a_run_that_learned_nothing_says_so():
-    from jaxadl.experiment import _not_learned_note, chance_level
+    from jaxadl.experiment import _not_learned_note
 
     masks = np.zeros((2, 4, 4, 1), np.uint8)
     masks[0, :2] = 1  # half the pixels: all-foreground F1 2p/(1+p) = 2/3
-    assert chance_level("f1", masks) == pytest.approx((2 / 3 + 0.0) / 2)
-    assert chance_level("accuracy", np.array([1, 1, 1, 2])) == 0.75
+    assert Segmentation().chance_level(masks) == pytest.approx((2 / 3 + 0.0) / 2)
+    assert Classification().chance_level(np.array([1, 1, 1, 2])) == 0.75
     cfg = TrainConfig(epochs=2, batch_size=4, optim=OptimConfig("adam", 1e-3, schedule="onecycle"))
     note = _not_learned_note(cfg, 28, "f1", 0.0, 1 / 3)
     assert "no better than chance (0.3333)" in note and "56 optimizer steps, 11 of them warming" in note

@@ -59,3 +59,17 @@ def test_usage_errors(capsys):
     with pytest.raises(SystemExit) as info:
         sweep.main([])
     assert info.value.code == 2 and "--jobs=FILE is required" in capsys.readouterr().err
+
+
+def test_the_metric_is_the_recorded_tasks_main_metric(tmp_path):
+    """Not guessed from the keys: a history with other val_ keys still tabulates the task's main metric."""
+    from jaxadl import Segmentation
+
+    history = [
+        {"variant": "a", "trial": 1, "epoch": e, "val_dice": 0.0, "val_f1": f}
+        for e, f in ((1, 0.5), (2, 0.7))
+    ]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
+    (tmp_path / "config.json").write_text(json.dumps({"tasks": {"a": Segmentation().to_record()}}))
+    (row,) = sweep.summarize_run(tmp_path)
+    assert row["metric"] == "val_f1" and row["best"] == 0.7 and row["best_epoch"] == 2

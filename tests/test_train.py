@@ -6,13 +6,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxadl import AugmentConfig, OptimConfig, SignCNN, Task, TrainConfig, Trainer, fit
+from jaxadl import AugmentConfig, Classification, OptimConfig, SignCNN, TrainConfig, Trainer, fit
 from jaxadl.augment import augment
 from tests.helpers import colour_squares
 
 TRAIN = colour_squares(640, seed=0)
 VAL = colour_squares(200, seed=1)
-TASK = Task("classification", num_classes=10)
+TASK = Classification(num_classes=10)
 
 
 def _model(bn=False):
@@ -187,7 +187,7 @@ def test_fit_refuses_best_epoch_without_validation_data():
     "what,trainer_args",
     [
         ("model", dict(model=SignCNN(num_classes=10, batch_norm=True))),
-        ("task", dict(task=Task("classification", num_classes=10, label_smoothing=0.1))),
+        ("task", dict(task=Classification(num_classes=10, label_smoothing=0.1))),
         ("cfg", dict(cfg=TrainConfig(epochs=1, batch_size=32, optim=OptimConfig("adam", 2e-3)))),
         ("num_train", dict(num_train=320)),
     ],
