@@ -2,6 +2,7 @@
 
 Data flow: arrays (uint8 numpy) -> device (put once) -> epoch (one jit: lax.scan of train_step over a
 permutation drawn on the device) -> history (per-epoch records on the host).
+Inference helpers (predict_logits, in_batches) live in jaxadl.inference and are re-exported here.
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ from jax.sharding import Mesh
 from jaxadl.augment import AugmentConfig, augment
 from jaxadl.checkpoint import Checkpointer
 from jaxadl.data.base import Split
+from jaxadl.inference import batch_metrics, in_batches, model_variables, predict_logits
 from jaxadl.optim import OptimConfig, make_optimizer
 from jaxadl.parallel import batch_sharded, check_divisible, make_mesh, replicated
 from jaxadl.progress import StepProgress, format_epoch
 from jaxadl.tasks import Task
-from jaxadl.tta import tta_logits
 
 
 class TrainState(struct.PyTreeNode):
@@ -97,10 +98,6 @@ class FitResult:
     step_losses: np.ndarray
     compile_seconds: float
     best_epoch: int
-
-
-def _variables(params: Any, batch_stats: Any) -> dict[str, Any]:
-    return {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
 
 
 def create_state(
@@ -206,7 +203,7 @@ class Trainer:
         def loss_fn(params):
             extra = {} if mask is None else {"mask": mask}
             out, updates = self.model.apply(
-                _variables(params, batch_stats), x, train=True, mutable=["batch_stats"], **extra
+                model_variables(params, batch_stats), x, train=True, mutable=["batch_stats"], **extra
             )
             per_example = self.task.loss(out, y)
             return jnp.sum(per_example * weights), (updates.get("batch_stats", batch_stats), out)
@@ -326,17 +323,10 @@ class Trainer:
         return self._fb_finish_fn(state, carry)
 
     def _evaluate(self, params: Any, batch_stats: Any, images: jax.Array, labels: jax.Array):
-        b = self.eval_batch
-        xs = images.reshape(-1, b, *images.shape[1:])
-        ys = labels.reshape(-1, b, *labels.shape[1:])
-
-        def body(_, batch):
-            x, y = self.shard_batch(batch[0]), self.shard_batch(batch[1])
-            logits = predict_logits(self.model, params, batch_stats, self.task.inputs(x), self.cfg.tta)
-            return None, self.task.metrics(logits, y)
-
-        _, out = jax.lax.scan(body, None, (xs, ys))
-        return jax.tree.map(lambda a: a.reshape(-1), out)
+        b, tta = self.eval_batch, self.cfg.tta
+        return batch_metrics(
+            self.model, self.task, params, batch_stats, images, labels, b, tta, self.shard_batch
+        )
 
     def compile(self, state: TrainState, images: jax.Array, labels: jax.Array) -> None:
         """Compile the training program(s) ahead of time for these shapes, so epochs time only running."""
@@ -381,21 +371,6 @@ class Trainer:
         return in_batches(
             lambda x: self._predict_fn(params, batch_stats, put(x)), images, self.cfg.eval_batch_size
         )
-
-
-def in_batches(fn: Callable[[np.ndarray], jax.Array], images: np.ndarray, batch_size: int) -> np.ndarray:
-    """fn over consecutive slices of `images` (the last may be shorter), joined on the host."""
-    return np.concatenate(
-        [np.asarray(fn(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
-    )
-
-
-def predict_logits(
-    model: nn.Module, params: Any, batch_stats: Any, x: jnp.ndarray, tta: bool = False
-) -> jnp.ndarray:
-    """Evaluation-mode logits of normalised inputs x, optionally averaged over TTA views (jittable)."""
-    apply = lambda inputs: model.apply(_variables(params, batch_stats), inputs, train=False)
-    return tta_logits(apply, x) if tta else apply(x)
 
 
 def _check_trainer(trainer: Trainer, model: nn.Module, task: Task, cfg: TrainConfig, num_train: int) -> None:
