@@ -1,13 +1,14 @@
-"""One generic training loop for both tasks: explicit train state, a jitted scanned epoch, padded evaluation.
+"""One generic training loop for both tasks: explicit train state, jitted epochs, padded evaluation.
 
-Data flow: arrays (uint8 numpy) -> device (put once) -> epoch (one jit: lax.scan of train_step over a
-permutation drawn on the device) -> history (per-epoch records on the host).
+Data flow: arrays (uint8 numpy) -> device (put once) -> epoch (train_step over a permutation drawn on the
+device; full batch: one step, its gradient summed over chunks) -> history (per-epoch records on the host).
 Inference helpers (predict_logits, in_batches) live in jaxadl.inference and are re-exported here.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -131,8 +132,15 @@ def put(split: Split, pad_to: int = 1, sharding: Any = None) -> tuple[jax.Array,
     return jax.device_put(x, sharding), jax.device_put(y, sharding), n
 
 
+def _check_batch_size(batch_size: int, num_train: int, mesh: Mesh) -> None:
+    """A mini-batch must split evenly over the devices and fit in the training set."""
+    check_divisible(batch_size, mesh)
+    if batch_size > num_train:
+        raise ValueError(f"batch size {batch_size} is larger than the training set ({num_train} examples)")
+
+
 class Trainer:
-    """Compiled train-epoch and evaluation functions for one model, task, config and training-set size."""
+    """Jitted train-epoch and evaluation functions for one model, task, config and training-set size."""
 
     def __init__(
         self,
@@ -143,40 +151,34 @@ class Trainer:
         scan: bool | None = None,
         mesh: Mesh | None = None,
     ):
-        self.mesh = mesh if mesh is not None else make_mesh()
-        n_dev = self.mesh.devices.size
-        if not cfg.full_batch:
-            check_divisible(cfg.batch_size, self.mesh)
-        self.eval_batch = math.ceil(cfg.eval_batch_size / n_dev) * n_dev
-        self._replicated, self._sharded = replicated(self.mesh), batch_sharded(self.mesh)
-        if not cfg.full_batch and cfg.batch_size > num_train:
-            raise ValueError(
-                f"batch size {cfg.batch_size} is larger than the training set ({num_train} examples)"
-            )
         self.model, self.task, self.cfg, self.num_train = model, task, cfg, num_train
-        if cfg.full_batch:  # whole chunks that split evenly over the devices
-            self.chunk = max(min(math.ceil(cfg.chunk_size / n_dev) * n_dev, num_train) // n_dev, 1) * n_dev
+        self.mesh = mesh if mesh is not None else make_mesh()
+        self._replicated, self._sharded = replicated(self.mesh), batch_sharded(self.mesh)
+        n_dev = self.mesh.devices.size
+        self.eval_batch = math.ceil(cfg.eval_batch_size / n_dev) * n_dev
+        if cfg.full_batch:  # chunk_size rounded up to the devices, at most the training set
+            per_device = min(math.ceil(cfg.chunk_size / n_dev), num_train // n_dev)
+            self.chunk = max(per_device, 1) * n_dev
         else:
+            _check_batch_size(cfg.batch_size, num_train, self.mesh)
             self.chunk = cfg.batch_size
         self.steps_per_epoch = 1 if cfg.full_batch else num_train // cfg.batch_size
         self.tx = make_optimizer(cfg.optim, self.steps_per_epoch * cfg.epochs)
+        # XLA:CPU (jaxlib 0.10) runs a conv backward pass inside a while loop ~100x slower than outside one,
+        # so on CPU an epoch loops in Python over jitted pieces; elsewhere it is one program (lax.scan)
         self.scan = scan if scan is not None else jax.default_backend() != "cpu"
-        if self.scan:
-            epoch = self._full_batch_epoch if cfg.full_batch else self._epoch
-            self.train_epoch = jax.jit(epoch, donate_argnums=0)
-        elif cfg.full_batch:
-            self._fb_start_fn = jax.jit(self._full_batch_start)
-            self._fb_chunk_fn = jax.jit(self._full_batch_chunk, donate_argnums=0)
-            self._fb_finish_fn = jax.jit(self._full_batch_finish, donate_argnums=0)
-            self.train_epoch = self._loop_full_batch_epoch
-        else:
-            self._order_fn = jax.jit(self._order)
-            self._step_fn = jax.jit(self._indexed_step, donate_argnums=0)
-            self.train_epoch = self._loop_epoch
+        self.train_epoch = jax.jit(self._epoch, donate_argnums=0) if self.scan else self._epoch
+        self._programs: dict[tuple[Callable, bool], Any] = {}  # the Python-looped epoch's jitted pieces
+        self._ahead = False  # True while compile() runs the looped epoch to compile its pieces
         # called as on_step(done, total, loss) inside Python-looped epochs (progress); None: no host syncs
         self.on_step: Callable[[int, int, jax.Array], None] | None = None
         # results replicated, so every process (also of a multi-host run) can read them back
-        self.evaluate_padded = jax.jit(self._evaluate, out_shardings=self._replicated)
+        evaluate = functools.partial(
+            batch_metrics, model, task, batch=self.eval_batch, tta=cfg.tta, shard=self.shard_batch
+        )
+        self.evaluate_padded = jax.jit(evaluate, out_shardings=self._replicated)
+        logits = lambda p, s, x: predict_logits(model, p, s, task.inputs(x), cfg.tta)
+        self._predict = jax.jit(logits, out_shardings=self._replicated)
 
     def init(self, input_shape: tuple[int, ...]) -> TrainState:
         """A fresh train state for inputs of `input_shape` (one example, e.g. (28, 28, 3))."""
@@ -190,8 +192,9 @@ class Trainer:
         """Split a batch over the mesh's devices (a no-op on one device)."""
         return jax.lax.with_sharding_constraint(x, self._sharded)
 
-    # -- pieces of a step ------------------------------------------------------------------------------------
+    # -- one step: pure functions of the state and a batch -------------------------------------------------------
     def _prepare(self, state: TrainState, images: jnp.ndarray, labels: jnp.ndarray, salt: jnp.ndarray):
+        """uint8 images -> the model's inputs, augmented with a key drawn from the seed and `salt`."""
         images, labels = self.shard_batch(images), self.shard_batch(labels)
         x = images.astype(jnp.float32) / 255.0
         if self.cfg.augment is not None:
@@ -200,6 +203,8 @@ class Trainer:
         return self.task.normalize(x), labels
 
     def _loss_and_grads(self, state: TrainState, batch_stats: Any, x, y, weights, mask=None):
+        """Weighted loss, its gradient, the new batch statistics and the outputs (mask: rows batch norm counts)."""
+
         def loss_fn(params):
             extra = {} if mask is None else {"mask": mask}
             out, updates = self.model.apply(
@@ -211,7 +216,8 @@ class Trainer:
         (loss, (new_stats, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         return loss, grads, new_stats, logits
 
-    def _apply(self, state: TrainState, grads: Any, batch_stats: Any) -> TrainState:
+    def _apply_grads(self, state: TrainState, grads: Any, batch_stats: Any) -> TrainState:
+        """The optimizer's update, the new batch statistics, the step count and the weight average."""
         updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         ema = state.ema
@@ -233,9 +239,9 @@ class Trainer:
         measured = self.task.metrics(logits, y)
         name = self.task.main_metric
         metrics = {"loss": loss, "eval_loss": measured["loss"].mean(), name: measured[name].mean()}
-        return self._apply(state, grads, stats), metrics
+        return self._apply_grads(state, grads, stats), metrics
 
-    # -- epochs ------------------------------------------------------------------------------------------------
+    # -- mini-batch epoch: steps over an order drawn on the device -----------------------------------------------
     def _order(self, state: TrainState) -> jnp.ndarray:
         """This epoch's batches as rows of example indices, drawn on the device from the seed and epoch."""
         epoch = state.step // self.steps_per_epoch
@@ -243,106 +249,99 @@ class Trainer:
         order = jax.random.permutation(key, self.num_train)[: self.steps_per_epoch * self.cfg.batch_size]
         return order.reshape(self.steps_per_epoch, self.cfg.batch_size)
 
-    def _indexed_step(self, state: TrainState, images: jax.Array, labels: jax.Array, idx: jnp.ndarray):
+    def _indexed_step(self, state: TrainState, idx: jnp.ndarray, images: jax.Array, labels: jax.Array):
+        """train_step on the examples at `idx` (gathered on the device)."""
         return self.train_step(state, images[idx], labels[idx])
 
-    def _epoch(self, state: TrainState, images: jax.Array, labels: jax.Array):
-        """The whole epoch as one program: lax.scan of train_step over the device-drawn order."""
-        return jax.lax.scan(
-            lambda s, idx: self._indexed_step(s, images, labels, idx), state, self._order(state)
-        )
+    # -- full-batch epoch: one step, its gradient accumulated over chunks of the training set --------------------
+    def _zero_sums(self, state: TrainState) -> dict[str, Any]:
+        """Empty sums of the gradient, batch statistics, loss and metrics of a full-batch step."""
+        zeros = lambda tree: jax.tree.map(jnp.zeros_like, tree)
+        sums = {"grads": zeros(state.params), "batch_stats": zeros(state.batch_stats), "loss": jnp.zeros(())}
+        return {**sums, "eval_loss": jnp.zeros(()), self.task.main_metric: jnp.zeros(())}
 
-    def _loop_epoch(self, state: TrainState, images: jax.Array, labels: jax.Array):
-        """The same epoch as a Python loop of jitted steps (indices stay on the device, no host copies).
-
-        XLA:CPU (jaxlib 0.10) runs a conv backward pass inside a while loop ~100x slower than outside one,
-        so on CPU this is the fast form; elsewhere the scanned epoch is used.
-        """
-        order = self._order_fn(state)
-        history = []
-        for i in range(self.steps_per_epoch):
-            state, metrics = self._step_fn(state, images, labels, order[i])
-            history.append(metrics)
-            if self.on_step is not None:  # progress shows finished steps, not dispatched ones
-                self.on_step(i + 1, self.steps_per_epoch, metrics["loss"].block_until_ready())
-        return state, jax.tree.map(lambda *a: jnp.stack(a), *history)
-
-    def _full_batch_chunk(self, carry, state: TrainState, images: jax.Array, labels: jax.Array, i):
+    def _add_chunk(self, sums, i, state: TrainState, images: jax.Array, labels: jax.Array):
         """Add chunk i's share of the whole-set gradient (examples past num_train are padding, weight 0).
 
         Batch norm normalises each chunk by its own statistics, padding left out; the running statistics
         move once per step, by the chunks' statistics averaged with their shares of the training set.
         """
-        grads_acc, stats_acc, loss_acc, measured_acc = carry
-        chunks = images.shape[0] // self.chunk
-        sl = lambda a: jax.lax.dynamic_slice_in_dim(a, i * self.chunk, self.chunk)
+        chunks, name = images.shape[0] // self.chunk, self.task.main_metric
+        rows = lambda a: jax.lax.dynamic_slice_in_dim(a, i * self.chunk, self.chunk)
         real = i * self.chunk + jnp.arange(self.chunk) < self.num_train
         weights = real / self.num_train
-        x, y = self._prepare(state, sl(images), sl(labels), state.step * chunks + i)
+        x, y = self._prepare(state, rows(images), rows(labels), state.step * chunks + i)
         mask = real if state.batch_stats else None
         loss, grads, stats, logits = self._loss_and_grads(state, state.batch_stats, x, y, weights, mask)
-        share = jnp.sum(weights)
-        stats_acc = jax.tree.map(lambda acc, new: acc + share * new, stats_acc, stats)
-        m = self.task.metrics(logits, y)
-        measured = {
-            k: acc + jnp.sum(m["loss" if k == "eval_loss" else k] * weights)
-            for k, acc in measured_acc.items()
+        share, measured = jnp.sum(weights), self.task.metrics(logits, y)
+        sums = {
+            "grads": jax.tree.map(jnp.add, sums["grads"], grads),
+            "batch_stats": jax.tree.map(lambda acc, new: acc + share * new, sums["batch_stats"], stats),
+            "loss": sums["loss"] + loss,
+            "eval_loss": sums["eval_loss"] + jnp.sum(measured["loss"] * weights),
+            name: sums[name] + jnp.sum(measured[name] * weights),
         }
-        return jax.tree.map(jnp.add, grads_acc, grads), stats_acc, loss_acc + loss, measured
+        return sums, {"loss": sums["loss"]}
 
-    def _full_batch_start(self, state: TrainState):
-        measured = {"eval_loss": jnp.zeros(()), self.task.main_metric: jnp.zeros(())}
-        zeros = lambda tree: jax.tree.map(jnp.zeros_like, tree)
-        return zeros(state.params), zeros(state.batch_stats), jnp.zeros(()), measured
+    def _finish(self, state: TrainState, sums: dict[str, Any]):
+        """The full-batch step: the summed gradient applied once; metrics shaped as those of a one-step epoch."""
+        metrics = {k: sums[k][None] for k in ("loss", "eval_loss", self.task.main_metric)}
+        return self._apply_grads(state, sums["grads"], sums["batch_stats"]), metrics
 
-    def _full_batch_finish(self, state: TrainState, carry):
-        grads, stats, loss, measured = carry
-        return self._apply(state, grads, stats), {
-            "loss": loss[None],
-            **{k: v[None] for k, v in measured.items()},
-        }
+    # -- the epoch, written once: scanned in one program or looped in Python ------------------------------------
+    def _program(self, fn: Callable, donate: bool, args: tuple):
+        """Run fn jitted once (donating its first argument if asked); ahead of time, only compile what donates."""
+        if (fn, donate) not in self._programs:
+            # outputs replicated like the state: zeros made inside a piece then type like a step's sums
+            donated = 0 if donate else ()
+            self._programs[fn, donate] = jax.jit(fn, donate_argnums=donated, out_shardings=self._replicated)
+        jitted = self._programs[fn, donate]
+        if self._ahead and donate:
+            return jitted.lower(*args).compile() and None
+        return jitted(*args)
 
-    def _full_batch_epoch(self, state: TrainState, images: jax.Array, labels: jax.Array):
-        """One step with the gradient of the whole (padded, masked) training set, summed chunk by chunk."""
+    def _call(self, fn: Callable, *args, donate: bool = False):
+        """fn inside the scanned epoch's program, or as its own jitted program in a Python-looped epoch."""
+        return fn(*args) if self.scan else self._program(fn, donate, args)
 
-        def body(carry, i):
-            return self._full_batch_chunk(carry, state, images, labels, i), None
+    def _loop(self, body: Callable, carry, xs: jax.Array, *consts):
+        """carry, out = body(carry, x, *consts) for each row x of xs: the last carry and the stacked outs."""
+        if self.scan:
+            return jax.lax.scan(lambda c, x: body(c, x, *consts), carry, xs)
+        if self._ahead:  # compiling: the first row stands for all, the carry keeps its types
+            return carry, self._program(body, True, (carry, xs[0], *consts))
+        outs = []
+        for i in range(xs.shape[0]):  # the rows stay on the device: no host copies
+            carry, out = self._program(body, True, (carry, xs[i], *consts))
+            outs.append(out)
+            if self.on_step is not None:  # progress shows finished steps, not dispatched ones
+                self.on_step(i + 1, xs.shape[0], out["loss"].block_until_ready())
+        return carry, jax.tree.map(lambda *a: jnp.stack(a), *outs)
 
+    def _epoch(self, state: TrainState, images: jax.Array, labels: jax.Array):
+        """One epoch: mini-batch steps over a device-drawn order, or one full-batch step summed over chunks."""
+        if not self.cfg.full_batch:
+            order = self._call(self._order, state)
+            return self._loop(self._indexed_step, state, order, images, labels)
         chunks = jnp.arange(images.shape[0] // self.chunk)
-        carry, _ = jax.lax.scan(body, self._full_batch_start(state), chunks)
-        return self._full_batch_finish(state, carry)
-
-    def _loop_full_batch_epoch(self, state: TrainState, images: jax.Array, labels: jax.Array):
-        """The full-batch step as a Python loop over jitted chunks (see _loop_epoch for why)."""
-        carry = self._fb_start_fn(state)
-        chunks = images.shape[0] // self.chunk
-        for i in range(chunks):
-            carry = self._fb_chunk_fn(carry, state, images, labels, jnp.int32(i))
-            if self.on_step is not None:
-                self.on_step(i + 1, chunks, carry[2].block_until_ready())
-        return self._fb_finish_fn(state, carry)
-
-    def _evaluate(self, params: Any, batch_stats: Any, images: jax.Array, labels: jax.Array):
-        b, tta = self.eval_batch, self.cfg.tta
-        return batch_metrics(
-            self.model, self.task, params, batch_stats, images, labels, b, tta, self.shard_batch
-        )
+        sums = self._call(self._zero_sums, state)
+        sums, _ = self._loop(self._add_chunk, sums, chunks, state, images, labels)
+        return self._call(self._finish, state, sums, donate=True)
 
     def compile(self, state: TrainState, images: jax.Array, labels: jax.Array) -> None:
-        """Compile the training program(s) ahead of time for these shapes, so epochs time only running."""
+        """Compile the epoch's program(s) ahead of time for these shapes (jit keeps them): epochs time running."""
         if self.scan:
-            self.train_epoch = self.train_epoch.lower(state, images, labels).compile()
-        elif self.cfg.full_batch:
-            carry = jax.eval_shape(self._full_batch_start, state)
-            self._fb_start_fn = self._fb_start_fn.lower(state).compile()
-            self._fb_chunk_fn = self._fb_chunk_fn.lower(carry, state, images, labels, jnp.int32(0)).compile()
-            self._fb_finish_fn = self._fb_finish_fn.lower(state, carry).compile()
-        else:
-            self._order_fn = self._order_fn.lower(state).compile()
-            idx = jax.ShapeDtypeStruct((self.cfg.batch_size,), jnp.int32, sharding=self._replicated)
-            self._step_fn = self._step_fn.lower(state, images, labels, idx).compile()
+            self.train_epoch.lower(state, images, labels).compile()
+            return
+        # the looped epoch walked once: steps compiled, not run; what they take (order, zero sums) made for real,
+        # so each program is compiled for exactly the inputs it will get
+        self._ahead = True
+        try:
+            self._epoch(state, images, labels)
+        finally:
+            self._ahead = False
 
-    # -- host-side drivers -------------------------------------------------------------------------------------
+    # -- data on the device, evaluation and prediction ------------------------------------------------------------
     def put_train(self, split: Split) -> tuple[jax.Array, jax.Array, int]:
         """The training split on the device (padded to whole chunks for full-batch training)."""
         return put(split, self.chunk if self.cfg.full_batch else 1, self._replicated)
@@ -361,15 +360,10 @@ class Trainer:
 
     def predict(self, state: TrainState, images: np.ndarray) -> np.ndarray:
         """Logits for uint8 images [N, H, W, C], evaluated in batches of eval_batch_size."""
-        if not hasattr(self, "_predict_fn"):
-            self._predict_fn = jax.jit(
-                lambda p, s, x: predict_logits(self.model, p, s, self.task.inputs(x), self.cfg.tta),
-                out_shardings=self._replicated,
-            )
         params, batch_stats = state.eval_variables()
-        put = lambda x: jax.device_put(x, self._replicated)  # the same images in every process
+        put_ = lambda x: jax.device_put(x, self._replicated)  # the same images in every process
         return in_batches(
-            lambda x: self._predict_fn(params, batch_stats, put(x)), images, self.cfg.eval_batch_size
+            lambda x: self._predict(params, batch_stats, put_(x)), images, self.cfg.eval_batch_size
         )
 
 
