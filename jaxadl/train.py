@@ -367,6 +367,7 @@ class Trainer:
         )
 
 
+# -- fit: check, resume, then per epoch train, validate, record and checkpoint --------------------------------------
 def _check_trainer(trainer: Trainer, model: nn.Module, task: Task, cfg: TrainConfig, num_train: int) -> None:
     """A trainer handed to fit must have been built for the same model, task, config and training set.
 
@@ -382,6 +383,110 @@ def _check_trainer(trainer: Trainer, model: nn.Module, task: Task, cfg: TrainCon
         raise ValueError(
             f"fit asks for {cfg.epochs} epochs but the trainer's schedule was built for {trainer.cfg.epochs}"
         )
+
+
+def _trainer_for(
+    model: nn.Module, task: Task, train: Split, cfg: TrainConfig, val: Split | None, trainer: Trainer | None
+) -> Trainer:
+    """The trainer fit runs: the one given (checked against fit's arguments) or a new one."""
+    if cfg.select == "best" and (val is None or not len(val)):
+        raise ValueError(
+            "select='best' chooses the epoch on validation data, but none was given: "
+            "pass val=... or use TrainConfig(select='last')"
+        )
+    if trainer is None:
+        return Trainer(model, task, cfg, len(train))
+    _check_trainer(trainer, model, task, cfg, len(train))
+    return trainer
+
+
+@dataclasses.dataclass
+class _Run:
+    """What fit has gathered so far (a checkpoint's metadata holds it): history, step losses, the best epoch."""
+
+    best_epoch: int
+    history: list[dict[str, float]] = dataclasses.field(default_factory=list)
+    step_losses: list[float] = dataclasses.field(default_factory=list)
+    best_metric: float = -np.inf
+    best: TrainState | None = None  # the best epoch's state, kept only for select='best'
+    elapsed: list[float] = dataclasses.field(default_factory=list)  # seconds per epoch, evaluation included
+
+    def meta(self) -> dict[str, Any]:
+        """The part a checkpoint stores."""
+        return {k: getattr(self, k) for k in ("history", "step_losses", "best_metric", "best_epoch")}
+
+
+def _resume(ckpt: Checkpointer | None, state: TrainState, cfg: TrainConfig) -> tuple[TrainState, _Run]:
+    """The newest checkpoint's state and run so far (its best state too for select='best'); else a fresh run."""
+    restored = ckpt.restore_last(state) if ckpt is not None else None
+    if restored is None:
+        return state, _Run(best_epoch=cfg.epochs)
+    state, meta = restored
+    run = _Run(meta["best_epoch"], meta["history"], meta["step_losses"], meta["best_metric"])
+    if cfg.select == "best" and (restored_best := ckpt.restore_best(state)) is not None:
+        run.best = restored_best[0]
+    return state, run
+
+
+def _train_epoch(trainer: Trainer, state: TrainState, x: jax.Array, y: jax.Array, epoch: int):
+    """One training epoch: the new state, its record and step losses; DivergenceError on a non-finite loss."""
+    last_good = jax.tree.map(jnp.copy, state)
+    t = time.perf_counter()
+    state, metrics = trainer.train_epoch(state, x, y)
+    metrics = jax.device_get(metrics)
+    seconds = time.perf_counter() - t
+    losses = np.asarray(metrics["loss"])
+    if not np.all(np.isfinite(losses)):
+        raise DivergenceError(int(last_good.step) + int(np.argmin(np.isfinite(losses))) + 1, last_good)
+    cfg, name = trainer.cfg, trainer.task.main_metric
+    images = trainer.steps_per_epoch * (trainer.num_train if cfg.full_batch else cfg.batch_size)
+    record = {
+        "epoch": epoch,
+        "train_loss": float(losses.mean()),  # the objective: with label smoothing or Dice, augmented
+        "train_eval_loss": float(np.mean(metrics["eval_loss"])),  # the loss defined as val_loss is
+        f"train_{name}": float(np.mean(metrics[name])),
+        "seconds": seconds,
+        "images_per_s": images / seconds,
+    }
+    return state, record, [float(v) for v in losses]
+
+
+def _validate(trainer: Trainer, state: TrainState, val: tuple | None, record: dict, run: _Run) -> bool:
+    """Add the validation loss and metric to `record`; True (and the state kept) if this epoch is the best."""
+    if val is None:
+        return False
+    name = trainer.task.main_metric
+    measured = trainer.evaluate(state, val)
+    record["val_loss"] = float(measured["loss"].mean())
+    record[f"val_{name}"] = float(measured[name].mean())
+    if not record[f"val_{name}"] > run.best_metric:
+        return False
+    run.best_metric, run.best_epoch = record[f"val_{name}"], record["epoch"]
+    if trainer.cfg.select == "best":
+        run.best = jax.tree.map(jnp.copy, state)
+    return True
+
+
+def _fit_epoch(
+    trainer: Trainer, state: TrainState, data: tuple, val: tuple | None, epoch: int, epochs: int, run: _Run
+):
+    """Train and validate epoch `epoch` of `epochs`, noted in `run`: the new state, its record, whether best."""
+    t = time.perf_counter()
+    state, record, losses = _train_epoch(trainer, state, *data, epoch)
+    run.step_losses.extend(losses)
+    is_best = _validate(trainer, state, val, record, run)
+    run.elapsed.append(time.perf_counter() - t)  # with evaluation: what the rest will take per epoch
+    record["eta_seconds"] = float(np.mean(run.elapsed[-3:])) * (epochs - epoch)
+    run.history.append(record)
+    return state, record, is_best
+
+
+def _step_progress(trainer: Trainer, verbose: bool) -> StepProgress | None:
+    """With `verbose`, progress inside Python-looped epochs (a scanned epoch has no steps to show)."""
+    if not verbose or trainer.scan:
+        return None
+    trainer.on_step = StepProgress("epoch")
+    return trainer.on_step
 
 
 def fit(
@@ -409,92 +514,30 @@ def fit(
     the newest one there, giving the same numbers as an uninterrupted run. Raises DivergenceError (holding
     the last good state) when the loss turns non-finite.
     """
-    if cfg.select == "best" and (val is None or not len(val)):
-        raise ValueError(
-            "select='best' chooses the epoch on validation data, but none was given: "
-            "pass val=... or use TrainConfig(select='last')"
-        )
-    if trainer is None:
-        trainer = Trainer(model, task, cfg, len(train))
-    else:
-        _check_trainer(trainer, model, task, cfg, len(train))
+    trainer = _trainer_for(model, task, train, cfg, val, trainer)
     state = state if state is not None else trainer.init(train.images.shape[1:])
     ckpt = Checkpointer(checkpoint_dir, keep) if checkpoint_dir is not None else None
-    history: list[dict[str, float]] = []
-    step_losses: list[float] = []
-    best, best_metric, best_epoch = None, -np.inf, cfg.epochs
-    if ckpt is not None and resume:
-        restored = ckpt.restore_last(state)
-        if restored is not None:
-            state, meta = restored
-            history, step_losses = meta["history"], meta["step_losses"]
-            best_metric, best_epoch = meta["best_metric"], meta["best_epoch"]
-            if cfg.select == "best" and (restored_best := ckpt.restore_best(state)) is not None:
-                best = restored_best[0]
-    x, y, _ = trainer.put_train(train)
+    state, run = _resume(ckpt if resume else None, state, cfg)
+    data = trainer.put_train(train)[:2]
     val_dev = trainer.put_eval(val) if val is not None and len(val) else None
     t0 = time.perf_counter()
-    trainer.compile(state, x, y)
+    trainer.compile(state, *data)
     compile_seconds = time.perf_counter() - t0
-
-    name = task.main_metric
-    start_epoch = int(state.step) // trainer.steps_per_epoch
-    progress = StepProgress("epoch") if verbose and not trainer.scan else None  # scanned epochs: no steps
-    if progress is not None:
-        trainer.on_step = progress
-    elapsed: list[float] = []
-    for epoch in range(start_epoch + 1, cfg.epochs + 1):
+    progress = _step_progress(trainer, verbose)
+    for epoch in range(int(state.step) // trainer.steps_per_epoch + 1, cfg.epochs + 1):
         if progress is not None:
             progress.label = f"epoch {epoch}/{cfg.epochs}"
-        last_good = jax.tree.map(jnp.copy, state)
-        t = time.perf_counter()
-        state, metrics = trainer.train_epoch(state, x, y)
-        metrics = jax.device_get(metrics)
-        seconds = time.perf_counter() - t
-        losses = np.asarray(metrics["loss"])
-        if not np.all(np.isfinite(losses)):
-            bad = int(np.argmin(np.isfinite(losses)))
-            raise DivergenceError(int(last_good.step) + bad + 1, last_good)
-        step_losses.extend(float(v) for v in losses)
-        images = trainer.steps_per_epoch * (trainer.num_train if cfg.full_batch else cfg.batch_size)
-        record = {
-            "epoch": epoch,
-            "train_loss": float(losses.mean()),  # the objective: with label smoothing or Dice, augmented
-            "train_eval_loss": float(np.mean(metrics["eval_loss"])),  # the loss defined as val_loss is
-            f"train_{name}": float(np.mean(metrics[name])),
-            "seconds": seconds,
-            "images_per_s": images / seconds,
-        }
-        is_best = False
-        if val_dev is not None:
-            val_metrics = trainer.evaluate(state, val_dev)
-            record["val_loss"] = float(val_metrics["loss"].mean())
-            record[f"val_{name}"] = float(val_metrics[name].mean())
-            if record[f"val_{name}"] > best_metric:
-                best_metric, best_epoch, is_best = record[f"val_{name}"], epoch, True
-                if cfg.select == "best":
-                    best = jax.tree.map(jnp.copy, state)
-        elapsed.append(time.perf_counter() - t)  # with evaluation: what the rest will take per epoch
-        record["eta_seconds"] = float(np.mean(elapsed[-3:])) * (cfg.epochs - epoch)
-        history.append(record)
+        state, record, is_best = _fit_epoch(trainer, state, data, val_dev, epoch, cfg.epochs, run)
         if verbose:
-            log(format_epoch(record, cfg.epochs, name))
+            log(format_epoch(record, cfg.epochs, task.main_metric))
         if ckpt is not None:
-            meta = {
-                "history": history,
-                "step_losses": step_losses,
-                "best_metric": best_metric,
-                "best_epoch": best_epoch,
-            }
-            ckpt.save(epoch, state, meta, is_best=is_best)
+            ckpt.save(epoch, state, run.meta(), is_best=is_best)
         if on_epoch is not None:
             on_epoch(record)
     if progress is not None:
         trainer.on_step = None
     if ckpt is not None:
         ckpt.close()
-    if cfg.select == "best" and best is not None:
-        state = best
-    else:
-        best_epoch = cfg.epochs
-    return FitResult(state, history, np.asarray(step_losses, np.float32), compile_seconds, best_epoch)
+    best = cfg.select == "best" and run.best is not None
+    state, best_epoch = (run.best, run.best_epoch) if best else (state, cfg.epochs)
+    return FitResult(state, run.history, np.asarray(run.step_losses, np.float32), compile_seconds, best_epoch)
