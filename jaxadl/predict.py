@@ -12,11 +12,11 @@ import numpy as np
 from PIL import Image
 
 from jaxadl.checkpoint import restore_weights
+from jaxadl.inference import in_batches, predict_logits
 from jaxadl.models import SignCNN, UNet
 from jaxadl.postprocess import clean_masks
 from jaxadl.run_folder import RunFolder
 from jaxadl.tasks import Task, from_record
-from jaxadl.train import in_batches, predict_logits
 
 _MODELS = {model.__name__: model for model in (SignCNN, UNet)}  # model_spec's "class" -> the class
 

@@ -1,12 +1,14 @@
-"""One generic training loop for both tasks: explicit train state, a jitted scanned epoch, padded evaluation.
+"""One generic training loop for both tasks: explicit train state, jitted epochs, padded evaluation.
 
-Data flow: arrays (uint8 numpy) -> device (put once) -> epoch (one jit: lax.scan of train_step over a
-permutation drawn on the device) -> history (per-epoch records on the host).
+Data flow: arrays (uint8 numpy) -> device (put once) -> epoch (train_step over a permutation drawn on the
+device; full batch: one step, its gradient summed over chunks) -> history (per-epoch records on the host).
+Inference helpers (predict_logits, in_batches) live in jaxadl.inference and are re-exported here.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -24,11 +26,11 @@ from jax.sharding import Mesh
 from jaxadl.augment import AugmentConfig, augment
 from jaxadl.checkpoint import Checkpointer
 from jaxadl.data.base import Split
+from jaxadl.inference import batch_metrics, in_batches, model_variables, predict_logits
 from jaxadl.optim import OptimConfig, make_optimizer
 from jaxadl.parallel import batch_sharded, check_divisible, make_mesh, replicated
 from jaxadl.progress import StepProgress, format_epoch
 from jaxadl.tasks import Task
-from jaxadl.tta import tta_logits
 
 
 class TrainState(struct.PyTreeNode):
@@ -99,10 +101,6 @@ class FitResult:
     best_epoch: int
 
 
-def _variables(params: Any, batch_stats: Any) -> dict[str, Any]:
-    return {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
-
-
 def create_state(
     model: nn.Module, tx: optax.GradientTransformation, input_shape: tuple[int, ...], seed: int = 0
 ) -> TrainState:
@@ -134,8 +132,15 @@ def put(split: Split, pad_to: int = 1, sharding: Any = None) -> tuple[jax.Array,
     return jax.device_put(x, sharding), jax.device_put(y, sharding), n
 
 
+def _check_batch_size(batch_size: int, num_train: int, mesh: Mesh) -> None:
+    """A mini-batch must split evenly over the devices and fit in the training set."""
+    check_divisible(batch_size, mesh)
+    if batch_size > num_train:
+        raise ValueError(f"batch size {batch_size} is larger than the training set ({num_train} examples)")
+
+
 class Trainer:
-    """Compiled train-epoch and evaluation functions for one model, task, config and training-set size."""
+    """Jitted train-epoch and evaluation functions for one model, task, config and training-set size."""
 
     def __init__(
         self,
@@ -146,40 +151,34 @@ class Trainer:
         scan: bool | None = None,
         mesh: Mesh | None = None,
     ):
-        self.mesh = mesh if mesh is not None else make_mesh()
-        n_dev = self.mesh.devices.size
-        if not cfg.full_batch:
-            check_divisible(cfg.batch_size, self.mesh)
-        self.eval_batch = math.ceil(cfg.eval_batch_size / n_dev) * n_dev
-        self._replicated, self._sharded = replicated(self.mesh), batch_sharded(self.mesh)
-        if not cfg.full_batch and cfg.batch_size > num_train:
-            raise ValueError(
-                f"batch size {cfg.batch_size} is larger than the training set ({num_train} examples)"
-            )
         self.model, self.task, self.cfg, self.num_train = model, task, cfg, num_train
-        if cfg.full_batch:  # whole chunks that split evenly over the devices
-            self.chunk = max(min(math.ceil(cfg.chunk_size / n_dev) * n_dev, num_train) // n_dev, 1) * n_dev
+        self.mesh = mesh if mesh is not None else make_mesh()
+        self._replicated, self._sharded = replicated(self.mesh), batch_sharded(self.mesh)
+        n_dev = self.mesh.devices.size
+        self.eval_batch = math.ceil(cfg.eval_batch_size / n_dev) * n_dev
+        if cfg.full_batch:  # chunk_size rounded up to the devices, at most the training set
+            per_device = min(math.ceil(cfg.chunk_size / n_dev), num_train // n_dev)
+            self.chunk = max(per_device, 1) * n_dev
         else:
+            _check_batch_size(cfg.batch_size, num_train, self.mesh)
             self.chunk = cfg.batch_size
         self.steps_per_epoch = 1 if cfg.full_batch else num_train // cfg.batch_size
         self.tx = make_optimizer(cfg.optim, self.steps_per_epoch * cfg.epochs)
+        # XLA:CPU (jaxlib 0.10) runs a conv backward pass inside a while loop ~100x slower than outside one,
+        # so on CPU an epoch loops in Python over jitted pieces; elsewhere it is one program (lax.scan)
         self.scan = scan if scan is not None else jax.default_backend() != "cpu"
-        if self.scan:
-            epoch = self._full_batch_epoch if cfg.full_batch else self._epoch
-            self.train_epoch = jax.jit(epoch, donate_argnums=0)
-        elif cfg.full_batch:
-            self._fb_start_fn = jax.jit(self._full_batch_start)
-            self._fb_chunk_fn = jax.jit(self._full_batch_chunk, donate_argnums=0)
-            self._fb_finish_fn = jax.jit(self._full_batch_finish, donate_argnums=0)
-            self.train_epoch = self._loop_full_batch_epoch
-        else:
-            self._order_fn = jax.jit(self._order)
-            self._step_fn = jax.jit(self._indexed_step, donate_argnums=0)
-            self.train_epoch = self._loop_epoch
+        self.train_epoch = jax.jit(self._epoch, donate_argnums=0) if self.scan else self._epoch
+        self._programs: dict[tuple[Callable, bool], Any] = {}  # the Python-looped epoch's jitted pieces
+        self._ahead = False  # True while compile() runs the looped epoch to compile its pieces
         # called as on_step(done, total, loss) inside Python-looped epochs (progress); None: no host syncs
         self.on_step: Callable[[int, int, jax.Array], None] | None = None
         # results replicated, so every process (also of a multi-host run) can read them back
-        self.evaluate_padded = jax.jit(self._evaluate, out_shardings=self._replicated)
+        evaluate = functools.partial(
+            batch_metrics, model, task, batch=self.eval_batch, tta=cfg.tta, shard=self.shard_batch
+        )
+        self.evaluate_padded = jax.jit(evaluate, out_shardings=self._replicated)
+        logits = lambda p, s, x: predict_logits(model, p, s, task.inputs(x), cfg.tta)
+        self._predict = jax.jit(logits, out_shardings=self._replicated)
 
     def init(self, input_shape: tuple[int, ...]) -> TrainState:
         """A fresh train state for inputs of `input_shape` (one example, e.g. (28, 28, 3))."""
@@ -193,8 +192,9 @@ class Trainer:
         """Split a batch over the mesh's devices (a no-op on one device)."""
         return jax.lax.with_sharding_constraint(x, self._sharded)
 
-    # -- pieces of a step ------------------------------------------------------------------------------------
+    # -- one step: pure functions of the state and a batch -------------------------------------------------------
     def _prepare(self, state: TrainState, images: jnp.ndarray, labels: jnp.ndarray, salt: jnp.ndarray):
+        """uint8 images -> the model's inputs, augmented with a key drawn from the seed and `salt`."""
         images, labels = self.shard_batch(images), self.shard_batch(labels)
         x = images.astype(jnp.float32) / 255.0
         if self.cfg.augment is not None:
@@ -203,10 +203,12 @@ class Trainer:
         return self.task.normalize(x), labels
 
     def _loss_and_grads(self, state: TrainState, batch_stats: Any, x, y, weights, mask=None):
+        """Weighted loss, its gradient, the new batch statistics and the outputs (mask: rows batch norm counts)."""
+
         def loss_fn(params):
             extra = {} if mask is None else {"mask": mask}
             out, updates = self.model.apply(
-                _variables(params, batch_stats), x, train=True, mutable=["batch_stats"], **extra
+                model_variables(params, batch_stats), x, train=True, mutable=["batch_stats"], **extra
             )
             per_example = self.task.loss(out, y)
             return jnp.sum(per_example * weights), (updates.get("batch_stats", batch_stats), out)
@@ -214,7 +216,8 @@ class Trainer:
         (loss, (new_stats, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         return loss, grads, new_stats, logits
 
-    def _apply(self, state: TrainState, grads: Any, batch_stats: Any) -> TrainState:
+    def _apply_grads(self, state: TrainState, grads: Any, batch_stats: Any) -> TrainState:
+        """The optimizer's update, the new batch statistics, the step count and the weight average."""
         updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         ema = state.ema
@@ -236,9 +239,9 @@ class Trainer:
         measured = self.task.metrics(logits, y)
         name = self.task.main_metric
         metrics = {"loss": loss, "eval_loss": measured["loss"].mean(), name: measured[name].mean()}
-        return self._apply(state, grads, stats), metrics
+        return self._apply_grads(state, grads, stats), metrics
 
-    # -- epochs ------------------------------------------------------------------------------------------------
+    # -- mini-batch epoch: steps over an order drawn on the device -----------------------------------------------
     def _order(self, state: TrainState) -> jnp.ndarray:
         """This epoch's batches as rows of example indices, drawn on the device from the seed and epoch."""
         epoch = state.step // self.steps_per_epoch
@@ -246,113 +249,99 @@ class Trainer:
         order = jax.random.permutation(key, self.num_train)[: self.steps_per_epoch * self.cfg.batch_size]
         return order.reshape(self.steps_per_epoch, self.cfg.batch_size)
 
-    def _indexed_step(self, state: TrainState, images: jax.Array, labels: jax.Array, idx: jnp.ndarray):
+    def _indexed_step(self, state: TrainState, idx: jnp.ndarray, images: jax.Array, labels: jax.Array):
+        """train_step on the examples at `idx` (gathered on the device)."""
         return self.train_step(state, images[idx], labels[idx])
 
-    def _epoch(self, state: TrainState, images: jax.Array, labels: jax.Array):
-        """The whole epoch as one program: lax.scan of train_step over the device-drawn order."""
-        return jax.lax.scan(
-            lambda s, idx: self._indexed_step(s, images, labels, idx), state, self._order(state)
-        )
+    # -- full-batch epoch: one step, its gradient accumulated over chunks of the training set --------------------
+    def _zero_sums(self, state: TrainState) -> dict[str, Any]:
+        """Empty sums of the gradient, batch statistics, loss and metrics of a full-batch step."""
+        zeros = lambda tree: jax.tree.map(jnp.zeros_like, tree)
+        sums = {"grads": zeros(state.params), "batch_stats": zeros(state.batch_stats), "loss": jnp.zeros(())}
+        return {**sums, "eval_loss": jnp.zeros(()), self.task.main_metric: jnp.zeros(())}
 
-    def _loop_epoch(self, state: TrainState, images: jax.Array, labels: jax.Array):
-        """The same epoch as a Python loop of jitted steps (indices stay on the device, no host copies).
-
-        XLA:CPU (jaxlib 0.10) runs a conv backward pass inside a while loop ~100x slower than outside one,
-        so on CPU this is the fast form; elsewhere the scanned epoch is used.
-        """
-        order = self._order_fn(state)
-        history = []
-        for i in range(self.steps_per_epoch):
-            state, metrics = self._step_fn(state, images, labels, order[i])
-            history.append(metrics)
-            if self.on_step is not None:  # progress shows finished steps, not dispatched ones
-                self.on_step(i + 1, self.steps_per_epoch, metrics["loss"].block_until_ready())
-        return state, jax.tree.map(lambda *a: jnp.stack(a), *history)
-
-    def _full_batch_chunk(self, carry, state: TrainState, images: jax.Array, labels: jax.Array, i):
+    def _add_chunk(self, sums, i, state: TrainState, images: jax.Array, labels: jax.Array):
         """Add chunk i's share of the whole-set gradient (examples past num_train are padding, weight 0).
 
         Batch norm normalises each chunk by its own statistics, padding left out; the running statistics
         move once per step, by the chunks' statistics averaged with their shares of the training set.
         """
-        grads_acc, stats_acc, loss_acc, measured_acc = carry
-        chunks = images.shape[0] // self.chunk
-        sl = lambda a: jax.lax.dynamic_slice_in_dim(a, i * self.chunk, self.chunk)
+        chunks, name = images.shape[0] // self.chunk, self.task.main_metric
+        rows = lambda a: jax.lax.dynamic_slice_in_dim(a, i * self.chunk, self.chunk)
         real = i * self.chunk + jnp.arange(self.chunk) < self.num_train
         weights = real / self.num_train
-        x, y = self._prepare(state, sl(images), sl(labels), state.step * chunks + i)
+        x, y = self._prepare(state, rows(images), rows(labels), state.step * chunks + i)
         mask = real if state.batch_stats else None
         loss, grads, stats, logits = self._loss_and_grads(state, state.batch_stats, x, y, weights, mask)
-        share = jnp.sum(weights)
-        stats_acc = jax.tree.map(lambda acc, new: acc + share * new, stats_acc, stats)
-        m = self.task.metrics(logits, y)
-        measured = {
-            k: acc + jnp.sum(m["loss" if k == "eval_loss" else k] * weights)
-            for k, acc in measured_acc.items()
+        share, measured = jnp.sum(weights), self.task.metrics(logits, y)
+        sums = {
+            "grads": jax.tree.map(jnp.add, sums["grads"], grads),
+            "batch_stats": jax.tree.map(lambda acc, new: acc + share * new, sums["batch_stats"], stats),
+            "loss": sums["loss"] + loss,
+            "eval_loss": sums["eval_loss"] + jnp.sum(measured["loss"] * weights),
+            name: sums[name] + jnp.sum(measured[name] * weights),
         }
-        return jax.tree.map(jnp.add, grads_acc, grads), stats_acc, loss_acc + loss, measured
+        return sums, {"loss": sums["loss"]}
 
-    def _full_batch_start(self, state: TrainState):
-        measured = {"eval_loss": jnp.zeros(()), self.task.main_metric: jnp.zeros(())}
-        zeros = lambda tree: jax.tree.map(jnp.zeros_like, tree)
-        return zeros(state.params), zeros(state.batch_stats), jnp.zeros(()), measured
+    def _finish(self, state: TrainState, sums: dict[str, Any]):
+        """The full-batch step: the summed gradient applied once; metrics shaped as those of a one-step epoch."""
+        metrics = {k: sums[k][None] for k in ("loss", "eval_loss", self.task.main_metric)}
+        return self._apply_grads(state, sums["grads"], sums["batch_stats"]), metrics
 
-    def _full_batch_finish(self, state: TrainState, carry):
-        grads, stats, loss, measured = carry
-        return self._apply(state, grads, stats), {
-            "loss": loss[None],
-            **{k: v[None] for k, v in measured.items()},
-        }
+    # -- the epoch, written once: scanned in one program or looped in Python ------------------------------------
+    def _program(self, fn: Callable, donate: bool, args: tuple):
+        """Run fn jitted once (donating its first argument if asked); ahead of time, only compile what donates."""
+        if (fn, donate) not in self._programs:
+            # outputs replicated like the state: zeros made inside a piece then type like a step's sums
+            donated = 0 if donate else ()
+            self._programs[fn, donate] = jax.jit(fn, donate_argnums=donated, out_shardings=self._replicated)
+        jitted = self._programs[fn, donate]
+        if self._ahead and donate:
+            return jitted.lower(*args).compile() and None
+        return jitted(*args)
 
-    def _full_batch_epoch(self, state: TrainState, images: jax.Array, labels: jax.Array):
-        """One step with the gradient of the whole (padded, masked) training set, summed chunk by chunk."""
+    def _call(self, fn: Callable, *args, donate: bool = False):
+        """fn inside the scanned epoch's program, or as its own jitted program in a Python-looped epoch."""
+        return fn(*args) if self.scan else self._program(fn, donate, args)
 
-        def body(carry, i):
-            return self._full_batch_chunk(carry, state, images, labels, i), None
+    def _loop(self, body: Callable, carry, xs: jax.Array, *consts):
+        """carry, out = body(carry, x, *consts) for each row x of xs: the last carry and the stacked outs."""
+        if self.scan:
+            return jax.lax.scan(lambda c, x: body(c, x, *consts), carry, xs)
+        if self._ahead:  # compiling: the first row stands for all, the carry keeps its types
+            return carry, self._program(body, True, (carry, xs[0], *consts))
+        outs = []
+        for i in range(xs.shape[0]):  # the rows stay on the device: no host copies
+            carry, out = self._program(body, True, (carry, xs[i], *consts))
+            outs.append(out)
+            if self.on_step is not None:  # progress shows finished steps, not dispatched ones
+                self.on_step(i + 1, xs.shape[0], out["loss"].block_until_ready())
+        return carry, jax.tree.map(lambda *a: jnp.stack(a), *outs)
 
+    def _epoch(self, state: TrainState, images: jax.Array, labels: jax.Array):
+        """One epoch: mini-batch steps over a device-drawn order, or one full-batch step summed over chunks."""
+        if not self.cfg.full_batch:
+            order = self._call(self._order, state)
+            return self._loop(self._indexed_step, state, order, images, labels)
         chunks = jnp.arange(images.shape[0] // self.chunk)
-        carry, _ = jax.lax.scan(body, self._full_batch_start(state), chunks)
-        return self._full_batch_finish(state, carry)
-
-    def _loop_full_batch_epoch(self, state: TrainState, images: jax.Array, labels: jax.Array):
-        """The full-batch step as a Python loop over jitted chunks (see _loop_epoch for why)."""
-        carry = self._fb_start_fn(state)
-        chunks = images.shape[0] // self.chunk
-        for i in range(chunks):
-            carry = self._fb_chunk_fn(carry, state, images, labels, jnp.int32(i))
-            if self.on_step is not None:
-                self.on_step(i + 1, chunks, carry[2].block_until_ready())
-        return self._fb_finish_fn(state, carry)
-
-    def _evaluate(self, params: Any, batch_stats: Any, images: jax.Array, labels: jax.Array):
-        b = self.eval_batch
-        xs = images.reshape(-1, b, *images.shape[1:])
-        ys = labels.reshape(-1, b, *labels.shape[1:])
-
-        def body(_, batch):
-            x, y = self.shard_batch(batch[0]), self.shard_batch(batch[1])
-            logits = predict_logits(self.model, params, batch_stats, self.task.inputs(x), self.cfg.tta)
-            return None, self.task.metrics(logits, y)
-
-        _, out = jax.lax.scan(body, None, (xs, ys))
-        return jax.tree.map(lambda a: a.reshape(-1), out)
+        sums = self._call(self._zero_sums, state)
+        sums, _ = self._loop(self._add_chunk, sums, chunks, state, images, labels)
+        return self._call(self._finish, state, sums, donate=True)
 
     def compile(self, state: TrainState, images: jax.Array, labels: jax.Array) -> None:
-        """Compile the training program(s) ahead of time for these shapes, so epochs time only running."""
+        """Compile the epoch's program(s) ahead of time for these shapes (jit keeps them): epochs time running."""
         if self.scan:
-            self.train_epoch = self.train_epoch.lower(state, images, labels).compile()
-        elif self.cfg.full_batch:
-            carry = jax.eval_shape(self._full_batch_start, state)
-            self._fb_start_fn = self._fb_start_fn.lower(state).compile()
-            self._fb_chunk_fn = self._fb_chunk_fn.lower(carry, state, images, labels, jnp.int32(0)).compile()
-            self._fb_finish_fn = self._fb_finish_fn.lower(state, carry).compile()
-        else:
-            self._order_fn = self._order_fn.lower(state).compile()
-            idx = jax.ShapeDtypeStruct((self.cfg.batch_size,), jnp.int32, sharding=self._replicated)
-            self._step_fn = self._step_fn.lower(state, images, labels, idx).compile()
+            self.train_epoch.lower(state, images, labels).compile()
+            return
+        # the looped epoch walked once: steps compiled, not run; what they take (order, zero sums) made for real,
+        # so each program is compiled for exactly the inputs it will get
+        self._ahead = True
+        try:
+            self._epoch(state, images, labels)
+        finally:
+            self._ahead = False
 
-    # -- host-side drivers -------------------------------------------------------------------------------------
+    # -- data on the device, evaluation and prediction ------------------------------------------------------------
     def put_train(self, split: Split) -> tuple[jax.Array, jax.Array, int]:
         """The training split on the device (padded to whole chunks for full-batch training)."""
         return put(split, self.chunk if self.cfg.full_batch else 1, self._replicated)
@@ -371,33 +360,14 @@ class Trainer:
 
     def predict(self, state: TrainState, images: np.ndarray) -> np.ndarray:
         """Logits for uint8 images [N, H, W, C], evaluated in batches of eval_batch_size."""
-        if not hasattr(self, "_predict_fn"):
-            self._predict_fn = jax.jit(
-                lambda p, s, x: predict_logits(self.model, p, s, self.task.inputs(x), self.cfg.tta),
-                out_shardings=self._replicated,
-            )
         params, batch_stats = state.eval_variables()
-        put = lambda x: jax.device_put(x, self._replicated)  # the same images in every process
+        put_ = lambda x: jax.device_put(x, self._replicated)  # the same images in every process
         return in_batches(
-            lambda x: self._predict_fn(params, batch_stats, put(x)), images, self.cfg.eval_batch_size
+            lambda x: self._predict(params, batch_stats, put_(x)), images, self.cfg.eval_batch_size
         )
 
 
-def in_batches(fn: Callable[[np.ndarray], jax.Array], images: np.ndarray, batch_size: int) -> np.ndarray:
-    """fn over consecutive slices of `images` (the last may be shorter), joined on the host."""
-    return np.concatenate(
-        [np.asarray(fn(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
-    )
-
-
-def predict_logits(
-    model: nn.Module, params: Any, batch_stats: Any, x: jnp.ndarray, tta: bool = False
-) -> jnp.ndarray:
-    """Evaluation-mode logits of normalised inputs x, optionally averaged over TTA views (jittable)."""
-    apply = lambda inputs: model.apply(_variables(params, batch_stats), inputs, train=False)
-    return tta_logits(apply, x) if tta else apply(x)
-
-
+# -- fit: check, resume, then per epoch train, validate, record and checkpoint --------------------------------------
 def _check_trainer(trainer: Trainer, model: nn.Module, task: Task, cfg: TrainConfig, num_train: int) -> None:
     """A trainer handed to fit must have been built for the same model, task, config and training set.
 
@@ -413,6 +383,110 @@ def _check_trainer(trainer: Trainer, model: nn.Module, task: Task, cfg: TrainCon
         raise ValueError(
             f"fit asks for {cfg.epochs} epochs but the trainer's schedule was built for {trainer.cfg.epochs}"
         )
+
+
+def _trainer_for(
+    model: nn.Module, task: Task, train: Split, cfg: TrainConfig, val: Split | None, trainer: Trainer | None
+) -> Trainer:
+    """The trainer fit runs: the one given (checked against fit's arguments) or a new one."""
+    if cfg.select == "best" and (val is None or not len(val)):
+        raise ValueError(
+            "select='best' chooses the epoch on validation data, but none was given: "
+            "pass val=... or use TrainConfig(select='last')"
+        )
+    if trainer is None:
+        return Trainer(model, task, cfg, len(train))
+    _check_trainer(trainer, model, task, cfg, len(train))
+    return trainer
+
+
+@dataclasses.dataclass
+class _Run:
+    """What fit has gathered so far (a checkpoint's metadata holds it): history, step losses, the best epoch."""
+
+    best_epoch: int
+    history: list[dict[str, float]] = dataclasses.field(default_factory=list)
+    step_losses: list[float] = dataclasses.field(default_factory=list)
+    best_metric: float = -np.inf
+    best: TrainState | None = None  # the best epoch's state, kept only for select='best'
+    elapsed: list[float] = dataclasses.field(default_factory=list)  # seconds per epoch, evaluation included
+
+    def meta(self) -> dict[str, Any]:
+        """The part a checkpoint stores."""
+        return {k: getattr(self, k) for k in ("history", "step_losses", "best_metric", "best_epoch")}
+
+
+def _resume(ckpt: Checkpointer | None, state: TrainState, cfg: TrainConfig) -> tuple[TrainState, _Run]:
+    """The newest checkpoint's state and run so far (its best state too for select='best'); else a fresh run."""
+    restored = ckpt.restore_last(state) if ckpt is not None else None
+    if restored is None:
+        return state, _Run(best_epoch=cfg.epochs)
+    state, meta = restored
+    run = _Run(meta["best_epoch"], meta["history"], meta["step_losses"], meta["best_metric"])
+    if cfg.select == "best" and (restored_best := ckpt.restore_best(state)) is not None:
+        run.best = restored_best[0]
+    return state, run
+
+
+def _train_epoch(trainer: Trainer, state: TrainState, x: jax.Array, y: jax.Array, epoch: int):
+    """One training epoch: the new state, its record and step losses; DivergenceError on a non-finite loss."""
+    last_good = jax.tree.map(jnp.copy, state)
+    t = time.perf_counter()
+    state, metrics = trainer.train_epoch(state, x, y)
+    metrics = jax.device_get(metrics)
+    seconds = time.perf_counter() - t
+    losses = np.asarray(metrics["loss"])
+    if not np.all(np.isfinite(losses)):
+        raise DivergenceError(int(last_good.step) + int(np.argmin(np.isfinite(losses))) + 1, last_good)
+    cfg, name = trainer.cfg, trainer.task.main_metric
+    images = trainer.steps_per_epoch * (trainer.num_train if cfg.full_batch else cfg.batch_size)
+    record = {
+        "epoch": epoch,
+        "train_loss": float(losses.mean()),  # the objective: with label smoothing or Dice, augmented
+        "train_eval_loss": float(np.mean(metrics["eval_loss"])),  # the loss defined as val_loss is
+        f"train_{name}": float(np.mean(metrics[name])),
+        "seconds": seconds,
+        "images_per_s": images / seconds,
+    }
+    return state, record, [float(v) for v in losses]
+
+
+def _validate(trainer: Trainer, state: TrainState, val: tuple | None, record: dict, run: _Run) -> bool:
+    """Add the validation loss and metric to `record`; True (and the state kept) if this epoch is the best."""
+    if val is None:
+        return False
+    name = trainer.task.main_metric
+    measured = trainer.evaluate(state, val)
+    record["val_loss"] = float(measured["loss"].mean())
+    record[f"val_{name}"] = float(measured[name].mean())
+    if not record[f"val_{name}"] > run.best_metric:
+        return False
+    run.best_metric, run.best_epoch = record[f"val_{name}"], record["epoch"]
+    if trainer.cfg.select == "best":
+        run.best = jax.tree.map(jnp.copy, state)
+    return True
+
+
+def _fit_epoch(
+    trainer: Trainer, state: TrainState, data: tuple, val: tuple | None, epoch: int, epochs: int, run: _Run
+):
+    """Train and validate epoch `epoch` of `epochs`, noted in `run`: the new state, its record, whether best."""
+    t = time.perf_counter()
+    state, record, losses = _train_epoch(trainer, state, *data, epoch)
+    run.step_losses.extend(losses)
+    is_best = _validate(trainer, state, val, record, run)
+    run.elapsed.append(time.perf_counter() - t)  # with evaluation: what the rest will take per epoch
+    record["eta_seconds"] = float(np.mean(run.elapsed[-3:])) * (epochs - epoch)
+    run.history.append(record)
+    return state, record, is_best
+
+
+def _step_progress(trainer: Trainer, verbose: bool) -> StepProgress | None:
+    """With `verbose`, progress inside Python-looped epochs (a scanned epoch has no steps to show)."""
+    if not verbose or trainer.scan:
+        return None
+    trainer.on_step = StepProgress("epoch")
+    return trainer.on_step
 
 
 def fit(
@@ -440,92 +514,30 @@ def fit(
     the newest one there, giving the same numbers as an uninterrupted run. Raises DivergenceError (holding
     the last good state) when the loss turns non-finite.
     """
-    if cfg.select == "best" and (val is None or not len(val)):
-        raise ValueError(
-            "select='best' chooses the epoch on validation data, but none was given: "
-            "pass val=... or use TrainConfig(select='last')"
-        )
-    if trainer is None:
-        trainer = Trainer(model, task, cfg, len(train))
-    else:
-        _check_trainer(trainer, model, task, cfg, len(train))
+    trainer = _trainer_for(model, task, train, cfg, val, trainer)
     state = state if state is not None else trainer.init(train.images.shape[1:])
     ckpt = Checkpointer(checkpoint_dir, keep) if checkpoint_dir is not None else None
-    history: list[dict[str, float]] = []
-    step_losses: list[float] = []
-    best, best_metric, best_epoch = None, -np.inf, cfg.epochs
-    if ckpt is not None and resume:
-        restored = ckpt.restore_last(state)
-        if restored is not None:
-            state, meta = restored
-            history, step_losses = meta["history"], meta["step_losses"]
-            best_metric, best_epoch = meta["best_metric"], meta["best_epoch"]
-            if cfg.select == "best" and (restored_best := ckpt.restore_best(state)) is not None:
-                best = restored_best[0]
-    x, y, _ = trainer.put_train(train)
+    state, run = _resume(ckpt if resume else None, state, cfg)
+    data = trainer.put_train(train)[:2]
     val_dev = trainer.put_eval(val) if val is not None and len(val) else None
     t0 = time.perf_counter()
-    trainer.compile(state, x, y)
+    trainer.compile(state, *data)
     compile_seconds = time.perf_counter() - t0
-
-    name = task.main_metric
-    start_epoch = int(state.step) // trainer.steps_per_epoch
-    progress = StepProgress("epoch") if verbose and not trainer.scan else None  # scanned epochs: no steps
-    if progress is not None:
-        trainer.on_step = progress
-    elapsed: list[float] = []
-    for epoch in range(start_epoch + 1, cfg.epochs + 1):
+    progress = _step_progress(trainer, verbose)
+    for epoch in range(int(state.step) // trainer.steps_per_epoch + 1, cfg.epochs + 1):
         if progress is not None:
             progress.label = f"epoch {epoch}/{cfg.epochs}"
-        last_good = jax.tree.map(jnp.copy, state)
-        t = time.perf_counter()
-        state, metrics = trainer.train_epoch(state, x, y)
-        metrics = jax.device_get(metrics)
-        seconds = time.perf_counter() - t
-        losses = np.asarray(metrics["loss"])
-        if not np.all(np.isfinite(losses)):
-            bad = int(np.argmin(np.isfinite(losses)))
-            raise DivergenceError(int(last_good.step) + bad + 1, last_good)
-        step_losses.extend(float(v) for v in losses)
-        images = trainer.steps_per_epoch * (trainer.num_train if cfg.full_batch else cfg.batch_size)
-        record = {
-            "epoch": epoch,
-            "train_loss": float(losses.mean()),  # the objective: with label smoothing or Dice, augmented
-            "train_eval_loss": float(np.mean(metrics["eval_loss"])),  # the loss defined as val_loss is
-            f"train_{name}": float(np.mean(metrics[name])),
-            "seconds": seconds,
-            "images_per_s": images / seconds,
-        }
-        is_best = False
-        if val_dev is not None:
-            val_metrics = trainer.evaluate(state, val_dev)
-            record["val_loss"] = float(val_metrics["loss"].mean())
-            record[f"val_{name}"] = float(val_metrics[name].mean())
-            if record[f"val_{name}"] > best_metric:
-                best_metric, best_epoch, is_best = record[f"val_{name}"], epoch, True
-                if cfg.select == "best":
-                    best = jax.tree.map(jnp.copy, state)
-        elapsed.append(time.perf_counter() - t)  # with evaluation: what the rest will take per epoch
-        record["eta_seconds"] = float(np.mean(elapsed[-3:])) * (cfg.epochs - epoch)
-        history.append(record)
+        state, record, is_best = _fit_epoch(trainer, state, data, val_dev, epoch, cfg.epochs, run)
         if verbose:
-            log(format_epoch(record, cfg.epochs, name))
+            log(format_epoch(record, cfg.epochs, task.main_metric))
         if ckpt is not None:
-            meta = {
-                "history": history,
-                "step_losses": step_losses,
-                "best_metric": best_metric,
-                "best_epoch": best_epoch,
-            }
-            ckpt.save(epoch, state, meta, is_best=is_best)
+            ckpt.save(epoch, state, run.meta(), is_best=is_best)
         if on_epoch is not None:
             on_epoch(record)
     if progress is not None:
         trainer.on_step = None
     if ckpt is not None:
         ckpt.close()
-    if cfg.select == "best" and best is not None:
-        state = best
-    else:
-        best_epoch = cfg.epochs
-    return FitResult(state, history, np.asarray(step_losses, np.float32), compile_seconds, best_epoch)
+    best = cfg.select == "best" and run.best is not None
+    state, best_epoch = (run.best, run.best_epoch) if best else (state, cfg.epochs)
+    return FitResult(state, run.history, np.asarray(run.step_losses, np.float32), compile_seconds, best_epoch)

@@ -265,3 +265,36 @@ def test_fit_may_stop_early_within_the_trainers_schedule_but_not_run_past_it():
     assert [r["epoch"] for r in result.history] == [1]
     with pytest.raises(ValueError, match="3 epochs but the trainer's schedule was built for 2"):
         fit(_model(), TASK, TRAIN, dataclasses.replace(two, epochs=3), trainer=trainer)
+
+
+@pytest.mark.parametrize("full_batch", [False, True])
+def test_compile_ahead_leaves_nothing_to_compile_in_the_epochs(full_batch):
+    """Trainer.compile builds every program of a Python-looped epoch; the epochs then compile none of them."""
+    names = ("_zero_sums", "_add_chunk", "_finish") if full_batch else ("_order", "_indexed_step")
+    pieces = {f"jit({name})" for name in names}
+    compiled: list[str] = []
+
+    def listener(event, seconds, fun_name="", **_):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiled.append(fun_name)
+
+    small = colour_squares(48)
+    cfg = TrainConfig(epochs=3, batch_size=16, full_batch=full_batch, chunk_size=20)
+    trainer = Trainer(_model(bn=full_batch), TASK, cfg, len(small), scan=False)
+    state = trainer.init(small.images.shape[1:])
+    x, y, _ = trainer.put_train(small)
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        trainer.compile(state, x, y)
+        ahead = set(compiled)
+        compiled.clear()
+        state, _ = trainer.train_epoch(state, x, y)
+        first = set(compiled)
+        compiled.clear()
+        for _ in range(2):
+            state, _ = trainer.train_epoch(state, x, y)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert pieces <= ahead, ahead
+    assert not pieces & first, first  # only small eager helpers (indexing, stacking) compile on first use
+    assert compiled == []  # and later epochs compile nothing at all
