@@ -292,12 +292,13 @@ class Trainer:
     def _program(self, fn: Callable, donate: bool, args: tuple):
         """Run fn jitted once (donating its first argument if asked); ahead of time, only compile what donates."""
         if (fn, donate) not in self._programs:
-            # outputs replicated like the state: zeros made inside a piece then type like a step's sums
+            # outputs replicated, as the state is: zero sums then have the type a chunk's sums have (one compile)
             donated = 0 if donate else ()
             self._programs[fn, donate] = jax.jit(fn, donate_argnums=donated, out_shardings=self._replicated)
         jitted = self._programs[fn, donate]
         if self._ahead and donate:
-            return jitted.lower(*args).compile() and None
+            jitted.lower(*args).compile()  # kept by jit for the calls to come
+            return None
         return jitted(*args)
 
     def _call(self, fn: Callable, *args, donate: bool = False):
