@@ -70,11 +70,20 @@ def parse(cls: type[C], argv: Sequence[str] | None, description: str, prog: str 
     try:
         return cls(**vars(args))
     except ValueError as e:
-        parser.error(str(e))
+        parser.error(as_flag(str(e), cls))
 
 
-def main_guard(run: Callable[[], int]) -> int:
-    """Run a CLI body, turning usage and data errors (ValueError, DatasetError, ...) into exit code 2."""
+def as_flag(message: str, cls: type | None) -> str:
+    """A library error that begins with an option's name ("lr must be > 0, ...") begins with its flag."""
+    head = message.split(" ", 1)[0]
+    if cls is None or head not in {f.name for f in dataclasses.fields(cls)}:
+        return message
+    return f"--{head.replace('_', '-')}{message[len(head) :]}"
+
+
+def main_guard(run: Callable[[], int], cls: type | None = None) -> int:
+    """Run a CLI body, turning usage and data errors (ValueError, DatasetError, ...) into exit code 2;
+    an error about one of `cls`'s options names its flag."""
     from jaxadl.checkpoint import CheckpointError
     from jaxadl.data.base import DatasetError
     from jaxadl.experiment import RunFolderError
@@ -82,7 +91,7 @@ def main_guard(run: Callable[[], int]) -> int:
     try:
         return run()
     except (ValueError, FileNotFoundError, DatasetError, RunFolderError, CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {as_flag(str(e), cls)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -169,4 +178,4 @@ def run_cli(experiment: str, cfg: Any, load_data: Callable, build_variants: Call
             return EXIT_DIVERGED
         return 0
 
-    return main_guard(run)
+    return main_guard(run, type(cfg))

@@ -14,69 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from experiments.cli import opt, parse, run_cli
-
-RECIPES = ("strong", "report")
-
-# Per recipe and optimizer: the training defaults that flags left unset take.
-#
-# How the strong recipe was chosen, with each run's command and figure: docs/recipe_notes.md
-RECIPE_DEFAULTS = {
-    "report": {
-        "_": dict(
-            epochs=10,
-            batch_size=128,
-            weight_decay=0.0,
-            schedule="constant",
-            label_smoothing=0.0,
-            augment=False,
-            normalize=False,
-            full_batch=False,
-            select="last",
-            momentum=0.0,
-            nesterov=False,
-            ema=0.0,
-            tta=False,
-            image_norm=False,
-            eta_plus=1.2,
-        ),
-        "adam": dict(lr=1e-3),
-        "sgd": dict(lr=1e-3),
-        "rprop": dict(lr=1e-3),
-    },
-    "strong": {
-        "_": dict(
-            epochs=30,
-            batch_size=128,
-            weight_decay=5e-4,
-            schedule="onecycle",
-            label_smoothing=0.1,
-            augment=True,
-            normalize=True,
-            full_batch=False,
-            select="best",
-            momentum=0.0,
-            nesterov=False,
-            ema=0.0,
-            tta=True,
-            image_norm=False,
-            eta_plus=1.2,
-        ),
-        "adam": dict(lr=2e-3),
-        "sgd": dict(lr=0.05, momentum=0.9, nesterov=True),
-        # full batch: one step per epoch, so 100 epochs are 100 steps (74 min on the 2-core CPU);
-        # with --no-full-batch, mini-batches of 4096
-        "rprop": dict(
-            lr=3e-3,
-            eta_plus=1.5,
-            full_batch=True,
-            epochs=100,
-            batch_size=4096,
-            weight_decay=0.0,
-            schedule="constant",
-            image_norm=True,
-        ),
-    },
-}
+from experiments.configs.cnn import RECIPES, CNNRecipe
 
 # The report's comparison grid (table 1.4): name, optimizer, batch norm, trials.
 GRID = (
@@ -89,7 +27,7 @@ GRID = (
 
 @dataclasses.dataclass(frozen=True)
 class CNNConfig:
-    """Options of the CNN experiment; None means "take the recipe's value" (see RECIPE_DEFAULTS)."""
+    """Options of the CNN experiment; None means "take the recipe's value" (experiments/configs/cnn.py)."""
 
     dataset: str = opt(
         "gtsrb",
@@ -108,7 +46,7 @@ class CNNConfig:
     image_size: int = opt(28, "input side length in pixels (the report uses 28)")
     crop: str = opt("roi", "GTSRB: crop to the sign's bounding box, or keep the whole image", ("roi", "none"))
     val_fraction: float = opt(0.1, "share of GTSRB training tracks held out for validation (whole tracks)")
-    recipe: str = opt("strong", "training recipe: faithful to the report, or the strong one", RECIPES)
+    recipe: str = opt("strong", "training recipe: faithful to the report, or the strong one", tuple(RECIPES))
     grid: bool = opt(False, "run the report's whole grid: baseline x3, batch norm x3, SGD x1, Rprop x1")
     optimizer: str = opt("adam", "optimizer (single-variant runs)", ("adam", "sgd", "rprop"))
     batch_norm: bool = opt(False, "BatchNorm after each conv (single-variant runs)")
@@ -147,32 +85,29 @@ class CNNConfig:
     synthetic_train: int = opt(8600, "synthetic: training images")
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "trials"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+        """Checks the CLI's own options; the training values are checked by the library types they build."""
+        if self.trials is not None and self.trials < 1:
+            raise ValueError(f"--trials must be >= 1, got {self.trials}")
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
         if self.eval_only and not self.from_run:
             raise ValueError("--eval-only needs --from-run=RUN_FOLDER")
-        if self.lr is not None and not self.lr > 0:
-            raise ValueError(f"--lr must be > 0, got {self.lr}")
-        if self.ema is not None and not 0 <= self.ema < 1:
-            raise ValueError(f"--ema must be in [0, 1), got {self.ema}")
-        if not 0 < self.eta_minus < 1:
-            raise ValueError(f"--eta-minus must be in (0, 1), got {self.eta_minus}")
-        if self.eta_plus is not None and not self.eta_plus > 1:
-            raise ValueError(f"--eta-plus must be > 1, got {self.eta_plus}")
-        if not self.min_step > 0:
-            raise ValueError(f"--min-step must be > 0, got {self.min_step}")
         if self.dataset == "npz" and not self.data_dir:
             raise ValueError("--dataset=npz needs --data-dir=FILE.npz")
+        for optimizer in self.optimizers():  # checked before any data is read
+            r = self.resolved(optimizer)
+            r.train(r.optim(optimizer, self.eta_minus, self.min_step))
+            r.task(2, (0.0,), (1.0,))
 
-    def resolved(self, optimizer: str) -> dict:
-        """Training options for `optimizer`: the recipe's defaults overridden by the flags given."""
-        table = RECIPE_DEFAULTS[self.recipe]
-        values = {**table["_"], **table[optimizer]}
-        return {k: (getattr(self, k) if getattr(self, k) is not None else v) for k, v in values.items()}
+    def optimizers(self) -> list[str]:
+        """The optimizers this run trains with: the grid's, or the one of --optimizer."""
+        return sorted({spec[1] for spec in GRID}) if self.grid else [self.optimizer]
+
+    def resolved(self, optimizer: str) -> CNNRecipe:
+        """The recipe's values for `optimizer`, overridden by the flags given."""
+        recipe = RECIPES[self.recipe][optimizer]
+        given = {f.name: getattr(self, f.name) for f in dataclasses.fields(recipe)}
+        return dataclasses.replace(recipe, **{k: v for k, v in given.items() if v is not None})
 
 
 def load_data(cfg: CNNConfig):
@@ -209,7 +144,7 @@ def channel_stats(images) -> tuple[tuple[float, ...], tuple[float, ...]]:
 
 def build_variants(cfg: CNNConfig, data):
     """The variants to run: the report's grid or the single one the flags describe."""
-    from jaxadl import AugmentConfig, Classification, OptimConfig, SignCNN, TrainConfig
+    from jaxadl import SignCNN
     from jaxadl.experiment import Variant
 
     specs = GRID if cfg.grid else ((_name(cfg.optimizer, cfg.batch_norm), cfg.optimizer, cfg.batch_norm, 1),)
@@ -217,39 +152,8 @@ def build_variants(cfg: CNNConfig, data):
     variants = []
     for name, optimizer, batch_norm, trials in specs:
         r = cfg.resolved(optimizer)
-        if not r["full_batch"] and r["batch_size"] > len(data.train):
-            raise ValueError(
-                f"--batch-size {r['batch_size']} is larger than the training set ({len(data.train)})"
-            )
-        task = Classification(
-            data.num_classes,
-            mean if r["normalize"] else (0.0,),
-            std if r["normalize"] else (1.0,),
-            label_smoothing=r["label_smoothing"],
-            image_norm=r["image_norm"],
-        )
-        optim = OptimConfig(
-            optimizer,
-            r["lr"],
-            momentum=r["momentum"],
-            nesterov=r["nesterov"],
-            weight_decay=r["weight_decay"],
-            schedule=r["schedule"],
-            eta_minus=cfg.eta_minus,
-            eta_plus=r["eta_plus"],
-            min_step=cfg.min_step,
-        )
-        train = TrainConfig(
-            epochs=r["epochs"],
-            batch_size=r["batch_size"],
-            full_batch=r["full_batch"],
-            seed=cfg.seed,
-            optim=optim,
-            augment=AugmentConfig() if r["augment"] else None,
-            select=r["select"] if data.val is not None else "last",
-            ema=r["ema"],
-            tta=r["tta"],
-        )
+        task = r.task(data.num_classes, mean, std)
+        train = r.train(r.optim(optimizer, cfg.eta_minus, cfg.min_step), cfg.seed, data.val is not None)
         model = SignCNN(num_classes=data.num_classes, batch_norm=batch_norm)
         variants.append(Variant(name, model, task, train, cfg.trials or (trials if cfg.grid else 1)))
     return variants
@@ -262,8 +166,7 @@ def _name(optimizer: str, batch_norm: bool) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse(CNNConfig, argv, __doc__, prog="python -m experiments.cnn")
-    optimizers = sorted({spec[1] for spec in GRID}) if cfg.grid else [cfg.optimizer]
-    resolved = {o: cfg.resolved(o) for o in optimizers}  # the values used, beside the raw flags
+    resolved = {o: dataclasses.asdict(cfg.resolved(o)) for o in cfg.optimizers()}  # beside the raw flags
     return run_cli("cnn", cfg, load_data, build_variants, {"recipe": cfg.recipe, "resolved": resolved})
 
 

@@ -42,42 +42,10 @@ import sys
 from collections.abc import Sequence
 
 from experiments.cli import opt, parse, run_cli
+from experiments.configs.unet import RECIPES, ROTATE_DEG, UNetRecipe, augmentation
 
-RECIPES = ("strong", "report")
 UPSAMPLE = ("bilinear", "nearest", "transpose")
 ACTIVATION = ("relu", "elu")
-
-# Training defaults per recipe, for the flags left unset (None).
-RECIPE_DEFAULTS = {
-    "report": dict(
-        epochs=25,
-        batch_size=4,
-        lr=1e-3,
-        weight_decay=0.0,
-        schedule="constant",
-        dice_weight=0.0,
-        augment=False,
-        normalize=False,
-        image_norm=False,
-        equalize=False,
-        batch_norm=False,
-        select="last",
-    ),
-    "strong": dict(
-        epochs=25,
-        batch_size=4,
-        lr=1e-3,
-        weight_decay=1e-4,
-        schedule="onecycle",
-        dice_weight=1.0,
-        augment=True,
-        normalize=True,
-        image_norm=True,
-        equalize=False,
-        batch_norm=True,
-        select="best",
-    ),
-}
 
 # The report's comparison (table 2.1): name, upsampling, activation; 2 trials each.
 GRID = (
@@ -87,17 +55,10 @@ GRID = (
 )
 GRID_TRIALS = 2
 
-# Augmentation for radiographs: small pose changes (the lungs stay upright), photometric jitter.
-ROTATE_DEG = 5.0
-TRANSLATE_FRACTION = 0.03  # of the image side
-SCALE = 0.08
-BRIGHTNESS = 0.1
-CONTRAST = 0.2
-
 
 @dataclasses.dataclass(frozen=True)
 class UNetConfig:
-    """Options of the U-Net experiment; None means "take the recipe's value" (see RECIPE_DEFAULTS)."""
+    """Options of the U-Net experiment; None means "take the recipe's value" (experiments/configs/unet.py)."""
 
     dataset: str = opt(
         "jsrt",
@@ -119,7 +80,7 @@ class UNetConfig:
     synthetic_train: int = opt(112, "synthetic: training images")
     synthetic_val: int = opt(12, "synthetic: validation images")
     synthetic_test: int = opt(123, "synthetic: test images")
-    recipe: str = opt("strong", "training recipe: faithful to the report, or the strong one", RECIPES)
+    recipe: str = opt("strong", "training recipe: faithful to the report, or the strong one", tuple(RECIPES))
     grid: bool = opt(
         False,
         "run the report's table 2.1: baseline (bilinear + ReLU), nearest, ELU, 2 trials each "
@@ -144,7 +105,7 @@ class UNetConfig:
         None, "standardise each image by its own mean and std (overrides --normalize)"
     )
     equalize: bool | None = opt(None, "equalise each image's histogram before the normalisation")
-    rotate: float = opt(ROTATE_DEG, "augmentation: largest rotation in degrees")
+    rotate_deg: float = opt(ROTATE_DEG, "augmentation: largest rotation in degrees")
     gamma: float = opt(0.0, "augmentation: gamma exponent drawn from exp([-G, G]) (0: off)")
     select: str | None = opt(None, "keep the last epoch or the best on validation F1", ("last", "best"))
     ema: float = opt(0.0, "decay of the weight average that is evaluated (0 = off; not measured on JSRT)")
@@ -162,17 +123,9 @@ class UNetConfig:
     from_run: str | None = opt(None, "run folder to re-evaluate with --eval-only", shown="none")
 
     def __post_init__(self) -> None:
+        """Checks the CLI's own options; the training values are checked by the library types they build."""
         self.dataset_kind()  # validates the spec
-        for name in (
-            "epochs",
-            "batch_size",
-            "trials",
-            "width",
-            "depth",
-            "image_size",
-            "eval_batch_size",
-            "devices",
-        ):
+        for name in ("trials", "width", "depth", "image_size", "eval_batch_size", "devices"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
@@ -182,29 +135,23 @@ class UNetConfig:
                 f"--image-size {self.image_size} is not divisible by 2**depth = {factor} "
                 f"(--depth {self.depth}); try --image-size={max(factor, self.image_size // factor * factor)}"
             )
-        for name in ("val_fraction", "test_fraction", "ema"):
+        for name in ("val_fraction", "test_fraction"):
             value = getattr(self, name)
             if not 0 <= value < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1), got {value}")
         if self.synthetic_train < 1:
             raise ValueError(f"--synthetic-train must be >= 1, got {self.synthetic_train}")
-        for name in ("synthetic_val", "synthetic_test"):
+        for name in ("synthetic_val", "synthetic_test", "keep"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if self.synthetic_val + self.synthetic_test < 1:
             raise ValueError("--synthetic-val and --synthetic-test are both 0: nothing to evaluate on")
-        if self.lr is not None and not self.lr > 0:
-            raise ValueError(f"--lr must be > 0, got {self.lr}")
         if self.dataset == "npz" and not self.data_dir:
             raise ValueError("--dataset=npz needs --data-dir=FILE.npz")
-        if self.keep < 0:
-            raise ValueError(f"--keep must be >= 0, got {self.keep}")
         if self.eval_only and not self.from_run:
             raise ValueError("--eval-only needs --from-run=RUN_FOLDER")
-        for name in ("weight_decay", "dice_weight", "rotate", "gamma"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
+        self.train_config(self.resolved(), has_val=True)  # checked before any data is read
+        self.resolved().task((0.0,), (1.0,))
 
     def dataset_kind(self) -> tuple[str, str | None]:
         """("jsrt" | "synthetic" | "folder", the folder's path or None); raises ValueError on a bad spec."""
@@ -220,12 +167,27 @@ class UNetConfig:
             "(e.g. --dataset=folder:~/data/lungs)"
         )
 
-    def resolved(self) -> dict:
-        """Training options: the recipe's defaults overridden by the flags given."""
-        return {
-            k: (getattr(self, k) if getattr(self, k) is not None else v)
-            for k, v in RECIPE_DEFAULTS[self.recipe].items()
-        }
+    def resolved(self) -> UNetRecipe:
+        """The recipe's values, overridden by the flags given."""
+        recipe = RECIPES[self.recipe]
+        given = {f.name: getattr(self, f.name) for f in dataclasses.fields(recipe)}
+        return dataclasses.replace(recipe, **{k: v for k, v in given.items() if v is not None})
+
+    def train_config(self, r: UNetRecipe, has_val: bool):
+        """The training loop's settings from the recipe's values and this run's options."""
+        from jaxadl import TrainConfig
+
+        return TrainConfig(
+            epochs=r.epochs,
+            batch_size=r.batch_size,
+            eval_batch_size=self.eval_batch_size,
+            seed=self.seed,
+            optim=r.optim(),
+            augment=augmentation(self.image_size, self.rotate_deg, self.gamma) if r.augment else None,
+            select=r.select if has_val else "last",
+            ema=self.ema,
+            tta=self.tta,
+        )
 
 
 def load_data(cfg: UNetConfig):
@@ -274,20 +236,6 @@ def gray_stats(images) -> tuple[tuple[float], tuple[float]]:
     return (float(x.mean()),), (max(float(x.std()), 1e-3),)
 
 
-def augmentation(image_size: int, rotate: float = ROTATE_DEG, gamma: float = 0.0):
-    """The radiograph augmentation at this image size (shifts scale with the image)."""
-    from jaxadl import AugmentConfig
-
-    return AugmentConfig(
-        rotate_deg=rotate,
-        gamma=gamma,
-        translate_px=TRANSLATE_FRACTION * image_size,
-        scale=SCALE,
-        brightness=BRIGHTNESS,
-        contrast=CONTRAST,
-    )
-
-
 def variant_name(upsample: str, activation: str, batch_norm: bool, recipe_batch_norm: bool = False) -> str:
     """Row label: "baseline" for bilinear + ReLU, else the modifications, e.g. "nearest + ELU"; batch norm
     is named only where it differs from the recipe's ("+ batch norm", "no batch norm")."""
@@ -300,40 +248,18 @@ def variant_name(upsample: str, activation: str, batch_norm: bool, recipe_batch_
 
 def build_variants(cfg: UNetConfig, data):
     """The variants to run: the report's grid or the single one the flags describe."""
-    from jaxadl import OptimConfig, Segmentation, TrainConfig, UNet
+    from jaxadl import UNet
     from jaxadl.experiment import Variant
 
     r = cfg.resolved()
-    if r["batch_size"] > len(data.train):
-        raise ValueError(
-            f"--batch-size {r['batch_size']} is larger than the training set ({len(data.train)})"
-        )
-    bn, recipe_bn = r["batch_norm"], RECIPE_DEFAULTS[cfg.recipe]["batch_norm"]
+    bn, recipe_bn = r.batch_norm, RECIPES[cfg.recipe].batch_norm
     if cfg.grid:  # the report's row names, with a batch-norm change from the recipe appended
         suffix = "" if bn == recipe_bn else (" + batch norm" if bn else " + no batch norm")
         specs = [(f"{name}{suffix}", up, act) for name, up, act in GRID]
     else:
         specs = [(variant_name(cfg.upsample, cfg.activation, bn, recipe_bn), cfg.upsample, cfg.activation)]
-    mean, std = gray_stats(data.train.images) if r["normalize"] else ((0.0,), (1.0,))
-    task = Segmentation(
-        mean=mean,
-        std=std,
-        dice_weight=r["dice_weight"],
-        image_norm=r["image_norm"],
-        equalize=r["equalize"],
-    )
-    optim = OptimConfig("adam", r["lr"], weight_decay=r["weight_decay"], schedule=r["schedule"])
-    train = TrainConfig(
-        epochs=r["epochs"],
-        batch_size=r["batch_size"],
-        eval_batch_size=cfg.eval_batch_size,
-        seed=cfg.seed,
-        optim=optim,
-        augment=augmentation(cfg.image_size, cfg.rotate, cfg.gamma) if r["augment"] else None,
-        select=r["select"] if data.val is not None else "last",
-        ema=cfg.ema,
-        tta=cfg.tta,
-    )
+    task = r.task(*gray_stats(data.train.images))
+    train = cfg.train_config(r, data.val is not None)
     trials = cfg.trials or (GRID_TRIALS if cfg.grid else 1)
     variants = []
     for name, upsample, activation in specs:
@@ -350,7 +276,8 @@ def build_variants(cfg: UNetConfig, data):
 
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse(UNetConfig, argv, __doc__, prog="python -m experiments.unet")
-    return run_cli("unet", cfg, load_data, build_variants, {"recipe": cfg.recipe, "resolved": cfg.resolved()})
+    resolved = dataclasses.asdict(cfg.resolved())  # the values used, beside the raw flags
+    return run_cli("unet", cfg, load_data, build_variants, {"recipe": cfg.recipe, "resolved": resolved})
 
 
 if __name__ == "__main__":

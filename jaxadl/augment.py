@@ -24,6 +24,14 @@ class AugmentConfig:
     contrast: float = 0.2  # factor drawn from [1 - c, 1 + c] around the image mean
     gamma: float = 0.0  # pixels raised to exp(u), u drawn from [-g, g]: exposure changes dark and light apart
 
+    def __post_init__(self) -> None:
+        for name, value in dataclasses.asdict(self).items():
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+        for name in ("scale", "contrast"):
+            if getattr(self, name) >= 1:
+                raise ValueError(f"{name} must be < 1, got {getattr(self, name)}")
+
     @property
     def geometric(self) -> bool:
         return bool(self.rotate_deg or self.translate_px or self.scale)

@@ -25,11 +25,11 @@ import numpy as np
 from jaxadl import plots
 from jaxadl.data.base import Dataset
 from jaxadl.metrics import summarize
-from jaxadl.parallel import broadcast_text, check_divisible, is_main_process, make_mesh, on_main_first
+from jaxadl.parallel import broadcast_text, is_main_process, make_mesh, on_main_first
 from jaxadl.progress import format_seconds
 from jaxadl.run_folder import RunFolder
 from jaxadl.tasks import Task, from_record
-from jaxadl.train import DivergenceError, TrainConfig, Trainer, fit
+from jaxadl.train import DivergenceError, TrainConfig, Trainer, check_batch_size, fit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,9 +135,9 @@ def run_experiment(
     trials/<variant>_trialN.json; `resume` skips finished trials and continues unfinished ones.
     """
     mesh = make_mesh(devices)
-    for variant in variants:  # fail before any training when a batch cannot split over the devices
+    for variant in variants:  # fail before any training when a batch does not fit the data or devices
         if not variant.train.full_batch:
-            check_divisible(variant.train.batch_size, mesh)
+            check_batch_size(variant.train.batch_size, len(data.train), mesh)
     eval_split, eval_data = _eval_split(data)
     folder = RunFolder(out)
 

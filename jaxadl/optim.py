@@ -84,10 +84,14 @@ class OptimConfig:
             raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
-        if not (0 < self.eta_minus < 1 < self.eta_plus):
-            raise ValueError(
-                f"rprop needs 0 < eta_minus < 1 < eta_plus, got {self.eta_minus}, {self.eta_plus}"
-            )
+        if not 0 < self.eta_minus < 1:
+            raise ValueError(f"eta_minus must be in (0, 1), got {self.eta_minus}")
+        if not self.eta_plus > 1:
+            raise ValueError(f"eta_plus must be > 1, got {self.eta_plus}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.momentum < 0:
+            raise ValueError(f"momentum must be >= 0, got {self.momentum}")
         if not self.min_step > 0:
             raise ValueError(f"min_step must be > 0, got {self.min_step}")
 

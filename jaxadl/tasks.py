@@ -135,6 +135,12 @@ class Classification(Task):
     image_norm: bool = False
     equalize: bool = False
 
+    def __post_init__(self) -> None:
+        if self.num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, got {self.num_classes}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+
     @property
     def objective_name(self) -> str:
         """The training objective (train_loss): cross-entropy, with its label smoothing if any."""
@@ -210,6 +216,10 @@ class Segmentation(Task):
     dice_weight: float = 0.0
     image_norm: bool = False
     equalize: bool = False
+
+    def __post_init__(self) -> None:
+        if self.dice_weight < 0:
+            raise ValueError(f"dice_weight must be >= 0, got {self.dice_weight}")
 
     @property
     def objective_name(self) -> str:

@@ -79,13 +79,13 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.ema < 1.0:
-            raise ValueError(f"ema decay must be in [0, 1), got {self.ema}")
+            raise ValueError(f"ema must be in [0, 1), got {self.ema}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
-            raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.chunk_size < 1:
-            raise ValueError(f"chunk size must be >= 1, got {self.chunk_size}")
+            raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
         if self.select not in ("last", "best"):
             raise ValueError(f"select must be 'last' or 'best', got {self.select!r}")
 
@@ -132,11 +132,11 @@ def put(split: Split, pad_to: int = 1, sharding: Any = None) -> tuple[jax.Array,
     return jax.device_put(x, sharding), jax.device_put(y, sharding), n
 
 
-def _check_batch_size(batch_size: int, num_train: int, mesh: Mesh) -> None:
+def check_batch_size(batch_size: int, num_train: int, mesh: Mesh) -> None:
     """A mini-batch must split evenly over the devices and fit in the training set."""
     check_divisible(batch_size, mesh)
     if batch_size > num_train:
-        raise ValueError(f"batch size {batch_size} is larger than the training set ({num_train} examples)")
+        raise ValueError(f"batch_size {batch_size} is larger than the training set ({num_train} examples)")
 
 
 class Trainer:
@@ -160,7 +160,7 @@ class Trainer:
             per_device = min(math.ceil(cfg.chunk_size / n_dev), num_train // n_dev)
             self.chunk = max(per_device, 1) * n_dev
         else:
-            _check_batch_size(cfg.batch_size, num_train, self.mesh)
+            check_batch_size(cfg.batch_size, num_train, self.mesh)
             self.chunk = cfg.batch_size
         self.steps_per_epoch = 1 if cfg.full_batch else num_train // cfg.batch_size
         self.tx = make_optimizer(cfg.optim, self.steps_per_epoch * cfg.epochs)

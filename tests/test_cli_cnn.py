@@ -37,7 +37,7 @@ def test_usage_errors_exit_2_before_training(argv, message, capsys):
 def test_batch_larger_than_training_set_exits_2(tmp_path, capsys):
     code, _, err = _run(["--dataset=synthetic", "--synthetic-train=100", f"--out={tmp_path}/r"], capsys)
     assert code == 2
-    assert "--batch-size 128 is larger than the training set (100)" in err
+    assert "--batch-size 128 is larger than the training set (100 examples)" in err
     assert not (tmp_path / "r" / "results.json").exists()
 
 
@@ -83,19 +83,19 @@ def test_help_lists_every_option_with_defaults(capsys):
 
 def test_recipe_defaults_and_overrides():
     cfg = cnn.CNNConfig(recipe="report", optimizer="sgd")
-    assert cfg.resolved("sgd")["lr"] == 1e-3 and cfg.resolved("sgd")["augment"] is False
+    assert cfg.resolved("sgd").lr == 1e-3 and cfg.resolved("sgd").augment is False
     strong = cnn.CNNConfig(lr=0.123)
-    assert strong.resolved("adam")["lr"] == 0.123
-    assert strong.resolved("adam")["augment"] is True
-    assert strong.resolved("sgd")["momentum"] == 0.9
-    assert strong.resolved("adam")["tta"] is True and strong.resolved("adam")["epochs"] == 30
+    assert strong.resolved("adam").lr == 0.123
+    assert strong.resolved("adam").augment is True
+    assert strong.resolved("sgd").momentum == 0.9
+    assert strong.resolved("adam").tta is True and strong.resolved("adam").epochs == 30
     rprop = strong.resolved("rprop")
-    assert rprop["full_batch"] is True and rprop["image_norm"] is True and rprop["epochs"] == 100
-    assert (cnn.CNNConfig().resolved("rprop")["lr"], rprop["eta_plus"]) == (3e-3, 1.5)
-    assert cnn.CNNConfig(recipe="report").resolved("rprop")["eta_plus"] == 1.2
-    assert cnn.CNNConfig(eta_plus=1.3).resolved("rprop")["eta_plus"] == 1.3
-    assert cnn.CNNConfig(full_batch=False).resolved("rprop")["full_batch"] is False
-    assert cnn.CNNConfig(recipe="report").resolved("adam")["tta"] is False
+    assert rprop.full_batch is True and rprop.image_norm is True and rprop.epochs == 100
+    assert (cnn.CNNConfig().resolved("rprop").lr, rprop.eta_plus) == (3e-3, 1.5)
+    assert cnn.CNNConfig(recipe="report").resolved("rprop").eta_plus == 1.2
+    assert cnn.CNNConfig(eta_plus=1.3).resolved("rprop").eta_plus == 1.3
+    assert cnn.CNNConfig(full_batch=False).resolved("rprop").full_batch is False
+    assert cnn.CNNConfig(recipe="report").resolved("adam").tta is False
 
 
 @pytest.mark.slow

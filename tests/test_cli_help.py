@@ -10,11 +10,9 @@ from experiments.cli import parser_for
 
 
 def _recipe_keys(module) -> set[str]:
-    keys = set()
-    for table in module.RECIPE_DEFAULTS.values():
-        for k, v in table.items():
-            keys |= set(v) if isinstance(v, dict) else {k}
-    return keys
+    recipe = next(iter(module.RECIPES.values()))
+    recipe = next(iter(recipe.values())) if isinstance(recipe, dict) else recipe
+    return {f.name for f in dataclasses.fields(recipe)}
 
 
 @pytest.mark.parametrize("module,cls", [(cnn, cnn.CNNConfig), (unet, unet.UNetConfig)])

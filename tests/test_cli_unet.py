@@ -66,7 +66,7 @@ def test_missing_jsrt_is_a_clear_error(tmp_path, capsys, monkeypatch):
 def test_batch_larger_than_training_set_exits_2(tmp_path, capsys):
     code, _, err = _run([*TINY, "--batch-size=9", f"--out={tmp_path}/r"], capsys)
     assert code == 2
-    assert "--batch-size 9 is larger than the training set (8)" in err
+    assert "--batch-size 9 is larger than the training set (8 examples)" in err
     assert not (tmp_path / "r" / "results.json").exists()
 
 
@@ -108,18 +108,18 @@ def test_help_lists_every_option_with_defaults(capsys):
 def test_recipes_defaults_and_overrides():
     strong = unet.UNetConfig()
     r = strong.resolved()
-    assert (r["batch_size"], r["dice_weight"], r["augment"], r["select"]) == (4, 1.0, True, "best")
-    assert (r["epochs"], r["batch_norm"], r["image_norm"], r["lr"]) == (25, True, True, 1e-3)
+    assert (r.batch_size, r.dice_weight, r.augment, r.select) == (4, 1.0, True, "best")
+    assert (r.epochs, r.batch_norm, r.image_norm, r.lr) == (25, True, True, 1e-3)
     report = unet.UNetConfig(recipe="report", dice_weight=0.5)
     r = report.resolved()
-    assert (r["epochs"], r["lr"], r["schedule"], r["augment"], r["normalize"]) == (
+    assert (r.epochs, r.lr, r.schedule, r.augment, r.normalize) == (
         25,
         1e-3,
         "constant",
         False,
         False,
     )
-    assert r["dice_weight"] == 0.5
+    assert r.dice_weight == 0.5
     assert unet.UNetConfig(dataset="folder:/x/y").dataset_kind() == ("folder", "/x/y")
 
 

@@ -77,7 +77,7 @@ def test_training_with_ema_and_tta_learns(bn):
 
 
 def test_ema_decay_must_be_below_one():
-    with pytest.raises(ValueError, match=r"ema decay must be in \[0, 1\), got 1.0"):
+    with pytest.raises(ValueError, match=r"ema must be in \[0, 1\), got 1.0"):
         TrainConfig(ema=1.0)
 
 

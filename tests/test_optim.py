@@ -95,7 +95,10 @@ def test_rprop_factors_and_floor_come_from_the_config():
     "kwargs,match",
     [
         (dict(name="lbfgs"), "unknown optimizer 'lbfgs'"),
-        (dict(eta_minus=1.0), "0 < eta_minus < 1 < eta_plus"),
+        (dict(eta_minus=1.0), r"eta_minus must be in \(0, 1\), got 1.0"),
+        (dict(eta_plus=1.0), "eta_plus must be > 1, got 1.0"),
+        (dict(weight_decay=-1.0), "weight_decay must be >= 0"),
+        (dict(momentum=-0.5), "momentum must be >= 0"),
         (dict(min_step=0.0), "min_step must be > 0"),
         (dict(schedule="step"), "unknown schedule"),
         (dict(lr=0.0), "lr must be > 0"),

@@ -111,7 +111,7 @@ def test_divergence_is_reported_with_the_step():
 
 
 def test_batch_larger_than_training_set_is_refused():
-    with pytest.raises(ValueError, match="batch size 1000 is larger than the training set"):
+    with pytest.raises(ValueError, match="batch_size 1000 is larger than the training set"):
         Trainer(_model(), TASK, TrainConfig(batch_size=1000), 640)
 
 
@@ -119,7 +119,7 @@ def test_batch_larger_than_training_set_is_refused():
     "kwargs,match",
     [
         (dict(epochs=0), "epochs must be >= 1"),
-        (dict(batch_size=0), "batch size must be >= 1"),
+        (dict(batch_size=0), "batch_size must be >= 1"),
         (dict(select="worst"), "select must be"),
     ],
 )
@@ -253,7 +253,7 @@ def test_full_batch_training_does_not_depend_on_the_evaluation_batch():
     _, _, b = _full_batch_step(40, eval_batch_size=7)
     chex.assert_trees_all_equal(a.params, b.params)
     chex.assert_trees_all_equal(a.batch_stats, b.batch_stats)
-    with pytest.raises(ValueError, match="chunk size must be >= 1"):
+    with pytest.raises(ValueError, match="chunk_size must be >= 1"):
         TrainConfig(full_batch=True, chunk_size=0)
 
 
