@@ -28,8 +28,16 @@ from jaxadl.metrics import summarize
 from jaxadl.parallel import broadcast_text, is_main_process, make_mesh, on_main_first
 from jaxadl.progress import format_seconds
 from jaxadl.run_folder import RunFolder
-from jaxadl.tasks import Task, from_record
-from jaxadl.train import DivergenceError, TrainConfig, Trainer, check_batch_size, fit
+from jaxadl.tasks import Evaluation, Task, from_record
+from jaxadl.train import (
+    DivergenceError,
+    Evaluator,
+    TrainConfig,
+    Trainer,
+    check_batch_size,
+    evaluation_state,
+    fit,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -344,10 +352,15 @@ def _run_trial(
     return record
 
 
+def _summary(evaluation: Evaluation) -> dict[str, dict[str, float]]:
+    """Mean, std, min, max and count of each per-example metric: a trial's `eval`, in a run and re-evaluated."""
+    return {k: summarize(v) for k, v in evaluation.per_example.items()}
+
+
 def _report_trial(variant, cfg, trainer, result, eval_split, eval_data, record, evaluation, log, t0) -> None:
     """Add the evaluation's summary and the training history to the record; log the main metric."""
     task, metric = variant.task, variant.task.main_metric
-    summary = {k: summarize(v) for k, v in evaluation.per_example.items()}
+    summary = _summary(evaluation)
     val_key = f"val_{metric}"
     best_val = max((r[val_key] for r in result.history if val_key in r), default=None)
     record.update(
@@ -398,27 +411,23 @@ def evaluate_run(run_dir: str | Path, data: Dataset, *, log: Callable[[str], Non
 
     Writes eval.json and eval.md into the run folder and returns the same dict.
     """
-    from jaxadl.predict import load
-
     folder = RunFolder(run_dir)
     run_dir = folder.root
     split, eval_data = _eval_split(data)
     records = folder.trial_records()
     if not records:
         raise RunFolderError(f"{run_dir} holds no finished trials to evaluate (no trials/*.json)")
+    cases = _case_names(data, split, len(eval_data))
     trials = []
     for rec in records:
         if rec.get("failed"):
             trials.append(rec)
             continue
-        predictor = load(run_dir, rec["variant"], rec["trial"])
-        b = int(rec["train_config"].get("eval_batch_size", 500))
-        logits = predictor.batch_logits(eval_data.images, b)
-        per_example = predictor.task.score(logits, eval_data.labels)
-        summary = {k: summarize(v) for k, v in per_example.items()}
-        trials.append({**rec, "eval": summary})
-        metric = predictor.task.main_metric
-        log(f"{rec['variant']} trial {rec['trial']}: {split} {metric} {summary[metric]['mean']:.4f}")
+        trials.append(_evaluate_trial(run_dir, rec, eval_data, cases))
+        metric = from_record(rec["task"]).main_metric
+        log(
+            f"{rec['variant']} trial {rec['trial']}: {split} {metric} {trials[-1]['eval'][metric]['mean']:.4f}"
+        )
     table = from_record(records[0]["task"]).table(trials, split)
     results = {"run": str(run_dir), "dataset": data.name, "eval_split": split, "trials": trials}
     _write_json(folder.eval_json, results)
@@ -426,3 +435,15 @@ def evaluate_run(run_dir: str | Path, data: Dataset, *, log: Callable[[str], Non
     log("\n" + table)
     log(f"\nwrote {folder.eval_json} and {folder.eval_md}")
     return results
+
+
+def _evaluate_trial(run_dir: Path, rec: dict[str, Any], eval_data: Any, cases: list[str]) -> dict[str, Any]:
+    """A finished trial's record with its saved weights evaluated again, by its task as the run evaluated it."""
+    from jaxadl.predict import restore_trial  # PIL, only where a run is re-evaluated
+
+    model, task, variables = restore_trial(run_dir, rec)
+    cfg = rec["train_config"]
+    evaluator = Evaluator(model, task, int(cfg.get("eval_batch_size", 500)), bool(cfg.get("tta")))
+    state = evaluation_state(variables["params"], variables.get("batch_stats"))
+    evaluation = task.evaluate(evaluator, state, eval_data, cases)
+    return {**rec, **evaluation.record, "eval": _summary(evaluation)}

@@ -152,13 +152,18 @@ def load(run_dir: str | Path, variant: str | None = None, trial: int = 1) -> Pre
     if chosen is None:
         names = sorted({rec["variant"] for rec in records})
         raise ValueError(f"no finished trial {trial} of variant {variant!r} in {run_dir}; variants: {names}")
-    spec = dict(chosen["model_spec"])
+    return Predictor(*restore_trial(run_dir, chosen), chosen)
+
+
+def restore_trial(run_dir: str | Path, record: dict[str, Any]) -> tuple[Any, Task, dict[str, Any]]:
+    """A finished trial's model, task and the variables it was evaluated with, rebuilt from its record."""
+    spec = dict(record["model_spec"])
     model = _MODELS[spec.pop("class")](**spec)
-    task = from_record(chosen["task"])
-    which = "best" if chosen["train_config"]["select"] == "best" else "last"
-    state = restore_weights(run_dir / chosen["checkpoints"] / which)
+    task = from_record(record["task"])
+    which = "best" if record["train_config"]["select"] == "best" else "last"
+    state = restore_weights(Path(run_dir) / record["checkpoints"] / which)
     weights = state.get("ema") or state  # the weight average, when the run kept one, is what it evaluated
     variables = {"params": weights["params"]}
     if weights.get("batch_stats"):
         variables["batch_stats"] = weights["batch_stats"]
-    return Predictor(model, task, variables, chosen)
+    return model, task, variables

@@ -23,7 +23,7 @@ from jaxadl.report import by_variant, mean_std
 
 if TYPE_CHECKING:  # jaxadl.train imports this module
     from jaxadl.data.base import Split
-    from jaxadl.train import Trainer, TrainState
+    from jaxadl.train import Evaluator, TrainState
 
 
 def equalize(x: jnp.ndarray, bins: int = 256) -> jnp.ndarray:
@@ -91,7 +91,7 @@ class Task(abc.ABC):
         """The main metric of a model that learned nothing, on these labels."""
 
     @abc.abstractmethod
-    def evaluate(self, trainer: Trainer, state: TrainState, split: Split, cases: list[str]) -> Evaluation:
+    def evaluate(self, evaluator: Evaluator, state: TrainState, split: Split, cases: list[str]) -> Evaluation:
         """A trained trial on the evaluation split (`cases`: the examples' names)."""
 
     @abc.abstractmethod
@@ -105,10 +105,6 @@ class Task(abc.ABC):
     def record_fields(self, meta: Any) -> dict[str, Any]:
         """Fields of the dataset's meta that a trial record keeps for predicting later (none by default)."""
         return {}
-
-    def score(self, logits: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
-        """Per-example metrics of host logits, as a re-evaluation reports them."""
-        return {k: np.asarray(v) for k, v in self.metrics(jnp.asarray(logits), jnp.asarray(labels)).items()}
 
     def summary_note(self, summary: dict[str, dict[str, float]]) -> str:
         """Text after the main metric in a trial's log line (nothing by default)."""
@@ -169,9 +165,9 @@ class Classification(Task):
         names = meta.get("class_names") if isinstance(meta, dict) else None
         return {"class_names": list(names)} if names else {}
 
-    def evaluate(self, trainer: Trainer, state: TrainState, split: Split, cases: list[str]) -> Evaluation:
-        """The trainer's padded on-device evaluation of the split."""
-        return Evaluation(trainer.evaluate(state, split), {})
+    def evaluate(self, evaluator: Evaluator, state: TrainState, split: Split, cases: list[str]) -> Evaluation:
+        """The evaluator's padded on-device evaluation of the split."""
+        return Evaluation(evaluator.evaluate(state, split), {})
 
     def table(self, trials: Sequence[dict[str, Any]], split: str) -> str:
         """Table 1.4: variant, trial, accuracy on `split` (test, or val when there is no test set), mean ± std."""
@@ -249,18 +245,14 @@ class Segmentation(Task):
         p = (labels > 0).reshape(len(labels), -1).mean(1)
         return float(np.mean(2 * p / (1 + p))) if len(p) else 0.0
 
-    def score(self, logits: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
-        """Per-image metrics, and the F1 after the clean-up (`f1_post`)."""
+    def evaluate(self, evaluator: Evaluator, state: TrainState, split: Split, cases: list[str]) -> Evaluation:
+        """One forward pass for the metrics, the clean-up (`f1_post`) and the figure; per-image F1 named by case."""
         from jaxadl.postprocess import clean_masks, f1_masks  # scipy, only where masks are cleaned
 
-        per_example = super().score(logits, labels)
-        per_example["f1_post"] = f1_masks(clean_masks(logits > 0), labels)
-        return per_example
-
-    def evaluate(self, trainer: Trainer, state: TrainState, split: Split, cases: list[str]) -> Evaluation:
-        """One forward pass for the metrics, the clean-up and the figure; per-image F1 named by case."""
-        logits = trainer.predict(state, split.images)
-        per_example = self.score(logits, split.labels)
+        logits = evaluator.predict(state, split.images)
+        measured = self.metrics(jnp.asarray(logits), jnp.asarray(split.labels))
+        per_example = {k: np.asarray(v) for k, v in measured.items()}
+        per_example["f1_post"] = f1_masks(clean_masks(logits > 0), split.labels)
         per_image = {
             "cases": cases,
             "f1": [round(float(v), 6) for v in per_example["f1"]],

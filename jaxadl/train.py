@@ -139,7 +139,61 @@ def check_batch_size(batch_size: int, num_train: int, mesh: Mesh) -> None:
         raise ValueError(f"batch_size {batch_size} is larger than the training set ({num_train} examples)")
 
 
-class Trainer:
+def evaluation_state(params: Any, batch_stats: Any) -> TrainState:
+    """A state holding only weights to evaluate (a saved run's), so that evaluation takes it as a trained one."""
+    return TrainState(
+        step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats or {}, opt_state=(), rng=None
+    )
+
+
+class Evaluator:
+    """Jitted evaluation of a model and task (metrics of a padded split, logits): training's and a saved run's."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        task: Task,
+        eval_batch_size: int = 500,
+        tta: bool = False,
+        mesh: Mesh | None = None,
+    ):
+        self.model, self.task, self.eval_batch_size, self.tta = model, task, eval_batch_size, tta
+        self.mesh = mesh if mesh is not None else make_mesh()
+        self._replicated, self._sharded = replicated(self.mesh), batch_sharded(self.mesh)
+        n_dev = self.mesh.devices.size
+        self.eval_batch = math.ceil(eval_batch_size / n_dev) * n_dev
+        # results replicated, so every process (also of a multi-host run) can read them back
+        evaluate = functools.partial(
+            batch_metrics, model, task, batch=self.eval_batch, tta=tta, shard=self.shard_batch
+        )
+        self.evaluate_padded = jax.jit(evaluate, out_shardings=self._replicated)
+        logits = lambda p, s, x: predict_logits(model, p, s, task.inputs(x), tta)
+        self._predict = jax.jit(logits, out_shardings=self._replicated)
+
+    def shard_batch(self, x: jnp.ndarray) -> jnp.ndarray:
+        """Split a batch over the mesh's devices (a no-op on one device)."""
+        return jax.lax.with_sharding_constraint(x, self._sharded)
+
+    def put_eval(self, split: Split) -> tuple[jax.Array, jax.Array, int]:
+        """An evaluation split on the device(s), padded to whole evaluation batches."""
+        return put(split, self.eval_batch, self._replicated)
+
+    def evaluate(
+        self, state: TrainState, data: Split | tuple[jax.Array, jax.Array, int]
+    ) -> dict[str, np.ndarray]:
+        """Per-example metrics (loss, accuracy or f1) over a whole split, padding removed."""
+        x, y, n = self.put_eval(data) if isinstance(data, Split) else data
+        out = self.evaluate_padded(*state.eval_variables(), x, y)
+        return {k: np.asarray(v)[:n] for k, v in out.items()}
+
+    def predict(self, state: TrainState, images: np.ndarray) -> np.ndarray:
+        """Logits for uint8 images [N, H, W, C], evaluated in batches of eval_batch_size."""
+        params, batch_stats = state.eval_variables()
+        put_ = lambda x: jax.device_put(x, self._replicated)  # the same images in every process
+        return in_batches(lambda x: self._predict(params, batch_stats, put_(x)), images, self.eval_batch_size)
+
+
+class Trainer(Evaluator):
     """Jitted train-epoch and evaluation functions for one model, task, config and training-set size."""
 
     def __init__(
@@ -151,11 +205,9 @@ class Trainer:
         scan: bool | None = None,
         mesh: Mesh | None = None,
     ):
-        self.model, self.task, self.cfg, self.num_train = model, task, cfg, num_train
-        self.mesh = mesh if mesh is not None else make_mesh()
-        self._replicated, self._sharded = replicated(self.mesh), batch_sharded(self.mesh)
+        super().__init__(model, task, cfg.eval_batch_size, cfg.tta, mesh)
+        self.cfg, self.num_train = cfg, num_train
         n_dev = self.mesh.devices.size
-        self.eval_batch = math.ceil(cfg.eval_batch_size / n_dev) * n_dev
         if cfg.full_batch:  # chunk_size rounded up to the devices, at most the training set
             per_device = min(math.ceil(cfg.chunk_size / n_dev), num_train // n_dev)
             self.chunk = max(per_device, 1) * n_dev
@@ -172,13 +224,6 @@ class Trainer:
         self._ahead = False  # True while compile() runs the looped epoch to compile its pieces
         # called as on_step(done, total, loss) inside Python-looped epochs (progress); None: no host syncs
         self.on_step: Callable[[int, int, jax.Array], None] | None = None
-        # results replicated, so every process (also of a multi-host run) can read them back
-        evaluate = functools.partial(
-            batch_metrics, model, task, batch=self.eval_batch, tta=cfg.tta, shard=self.shard_batch
-        )
-        self.evaluate_padded = jax.jit(evaluate, out_shardings=self._replicated)
-        logits = lambda p, s, x: predict_logits(model, p, s, task.inputs(x), cfg.tta)
-        self._predict = jax.jit(logits, out_shardings=self._replicated)
 
     def init(self, input_shape: tuple[int, ...]) -> TrainState:
         """A fresh train state for inputs of `input_shape` (one example, e.g. (28, 28, 3))."""
@@ -187,10 +232,6 @@ class Trainer:
             ema = {"params": state.params, "batch_stats": state.batch_stats}
             state = state.replace(ema=jax.tree.map(jnp.copy, ema))  # own buffers: the state is donated
         return jax.device_put(state, self._replicated)
-
-    def shard_batch(self, x: jnp.ndarray) -> jnp.ndarray:
-        """Split a batch over the mesh's devices (a no-op on one device)."""
-        return jax.lax.with_sharding_constraint(x, self._sharded)
 
     # -- one step: pure functions of the state and a batch -------------------------------------------------------
     def _prepare(self, state: TrainState, images: jnp.ndarray, labels: jnp.ndarray, salt: jnp.ndarray):
@@ -342,30 +383,10 @@ class Trainer:
         finally:
             self._ahead = False
 
-    # -- data on the device, evaluation and prediction ------------------------------------------------------------
+    # -- the training data on the device ----------------------------------------------------------------------------
     def put_train(self, split: Split) -> tuple[jax.Array, jax.Array, int]:
         """The training split on the device (padded to whole chunks for full-batch training)."""
         return put(split, self.chunk if self.cfg.full_batch else 1, self._replicated)
-
-    def put_eval(self, split: Split) -> tuple[jax.Array, jax.Array, int]:
-        """An evaluation split on the device(s), padded to whole evaluation batches."""
-        return put(split, self.eval_batch, self._replicated)
-
-    def evaluate(
-        self, state: TrainState, data: Split | tuple[jax.Array, jax.Array, int]
-    ) -> dict[str, np.ndarray]:
-        """Per-example metrics (loss, accuracy or f1) over a whole split, padding removed."""
-        x, y, n = self.put_eval(data) if isinstance(data, Split) else data
-        out = self.evaluate_padded(*state.eval_variables(), x, y)
-        return {k: np.asarray(v)[:n] for k, v in out.items()}
-
-    def predict(self, state: TrainState, images: np.ndarray) -> np.ndarray:
-        """Logits for uint8 images [N, H, W, C], evaluated in batches of eval_batch_size."""
-        params, batch_stats = state.eval_variables()
-        put_ = lambda x: jax.device_put(x, self._replicated)  # the same images in every process
-        return in_batches(
-            lambda x: self._predict(params, batch_stats, put_(x)), images, self.cfg.eval_batch_size
-        )
 
 
 # -- fit: check, resume, then per epoch train, validate, record and checkpoint --------------------------------------

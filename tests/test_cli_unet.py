@@ -194,10 +194,13 @@ def test_rerun_needs_resume_and_eval_only_reads_the_run(tmp_path, capsys):
     code, _, _ = _run(["--eval-only", f"--from-run={out}"], capsys)
     assert code == 0
     # the predictor evaluates what training evaluated: the weight average, with TTA
-    again = json.loads((out / "eval.json").read_text())["trials"][0]["eval"]["f1"]
-    trained = json.loads((out / "results.json").read_text())["trials"][0]["eval"]["f1"]
-    assert again["mean"] == pytest.approx(trained["mean"], abs=1e-5)
-    assert again["min"] == pytest.approx(trained["min"], abs=1e-5)
+    again = json.loads((out / "eval.json").read_text())["trials"][0]
+    trained = json.loads((out / "results.json").read_text())["trials"][0]
+    for metric in ("f1", "f1_post"):  # the same task evaluation as the run's, clean-up included
+        assert again["eval"][metric]["mean"] == pytest.approx(trained["eval"][metric]["mean"], abs=1e-5)
+        assert again["eval"][metric]["min"] == pytest.approx(trained["eval"][metric]["min"], abs=1e-5)
+    assert again["per_image"]["cases"] == trained["per_image"]["cases"]
+    np.testing.assert_allclose(again["per_image"]["f1"], trained["per_image"]["f1"], atol=1e-5)
 
 
 def test_seed_keeps_the_data_and_split_seed_draws_other_images():
