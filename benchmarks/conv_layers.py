@@ -16,7 +16,6 @@ figure counts only from an idle machine (see ``benchmarks.step_time``).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
@@ -35,6 +34,7 @@ from benchmarks.step_time import (
     torch_available,
     wait_for_idle,
 )
+from experiments.cli import opt, parse
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,27 +92,31 @@ def unet_layers(depth: int = 4, width: int = 16, side: int = 256) -> tuple[Conv,
 OPS = ("forward", "dx", "dw")
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m benchmarks.conv_layers",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--model", choices=("cnn", "unet"), default="cnn", help="default: %(default)s")
-    p.add_argument("--batch-size", type=int, help="default: 128 (cnn), 4 (unet)")
-    p.add_argument("--windows", type=int, default=5, help="timed windows per op and side (default: 5)")
-    p.add_argument("--calls", type=int, default=10, help="calls per window (default: 10)")
-    p.add_argument("--compare", choices=("torch", "none"), default="torch", help="default: %(default)s")
-    p.add_argument("--wait-idle", type=float, default=120.0, help="seconds to wait for an idle machine")
-    p.add_argument("--json", help="write the figures to this file")
-    args = p.parse_args(argv)
-    args.batch_size = args.batch_size or (128 if args.model == "cnn" else 4)
-    for name in ("batch_size", "windows", "calls"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1")
-    if args.compare == "torch" and not torch_available():
-        p.error(f"{TORCH_HINT}, or --compare=none")
-    return args
+@dataclasses.dataclass(frozen=True)
+class ConvLayersConfig:
+    """What to profile; one flag per field (experiments.cli)."""
+
+    model: str = opt("cnn", "whose convolutions", choices=("cnn", "unet"))
+    batch_size: int | None = opt(None, "examples per call", shown="128 (cnn), 4 (unet)")
+    windows: int = opt(5, "timed windows per op and side")
+    calls: int = opt(10, "calls per window")
+    compare: str = opt("torch", "torch: PyTorch's kernels beside jaxadl's", choices=("torch", "none"))
+    wait_idle: float = opt(120.0, "seconds to wait for an idle machine")
+    json: str | None = opt(None, "write the figures to this file", shown="none")
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "windows", "calls"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if self.compare == "torch" and not torch_available():
+            raise ValueError(f"{TORCH_HINT}, or --compare=none")
+
+
+def parse_args(argv: Sequence[str] | None) -> ConvLayersConfig:
+    """The command line as a config (batch size filled in); bad values exit with code 2."""
+    cfg = parse(ConvLayersConfig, argv, __doc__.split("\n\n")[0], prog="python -m benchmarks.conv_layers")
+    return dataclasses.replace(cfg, batch_size=cfg.batch_size or (128 if cfg.model == "cnn" else 4))
 
 
 def arrays(batch: int, conv: Conv) -> tuple[np.ndarray, ...]:
@@ -173,11 +177,11 @@ def time_call(fn: Callable[[], Any], calls: int) -> float:
     return (time.perf_counter() - t0) / calls
 
 
-def layers(args: argparse.Namespace) -> tuple[Conv, ...]:
+def layers(args: ConvLayersConfig) -> tuple[Conv, ...]:
     return CNN_LAYERS if args.model == "cnn" else unet_layers()
 
 
-def profile(args: argparse.Namespace) -> dict[str, dict[str, dict[str, float]]]:
+def profile(args: ConvLayersConfig) -> dict[str, dict[str, dict[str, float]]]:
     """Median ms per call: {layer: {op: {side: ms}}}, windows alternating between the sides."""
     if args.compare == "torch":
         import torch

@@ -36,7 +36,7 @@ loudly and the JSON has ``"valid_for_comparison": false`` with the reason in ``"
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import importlib.util
 import json
 import os
@@ -51,6 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxadl
+from experiments.cli import opt, parse
 from jaxadl import (
     Classification,
     OptimConfig,
@@ -80,83 +81,72 @@ def torch_available() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m benchmarks.step_time",
-        description="Time jaxadl's train step (and optionally PyTorch's) on random data.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+@dataclasses.dataclass(frozen=True)
+class StepTimeConfig:
+    """What to time; one flag per field (experiments.cli). Fields left None take the model's default."""
+
+    model: str = opt("cnn", "the network to time", choices=("cnn", "unet"))
+    batch_norm: bool = opt(False, "BatchNorm after each conv")
+    flax_pool: bool = opt(
+        False, "cnn: nn.max_pool (select-and-scatter gradient) instead of the default reshape-and-max pool"
     )
-    p.add_argument("--model", choices=("cnn", "unet"), default="cnn", help="default: %(default)s")
-    p.add_argument("--batch-norm", action="store_true", help="BatchNorm after each conv")
-    p.add_argument(
-        "--flax-pool",
-        action="store_true",
-        help="cnn: nn.max_pool (select-and-scatter gradient) instead of the default reshape-and-max pool",
+    optimizer: str = opt("adam", "the optimizer of the step", choices=("adam", "sgd", "rprop"))
+    lr: float = opt(1e-3, "learning rate")
+    batch_size: int | None = opt(None, "examples per step", shown="128 (cnn), 4 (unet)")
+    image_size: int | None = opt(None, "side of the square input", shown="28 (cnn), 256 (unet)")
+    unet_width: int = opt(16, "U-Net features of the first level")
+    unet_depth: int = opt(4, "U-Net levels")
+    upsample: str = opt("bilinear", "U-Net upsampling", choices=("bilinear", "nearest", "transpose"))
+    warmup: int = opt(3, "untimed steps per side before the windows")
+    windows: int = opt(5, "timed windows per side")
+    steps_per_window: int | None = opt(None, "steps in one timed window", shown="10 (cnn), 3 (unet)")
+    compare: str = opt("none", "torch: time PyTorch side by side", choices=("none", "torch"))
+    epoch: bool = opt(False, "also time an on-device epoch vs a host-fed loop")
+    phases: bool = opt(
+        False,
+        "also time the forward pass (with loss) and forward + backward alone, to see where a step's time "
+        "goes on each side",
     )
-    p.add_argument(
-        "--optimizer", choices=("adam", "sgd", "rprop"), default="adam", help="default: %(default)s"
+    epoch_steps: int = opt(30, "steps in the --epoch comparison")
+    seed: int = opt(0, "data and fast-init seed")
+    fast_init: bool = opt(
+        False, "draw the initial weights with numpy instead of compiling Flax's initialisers (slow on CPU)"
     )
-    p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=None, help="default: 128 (cnn), 4 (unet)")
-    p.add_argument("--image-size", type=int, default=None, help="default: 28 (cnn), 256 (unet)")
-    p.add_argument(
-        "--unet-width", type=int, default=16, help="U-Net features of the first level (default: 16)"
+    json: str | None = opt(None, "write the results to this file", shown="none")
+    wait_idle: float = opt(
+        120.0, "wait at most this many seconds for the 1-minute load to fall to half the cores"
     )
-    p.add_argument("--unet-depth", type=int, default=4, help="U-Net levels (default: 4)")
-    p.add_argument(
-        "--upsample",
-        choices=("bilinear", "nearest", "transpose"),
-        default="bilinear",
-        help="default: bilinear",
-    )
-    p.add_argument(
-        "--warmup", type=int, default=3, help="untimed steps per side before the windows (default: 3)"
-    )
-    p.add_argument("--windows", type=int, default=5, help="timed windows per side (default: 5)")
-    p.add_argument("--steps-per-window", type=int, default=None, help="default: 10 (cnn), 3 (unet)")
-    p.add_argument(
-        "--compare", choices=("none", "torch"), default="none", help="torch: time PyTorch side by side"
-    )
-    p.add_argument("--epoch", action="store_true", help="also time an on-device epoch vs a host-fed loop")
-    p.add_argument(
-        "--phases",
-        action="store_true",
-        help="also time the forward pass (with loss) and forward + backward alone, to see where a step's "
-        "time goes on each side",
-    )
-    p.add_argument(
-        "--epoch-steps", type=int, default=30, help="steps in the --epoch comparison (default: 30)"
-    )
-    p.add_argument("--seed", type=int, default=0, help="data and fast-init seed (default: 0)")
-    p.add_argument(
-        "--fast-init",
-        action="store_true",
-        help="draw the initial weights with numpy instead of compiling Flax's initialisers (slow on CPU)",
-    )
-    p.add_argument("--json", default=None, metavar="PATH", help="write the results here")
-    p.add_argument(
-        "--wait-idle",
-        type=float,
-        default=120.0,
-        metavar="SECONDS",
-        help="wait at most this long for the 1-minute load to fall to half the cores (default: 120)",
-    )
-    args = p.parse_args(argv)
-    cnn = args.model == "cnn"
-    args.batch_size = args.batch_size or (128 if cnn else 4)
-    args.image_size = args.image_size or (28 if cnn else 256)
-    args.steps_per_window = args.steps_per_window or (10 if cnn else 3)
-    for name in ("batch_size", "image_size", "windows", "steps_per_window", "epoch_steps"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1")
-    if args.warmup < 0:
-        p.error("--warmup must be >= 0")
-    if not cnn and args.image_size % 2**args.unet_depth:
-        p.error(f"--image-size {args.image_size} is not divisible by 2**{args.unet_depth}")
-    return args
+
+    def __post_init__(self) -> None:
+        counts = ("batch_size", "image_size", "windows", "steps_per_window", "epoch_steps", "unet_width")
+        for name in (*counts, "unet_depth"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if self.warmup < 0:
+            raise ValueError(f"warmup must be >= 0, got {self.warmup}")
+        size = self.image_size or 256
+        if self.model == "unet" and size % 2**self.unet_depth:
+            raise ValueError(f"image_size {size} is not divisible by 2**{self.unet_depth} (--unet-depth)")
+
+    def resolved(self) -> StepTimeConfig:
+        """The config with the model's defaults filled in for the fields left None."""
+        cnn = self.model == "cnn"
+        return dataclasses.replace(
+            self,
+            batch_size=self.batch_size or (128 if cnn else 4),
+            image_size=self.image_size or (28 if cnn else 256),
+            steps_per_window=self.steps_per_window or (10 if cnn else 3),
+        )
 
 
-def build_model(args: argparse.Namespace) -> tuple[Any, Task, tuple[int, ...]]:
+def parse_args(argv: Sequence[str] | None) -> StepTimeConfig:
+    """The command line as a resolved config; a bad flag or value exits with code 2 and names the flag."""
+    description = "Time jaxadl's train step (and optionally PyTorch's) on random data."
+    return parse(StepTimeConfig, argv, description, prog="python -m benchmarks.step_time").resolved()
+
+
+def build_model(args: StepTimeConfig) -> tuple[Any, Task, tuple[int, ...]]:
     """The jaxadl model, its task and the shape of one input image."""
     if args.model == "cnn":
         model = SignCNN(batch_norm=args.batch_norm, fast_pool=not args.flax_pool)
@@ -170,7 +160,7 @@ def build_model(args: argparse.Namespace) -> tuple[Any, Task, tuple[int, ...]]:
     return model, Segmentation(), (args.image_size,) * 2 + (1,)
 
 
-def random_split(args: argparse.Namespace, n: int, shape: tuple[int, ...]) -> Split:
+def random_split(args: StepTimeConfig, n: int, shape: tuple[int, ...]) -> Split:
     """n random uint8 images with random labels (classes) or binary masks."""
     rng = np.random.default_rng(args.seed)
     images = rng.integers(0, 256, (n, *shape), dtype=np.uint8)
@@ -181,7 +171,7 @@ def random_split(args: argparse.Namespace, n: int, shape: tuple[int, ...]) -> Sp
     return Split(images, labels)
 
 
-def train_config(args: argparse.Namespace) -> TrainConfig:
+def train_config(args: StepTimeConfig) -> TrainConfig:
     return TrainConfig(
         epochs=1, batch_size=args.batch_size, optim=OptimConfig(args.optimizer, args.lr), seed=args.seed
     )
@@ -320,7 +310,7 @@ class JaxSide:
 
     name = "jaxadl"
 
-    def __init__(self, args: argparse.Namespace, model: Any, task: Task, shape: tuple[int, ...]):
+    def __init__(self, args: StepTimeConfig, model: Any, task: Task, shape: tuple[int, ...]):
         batch = random_split(args, args.batch_size, shape)
         self.trainer = Trainer(model, task, train_config(args), args.batch_size)
         t0 = time.perf_counter()
@@ -396,7 +386,7 @@ class TorchSide:
 
     name = "torch"
 
-    def __init__(self, args: argparse.Namespace, model: Any, shape: tuple[int, ...], variables: Any):
+    def __init__(self, args: StepTimeConfig, model: Any, shape: tuple[int, ...], variables: Any):
         import torch
         import torch.nn.functional as F
 
@@ -474,7 +464,7 @@ class TorchSide:
         return seconds
 
 
-def time_sides(sides: list[Any], args: argparse.Namespace) -> dict[str, list[float]]:
+def time_sides(sides: list[Any], args: StepTimeConfig) -> dict[str, list[float]]:
     """Warm every side up, then alternate timed windows; seconds per step for each window and side."""
     for side in sides:
         if args.warmup:
@@ -489,7 +479,7 @@ def time_sides(sides: list[Any], args: argparse.Namespace) -> dict[str, list[flo
 PHASES = ("forward", "forward+backward", "step")
 
 
-def time_phases(sides: list[Any], args: argparse.Namespace) -> dict[str, dict[str, float]]:
+def time_phases(sides: list[Any], args: StepTimeConfig) -> dict[str, dict[str, float]]:
     """Median ms per call of each phase and side, windows alternating between the sides as for the step."""
     for side in sides:
         side.compile_phases()
@@ -528,7 +518,7 @@ def print_phases(phases: dict[str, dict[str, float]]) -> None:
 
 
 def epoch_comparison(
-    args: argparse.Namespace, model: Any, task: Task, shape: tuple[int, ...], step: Callable, variables: Any
+    args: StepTimeConfig, model: Any, task: Task, shape: tuple[int, ...], step: Callable, variables: Any
 ) -> dict:
     """Seconds per epoch: on-device data + Trainer.train_epoch vs host batches device_put every step.
 
@@ -693,7 +683,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     per_step = time_sides(sides, args)
     phases = time_phases(sides, args) if args.phases else None
     peak = peak_flops(jax.devices()[0])
-    result: dict[str, Any] = {"config": vars(args), "machine": machine}
+    result: dict[str, Any] = {"config": dataclasses.asdict(args), "machine": machine}
     result["jaxadl"] = summarise(jax_side, per_step["jaxadl"], args.batch_size, jax_side.flops, peak)
     result["jaxadl"]["lower_s"] = jax_side.lower_seconds
     result["jaxadl"]["init_s"] = jax_side.init_seconds

@@ -23,7 +23,7 @@ marked not valid for a comparison.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import math
 import time
 from collections.abc import Sequence
@@ -41,52 +41,56 @@ from benchmarks.step_time import (
     torch_available,
     wait_for_idle,
 )
+from experiments.cli import opt, parse
 from jaxadl import AugmentConfig, Classification, Trainer
 from jaxadl.optim import learning_rate_schedule
 from jaxadl.tta import SHIFTS
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m benchmarks.time_to_accuracy",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument(
-        "--dataset",
+@dataclasses.dataclass(frozen=True)
+class TimeToAccuracyConfig:
+    """What to race; one flag per field (experiments.cli)."""
+
+    dataset: str = opt(
+        "gtsrb",
+        "gtsrb, synthetic, or npz (GTSRB saved by jaxadl.data.arrays.save_npz, e.g. for a machine without "
+        "tensorflow-datasets)",
         choices=("gtsrb", "synthetic", "npz"),
-        default="gtsrb",
-        help="gtsrb, synthetic, or npz (GTSRB saved by jaxadl.data.arrays.save_npz, e.g. for a machine "
-        "without tensorflow-datasets); default: %(default)s",
     )
-    p.add_argument(
-        "--data-dir", help="GTSRB folder (as for experiments.cnn); with --dataset=npz the .npz file"
+    data_dir: str | None = opt(
+        None, "GTSRB folder (as for experiments.cnn); with --dataset=npz the .npz file", shown="none"
     )
-    p.add_argument("--target", type=float, default=0.97, help="validation accuracy to reach (default: 0.97)")
-    p.add_argument(
-        "--epochs", type=int, default=5, help="length of the schedule and most epochs (default: 5)"
-    )
-    p.add_argument("--batch-norm", action="store_true", help="BatchNorm after each conv")
-    p.add_argument("--batch-size", type=int, help="training batch (default: the recipe's, 128)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the batch order")
-    p.add_argument("--synthetic-train", type=int, default=8600, help="synthetic: training images")
-    p.add_argument("--compare", choices=("torch", "none"), default="torch", help="default: %(default)s")
-    p.add_argument("--all-epochs", action="store_true", help="train every epoch, not only until the target")
-    p.add_argument("--wait-idle", type=float, default=60.0, help="seconds to wait for an idle machine")
-    p.add_argument("--json", help="write the figures to this file")
-    args = p.parse_args(argv)
-    if not 0 < args.target <= 1:
-        p.error(f"--target must be in (0, 1], got {args.target}")
-    if args.epochs < 1:
-        p.error(f"--epochs must be >= 1, got {args.epochs}")
-    if args.dataset != "synthetic" and not args.data_dir:
-        p.error(f"--dataset={args.dataset} needs --data-dir (the GTSRB folder, or the .npz file)")
-    if args.compare == "torch" and not torch_available():
-        p.error(f"{TORCH_HINT}, or --compare=none")
-    return args
+    target: float = opt(0.97, "validation accuracy to reach")
+    epochs: int = opt(5, "length of the schedule and most epochs")
+    batch_norm: bool = opt(False, "BatchNorm after each conv")
+    batch_size: int | None = opt(None, "training batch", shown="the recipe's, 128")
+    seed: int = opt(0, "seed of the initial weights and the batch order")
+    synthetic_train: int = opt(8600, "synthetic: training images")
+    compare: str = opt("torch", "torch: PyTorch's loop beside jaxadl's", choices=("torch", "none"))
+    all_epochs: bool = opt(False, "train every epoch, not only until the target")
+    wait_idle: float = opt(60.0, "seconds to wait for an idle machine")
+    json: str | None = opt(None, "write the figures to this file", shown="none")
+
+    def __post_init__(self) -> None:
+        if not 0 < self.target <= 1:
+            raise ValueError(f"target must be in (0, 1], got {self.target}")
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.dataset != "synthetic" and not self.data_dir:
+            raise ValueError(
+                f"--dataset={self.dataset} needs --data-dir (the GTSRB folder, or the .npz file)"
+            )
+        if self.compare == "torch" and not torch_available():
+            raise ValueError(f"{TORCH_HINT}, or --compare=none")
 
 
-def recipe(args: argparse.Namespace):
+def parse_args(argv: Sequence[str] | None) -> TimeToAccuracyConfig:
+    """The command line as a config; bad values exit with code 2 and name the flag."""
+    prog = "python -m benchmarks.time_to_accuracy"
+    return parse(TimeToAccuracyConfig, argv, __doc__.split("\n\n")[0], prog=prog)
+
+
+def recipe(args: TimeToAccuracyConfig):
     """The data and the variant `python -m experiments.cnn` trains for these flags."""
     from experiments.cnn import CNNConfig, build_variants, load_data
 
@@ -151,7 +155,7 @@ class Tracker:
 
 
 # -- jaxadl ----------------------------------------------------------------------------------------------------
-def run_jaxadl(variant, data, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+def run_jaxadl(variant, data, args: TimeToAccuracyConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Train with jaxadl's Trainer until the target; returns the summary and the initial variables."""
     t0 = time.perf_counter()
     trainer = Trainer(variant.model, variant.task, variant.train, len(data.train))
@@ -297,7 +301,7 @@ class TorchRecipe:
         return correct / len(self.val_x)
 
 
-def run_torch(variant, data, initial: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+def run_torch(variant, data, initial: dict[str, Any], args: TimeToAccuracyConfig) -> dict[str, Any]:
     t0 = time.perf_counter()
     side = TorchRecipe(variant, data, initial, args.seed)
     track = Tracker("torch", args.target, time.perf_counter() - t0, 0.0)

@@ -21,7 +21,7 @@ from jaxadl.tasks import Task, from_record
 _MODELS = {model.__name__: model for model in (SignCNN, UNet)}  # model_spec's "class" -> the class
 
 
-class Classification(NamedTuple):
+class Classified(NamedTuple):
     """classify's answer: class ids [N], softmax probabilities [N, classes], class names [N]."""
 
     ids: np.ndarray
@@ -106,12 +106,12 @@ class Predictor:
         """Logits for image files, PIL images or arrays of any size (resized to the model's input)."""
         return self.batch_logits(self._images(images))
 
-    def classify(self, images: Any) -> Classification:
+    def classify(self, images: Any) -> Classified:
         """Class ids, softmax probabilities and class names for an image file, array, or a list of them."""
         logits = self.logits(images)
         ids = logits.argmax(-1)
         names = self.class_names
-        return Classification(ids, np.asarray(jax.nn.softmax(logits, -1)), [names[i] for i in ids])
+        return Classified(ids, np.asarray(jax.nn.softmax(logits, -1)), [names[i] for i in ids])
 
     def segment(self, images: Any, save: str | Path | None = None, clean: bool = False) -> np.ndarray:
         """Binary masks uint8 [N, S, S] (1 = lung); `clean` keeps the largest two regions and fills holes

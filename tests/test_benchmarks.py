@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from benchmarks import step_time
+from benchmarks import conv_layers, step_time
 
 TINY = ["--warmup=1", "--windows=1", "--steps-per-window=2", "--fast-init", "--wait-idle=0"]
 UNET = ["--model=unet", "--unet-width=4", "--unet-depth=2", "--image-size=32", "--batch-size=2"]
@@ -116,9 +116,26 @@ def test_without_torch():
     assert "pip install .[torch]" in proc.stderr
 
 
-def test_bad_arguments():
-    with pytest.raises(SystemExit):
-        step_time.parse_args(["--model=unet", "--image-size=30"])
+def test_bad_arguments_name_the_flag(capsys):
+    for module, argv, flag in (
+        (step_time, ["--model=unet", "--image-size=30"], "--image-size 30 is not divisible by 2**4"),
+        (step_time, ["--model=unet", "--unet-depth=9"], "--image-size 256 is not divisible by 2**9"),
+        (step_time, ["--windows=0"], "--windows must be >= 1"),
+        (step_time, ["--warmup=-1"], "--warmup must be >= 0"),
+        (conv_layers, ["--calls=0", "--compare=none"], "--calls must be >= 1"),
+    ):
+        with pytest.raises(SystemExit) as e:
+            module.parse_args(argv)
+        assert e.value.code == 2
+        assert flag in capsys.readouterr().err
+
+
+def test_step_time_config_fills_the_model_defaults():
+    cnn, unet = step_time.parse_args([]), step_time.parse_args(["--model=unet"])
+    assert (cnn.batch_size, cnn.image_size, cnn.steps_per_window) == (128, 28, 10)
+    assert (unet.batch_size, unet.image_size, unet.steps_per_window) == (4, 256, 3)
+    assert step_time.parse_args(["--batch-size=7"]).batch_size == 7
+    assert conv_layers.parse_args(["--model=unet", "--compare=none"]).batch_size == 4
 
 
 def test_busy_machine_is_flagged_not_valid():
@@ -153,7 +170,6 @@ def test_flax_pool_flag_selects_the_pool():
 def test_conv_layers_times_the_ops_it_names(tmp_path):
     """Both sides compute the same forward, dx and dw (so the profile compares like with like); the JSON."""
     pytest.importorskip("torch")
-    from benchmarks import conv_layers
 
     for conv in (conv_layers.Conv("v", 12, 8, 6, 3), conv_layers.Conv("s", 8, 4, 5, 3, "SAME")):
         x, w, g = conv_layers.arrays(4, conv)
@@ -188,7 +204,6 @@ def test_conv_layers_lists_the_unets_convolutions(depth, width, side):
     import jax
     import jax.numpy as jnp
 
-    from benchmarks import conv_layers
     from jaxadl import UNet
 
     model = UNet(depth=depth, base_features=width)
