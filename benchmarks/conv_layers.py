@@ -26,7 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.step_time import (
+    DEFAULT_BATCH,
     TORCH_HINT,
+    check_positive,
     load_now,
     machine_info,
     num_cores,
@@ -105,10 +107,7 @@ class ConvLayersConfig:
     json: str | None = opt(None, "write the figures to this file", shown="none")
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "windows", "calls"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
+        check_positive(self, "batch_size", "windows", "calls")
         if self.compare == "torch" and not torch_available():
             raise ValueError(f"{TORCH_HINT}, or --compare=none")
 
@@ -116,7 +115,7 @@ class ConvLayersConfig:
 def parse_args(argv: Sequence[str] | None) -> ConvLayersConfig:
     """The command line as a config (batch size filled in); bad values exit with code 2."""
     cfg = parse(ConvLayersConfig, argv, __doc__.split("\n\n")[0], prog="python -m benchmarks.conv_layers")
-    return dataclasses.replace(cfg, batch_size=cfg.batch_size or (128 if cfg.model == "cnn" else 4))
+    return dataclasses.replace(cfg, batch_size=cfg.batch_size or DEFAULT_BATCH[cfg.model])
 
 
 def arrays(batch: int, conv: Conv) -> tuple[np.ndarray, ...]:

@@ -81,6 +81,17 @@ def torch_available() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
+DEFAULT_BATCH = {"cnn": 128, "unet": 4}  # the experiments' batch sizes
+
+
+def check_positive(cfg: Any, *names: str) -> None:
+    """A benchmark config's counts must be >= 1 where set (None takes the model's default)."""
+    for name in names:
+        value = getattr(cfg, name)
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+
+
 @dataclasses.dataclass(frozen=True)
 class StepTimeConfig:
     """What to time; one flag per field (experiments.cli). Fields left None take the model's default."""
@@ -118,11 +129,18 @@ class StepTimeConfig:
     )
 
     def __post_init__(self) -> None:
-        counts = ("batch_size", "image_size", "windows", "steps_per_window", "epoch_steps", "unet_width")
-        for name in (*counts, "unet_depth"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
+        check_positive(
+            self,
+            "batch_size",
+            "image_size",
+            "windows",
+            "steps_per_window",
+            "epoch_steps",
+            "unet_width",
+            "unet_depth",
+        )
+        if self.compare == "torch" and not torch_available():
+            raise ValueError(f"{TORCH_HINT}, or --compare=none")
         if self.warmup < 0:
             raise ValueError(f"warmup must be >= 0, got {self.warmup}")
         size = self.image_size or 256
@@ -134,7 +152,7 @@ class StepTimeConfig:
         cnn = self.model == "cnn"
         return dataclasses.replace(
             self,
-            batch_size=self.batch_size or (128 if cnn else 4),
+            batch_size=self.batch_size or DEFAULT_BATCH[self.model],
             image_size=self.image_size or (28 if cnn else 256),
             steps_per_window=self.steps_per_window or (10 if cnn else 3),
         )
@@ -667,9 +685,6 @@ def print_table(result: dict[str, Any]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.compare == "torch" and not torch_available():
-        print(TORCH_HINT, file=sys.stderr)
-        return 2
     model, task, shape = build_model(args)
     wait_for_idle(args.wait_idle, num_cores())
     machine = machine_info()
