@@ -31,15 +31,22 @@ class Classified(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class Predictor:
-    """A trained model with its task (input scaling) and variables, ready to predict."""
+    """A trained model with its task (input scaling) and variables, ready to predict. With `members` (the
+    variables of further trials of the same variant) it predicts the mean of all their logits."""
 
     model: Any
     task: Task
     variables: dict[str, Any] = dataclasses.field(repr=False)
     record: dict[str, Any] = dataclasses.field(repr=False)
+    members: tuple[dict[str, Any], ...] = dataclasses.field(default=(), repr=False)
 
     def __repr__(self) -> str:
         r = self.record
+        if self.members:
+            return (
+                f"Predictor({type(self.model).__name__}, variant={r.get('variant')!r}, "
+                f"mean of {1 + len(self.members)} trials)"
+            )
         metric = self.task.main_metric
         score = (r.get("eval") or {}).get(metric, {}).get("mean")
         scored = f", {metric}={score:.4f}" if score is not None else ""
@@ -99,8 +106,13 @@ class Predictor:
         return jax.jit(apply)
 
     def batch_logits(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
-        """Logits for uint8 images already at the model's size [N, S, S, C], in batches."""
-        return in_batches(lambda x: self._apply(self.variables, x), images, batch_size)
+        """Logits for uint8 images already at the model's size [N, S, S, C], in batches (the mean over the
+        members' logits when there are several)."""
+        each = [
+            in_batches(lambda x, v=variables: self._apply(v, x), images, batch_size)
+            for variables in (self.variables, *self.members)
+        ]
+        return each[0] if len(each) == 1 else np.mean(each, axis=0)
 
     def logits(self, images: Any) -> np.ndarray:
         """Logits for image files, PIL images or arrays of any size (resized to the model's input)."""
@@ -137,13 +149,18 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
     return np.round(arr * 255.0).astype(np.uint8)
 
 
-def load(run_dir: str | Path, variant: str | None = None, trial: int = 1) -> Predictor:
-    """The selected model (best-on-validation or last epoch, as the run chose) of one trial of a run."""
+def load(run_dir: str | Path, variant: str | None = None, trial: int | str = 1) -> Predictor:
+    """The selected model (best-on-validation or last epoch, as the run chose) of one trial of a run;
+    `trial="all"`: every finished trial of the variant, predicting the mean of their logits."""
     folder = RunFolder(run_dir)
     run_dir = folder.root
     records = folder.trial_records()
     if not records:
         raise FileNotFoundError(f"{run_dir} holds no finished trials (no {folder.trials_dir}/*.json)")
+    if trial == "all":
+        return _ensemble(run_dir, records, variant)
+    if not isinstance(trial, int):
+        raise ValueError(f"trial must be a trial number or 'all', got {trial!r}")
     chosen = None
     for rec in records:
         if (variant is None or rec["variant"] == variant) and rec["trial"] == trial and not rec.get("failed"):
@@ -153,6 +170,19 @@ def load(run_dir: str | Path, variant: str | None = None, trial: int = 1) -> Pre
         names = sorted({rec["variant"] for rec in records})
         raise ValueError(f"no finished trial {trial} of variant {variant!r} in {run_dir}; variants: {names}")
     return Predictor(*restore_trial(run_dir, chosen), chosen)
+
+
+def _ensemble(run_dir: Path, records: list[dict[str, Any]], variant: str | None) -> Predictor:
+    """Every finished trial of one variant (the only one when `variant` is None) as one predictor."""
+    names = sorted({rec["variant"] for rec in records})
+    if variant is None and len(names) > 1:
+        raise ValueError(f"{run_dir} holds several variants {names}; name one with variant=")
+    chosen = [r for r in records if r["variant"] == (variant or names[0]) and not r.get("failed")]
+    if not chosen:
+        raise ValueError(f"no finished trial of variant {variant!r} in {run_dir}; variants: {names}")
+    model, task, variables = restore_trial(run_dir, chosen[0])
+    members = tuple(restore_trial(run_dir, rec)[2] for rec in chosen[1:])
+    return Predictor(model, task, variables, chosen[0], members)
 
 
 def restore_trial(run_dir: str | Path, record: dict[str, Any]) -> tuple[Any, Task, dict[str, Any]]:

@@ -161,6 +161,24 @@ def test_eval_only_and_predict_from_a_run_folder(tmp_path, capsys):
         load(out, trial=2)
 
 
+def test_predictor_of_all_trials_averages_their_logits(tmp_path):
+    out = tmp_path / "r"
+    assert cnn.main([*ARGS[:-2], "--epochs=1", "--recipe=report", "--trials=2", f"--out={out}"]) == 0
+    from jaxadl.data.synthetic import synthetic_signs
+
+    images = synthetic_signs(0, 0, 43, seed=0).test.images
+    first, second = load(out, trial=1).logits(images), load(out, trial=2).logits(images)
+    assert not np.allclose(first, second, atol=1e-3)  # two seeds, two models
+    both = load(out, trial="all")
+    np.testing.assert_allclose(both.logits(images), (first + second) / 2, rtol=1e-5, atol=1e-5)
+    assert repr(both) == "Predictor(SignCNN, variant='baseline', mean of 2 trials)"
+    assert both.classify(images).ids.shape == (43,)
+    with pytest.raises(ValueError, match="no finished trial of variant 'bn'"):
+        load(out, variant="bn", trial="all")
+    with pytest.raises(ValueError, match="a trial number or 'all', got 'both'"):
+        load(out, trial="both")
+
+
 @pytest.mark.slow
 def test_eval_only_reproduces_a_run_with_weight_averaging_and_tta(tmp_path):
     out = tmp_path / "r"
