@@ -107,6 +107,7 @@ class UNetConfig:
     equalize: bool | None = opt(None, "equalise each image's histogram before the normalisation")
     rotate_deg: float = opt(ROTATE_DEG, "augmentation: largest rotation in degrees")
     gamma: float = opt(0.0, "augmentation: gamma exponent drawn from exp([-G, G]) (0: off)")
+    shading: float = opt(0.0, "augmentation: add a smooth field drawn in [-S, S] (uneven density; 0: off)")
     select: str | None = opt(None, "keep the last epoch or the best on validation F1", ("last", "best"))
     ema: float = opt(0.0, "decay of the weight average that is evaluated (0 = off; not measured on JSRT)")
     tta: bool = opt(False, "evaluate on the mean of each image's and its four 1-pixel shifts' logits")
@@ -183,7 +184,9 @@ class UNetConfig:
             eval_batch_size=self.eval_batch_size,
             seed=self.seed,
             optim=r.optim(),
-            augment=augmentation(self.image_size, self.rotate_deg, self.gamma) if r.augment else None,
+            augment=augmentation(self.image_size, self.rotate_deg, self.gamma, self.shading)
+            if r.augment
+            else None,
             select=r.select if has_val else "last",
             ema=self.ema,
             tta=self.tta,

@@ -23,6 +23,9 @@ class AugmentConfig:
     brightness: float = 0.2  # additive shift drawn from [-b, b], in [0, 1] units
     contrast: float = 0.2  # factor drawn from [1 - c, 1 + c] around the image mean
     gamma: float = 0.0  # pixels raised to exp(u), u drawn from [-g, g]: exposure changes dark and light apart
+    shading: float = (
+        0.0  # a smooth field drawn on a 4x4 grid in [-s, s], added: uneven density across the image
+    )
 
     def __post_init__(self) -> None:
         for name, value in dataclasses.asdict(self).items():
@@ -80,6 +83,11 @@ def augment(
             jax.random.uniform(jax.random.fold_in(key, 3), (b, 1, 1, 1), minval=-cfg.gamma, maxval=cfg.gamma)
         )
         images = jnp.clip(images, 0.0, 1.0) ** exponent
+    if cfg.shading:
+        grid = jax.random.uniform(
+            jax.random.fold_in(key, 4), (b, 4, 4, 1), minval=-cfg.shading, maxval=cfg.shading
+        )
+        images = images + jax.image.resize(grid, (b, h, w, 1), method="cubic")
     if cfg.contrast:
         factor = jax.random.uniform(keys[1], (b, 1, 1, 1), minval=1 - cfg.contrast, maxval=1 + cfg.contrast)
         mean = images.mean(axis=(1, 2, 3), keepdims=True)

@@ -1,4 +1,4 @@
-"""Gamma augmentation and histogram equalisation: the two exposure levers of the U-Net recipe."""
+"""Gamma and shading augmentation, histogram equalisation: the exposure levers of the U-Net recipe."""
 
 import jax
 import jax.numpy as jnp
@@ -31,6 +31,27 @@ def test_gamma_off_leaves_the_other_transforms_unchanged():
     a, _ = augment(jax.random.key(2), x, labels, AugmentConfig())
     b, _ = augment(jax.random.key(2), x, labels, AugmentConfig(gamma=0.0))
     np.testing.assert_array_equal(a, b)
+
+
+def test_shading_adds_a_smooth_field_within_its_range():
+    x = jnp.full((4, 32, 32, 1), 0.5, jnp.float32)
+    y, _ = augment(
+        jax.random.key(3), x, jnp.zeros((4, 32, 32, 1), jnp.int32), AugmentConfig(**PHOTO_OFF, shading=0.2)
+    )
+    field = np.asarray(y)[..., 0] - 0.5
+    assert np.abs(field).max() <= 0.2 * 1.3  # cubic interpolation overshoots its grid values a little
+    assert field.reshape(4, -1).std(1).min() > 0.01  # uneven across each image
+    assert np.abs(np.diff(field, axis=1)).max() < 0.1  # smooth: a 4x4 grid over 32 px, no jumps
+    assert not np.allclose(field[0], field[1], atol=1e-3)  # a field of its own per image
+
+
+def test_shading_off_leaves_the_other_transforms_unchanged():
+    x = jnp.asarray(np.random.default_rng(0).uniform(0, 1, (4, 6, 6, 1)), jnp.float32)
+    labels = jnp.zeros((4, 6, 6, 1), jnp.int32)
+    a, la = augment(jax.random.key(2), x, labels, AugmentConfig())
+    b, lb = augment(jax.random.key(2), x, labels, AugmentConfig(shading=0.0))
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(la, lb)
 
 
 def test_equalize_spreads_a_dark_image_over_the_whole_range():

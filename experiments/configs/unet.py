@@ -26,11 +26,14 @@ BRIGHTNESS = 0.1
 CONTRAST = 0.2
 
 
-def augmentation(image_size: int, rotate: float = ROTATE_DEG, gamma: float = 0.0) -> AugmentConfig:
+def augmentation(
+    image_size: int, rotate: float = ROTATE_DEG, gamma: float = 0.0, shading: float = 0.0
+) -> AugmentConfig:
     """The radiograph augmentation at this image size (shifts scale with the image)."""
     return AugmentConfig(
         rotate_deg=rotate,
         gamma=gamma,
+        shading=shading,
         translate_px=TRANSLATE_FRACTION * image_size,
         scale=SCALE,
         brightness=BRIGHTNESS,
