@@ -23,9 +23,7 @@ class AugmentConfig:
     brightness: float = 0.2  # additive shift drawn from [-b, b], in [0, 1] units
     contrast: float = 0.2  # factor drawn from [1 - c, 1 + c] around the image mean
     gamma: float = 0.0  # pixels raised to exp(u), u drawn from [-g, g]: exposure changes dark and light apart
-    shading: float = (
-        0.0  # a smooth field drawn on a 4x4 grid in [-s, s], added: uneven density across the image
-    )
+    shading: float = 0.0  # a smooth field on a 4x4 grid drawn in [-s, s], added: uneven density
 
     def __post_init__(self) -> None:
         for name, value in dataclasses.asdict(self).items():
