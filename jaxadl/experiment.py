@@ -27,6 +27,7 @@ from jaxadl.data.base import Dataset
 from jaxadl.metrics import summarize
 from jaxadl.parallel import broadcast_text, is_main_process, make_mesh, on_main_first
 from jaxadl.progress import format_seconds
+from jaxadl.report import by_variant
 from jaxadl.run_folder import RunFolder
 from jaxadl.tasks import Evaluation, Task, from_record
 from jaxadl.train import (
@@ -159,6 +160,10 @@ def run_experiment(
     on_main_first(start_folder, others=False)
     log(plan(variants, data, eval_split, folder.root, mesh.devices.size))
     trials = _run_trials(variants, data, eval_split, eval_data, folder, log, resume, keep, mesh)
+    cases = _case_names(data, eval_split, len(eval_data))
+    together = []  # several processes would each restore every trial: there, --eval-only (one process) does it
+    if keep and jax.process_count() == 1:
+        together = ensembles(folder.root, trials, eval_data, cases, eval_split, log)
     results = {
         "experiment": experiment,
         "dataset": data.name,
@@ -166,6 +171,7 @@ def run_experiment(
         "eval_split": eval_split,
         "devices": int(mesh.devices.size),  # the data-parallel mesh the run trained on (--devices)
         "trials": trials,
+        "ensembles": together,
         "environment": environment(),
     }
     if is_main_process():
@@ -223,7 +229,7 @@ def _write_results(experiment, data, variants, config, eval_split, eval_data, fo
     if panels:
         plots.overlay(panels, f"{experiment}: variants", folder.variants_plot)
     _write_json(folder.results_json, results)
-    table = variants[0].task.table(results["trials"], eval_split)
+    table = variants[0].task.table(results["trials"], eval_split, results["ensembles"])
     recipe = f"Recipe: {config['recipe']} (resolved values in config.json). " if config.get("recipe") else ""
     folder.results_md.write_text(
         f"# {experiment} on {data.name}\n\n{recipe}Evaluated on the {eval_split} split "
@@ -428,13 +434,52 @@ def evaluate_run(run_dir: str | Path, data: Dataset, *, log: Callable[[str], Non
         log(
             f"{rec['variant']} trial {rec['trial']}: {split} {metric} {trials[-1]['eval'][metric]['mean']:.4f}"
         )
-    table = from_record(records[0]["task"]).table(trials, split)
-    results = {"run": str(run_dir), "dataset": data.name, "eval_split": split, "trials": trials}
+    together = ensembles(run_dir, trials, eval_data, cases, split, log)
+    table = from_record(records[0]["task"]).table(trials, split, together)
+    results = {
+        "run": str(run_dir),
+        "dataset": data.name,
+        "eval_split": split,
+        "trials": trials,
+        "ensembles": together,
+    }
     _write_json(folder.eval_json, results)
     folder.eval_md.write_text(f"# re-evaluation of {run_dir} on {data.name} ({split})\n\n{table}\n")
     log("\n" + table)
     log(f"\nwrote {folder.eval_json} and {folder.eval_md}")
     return results
+
+
+def ensembles(
+    run_dir: str | Path,
+    trials: list[dict[str, Any]],
+    split: Any,
+    cases: list[str],
+    split_name: str = "test",
+    log: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """For each variant with two or more finished trials: the mean of their logits on `split`, evaluated
+    like one trial (predict.load(run, variant, trial="all")). Averaging evens out seed-to-seed spread."""
+    from jaxadl.predict import load  # PIL, only where saved trials are loaded
+
+    out = []
+    for name, runs in by_variant(trials).items():
+        done = [t for t in runs if not t.get("failed")]
+        if len(done) < 2:
+            continue
+        predictor = load(run_dir, name, trial="all")
+        batch = int(done[0]["train_config"].get("eval_batch_size", 500))
+        evaluation = predictor.task.evaluate_logits(predictor.batch_logits(split.images, batch), split, cases)
+        summary = _summary(evaluation)
+        out.append(
+            {"variant": name, "trials": [t["trial"] for t in done], **evaluation.record, "eval": summary}
+        )
+        metric = predictor.task.main_metric
+        note = predictor.task.summary_note(summary)
+        log(
+            f"{name}, mean of {len(done)} trials' logits: {split_name} {metric} {summary[metric]['mean']:.4f}{note}"
+        )
+    return out
 
 
 def _evaluate_trial(run_dir: Path, rec: dict[str, Any], eval_data: Any, cases: list[str]) -> dict[str, Any]:

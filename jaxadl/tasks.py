@@ -95,8 +95,14 @@ class Task(abc.ABC):
         """A trained trial on the evaluation split (`cases`: the examples' names)."""
 
     @abc.abstractmethod
-    def table(self, trials: Sequence[dict[str, Any]], split: str) -> str:
-        """The run's results table (markdown): one row per trial, then one per variant."""
+    def evaluate_logits(self, logits: np.ndarray, split: Split, cases: list[str]) -> Evaluation:
+        """The split evaluated from logits made elsewhere (the mean of several trials' logits)."""
+
+    @abc.abstractmethod
+    def table(
+        self, trials: Sequence[dict[str, Any]], split: str, ensembles: Sequence[dict[str, Any]] = ()
+    ) -> str:
+        """The run's results table (markdown): one row per trial and per ensemble, then one per variant."""
 
     def to_record(self) -> dict[str, Any]:
         """The task as JSON for a run folder: its type and fields (see `from_record`)."""
@@ -169,8 +175,16 @@ class Classification(Task):
         """The evaluator's padded on-device evaluation of the split."""
         return Evaluation(evaluator.evaluate(state, split), {})
 
-    def table(self, trials: Sequence[dict[str, Any]], split: str) -> str:
-        """Table 1.4: variant, trial, accuracy on `split` (test, or val when there is no test set), mean ± std."""
+    def evaluate_logits(self, logits: np.ndarray, split: Split, cases: list[str]) -> Evaluation:
+        """Loss and accuracy of these logits on the split's labels."""
+        measured = self.metrics(jnp.asarray(logits), jnp.asarray(split.labels))
+        return Evaluation({k: np.asarray(v) for k, v in measured.items()}, {})
+
+    def table(
+        self, trials: Sequence[dict[str, Any]], split: str, ensembles: Sequence[dict[str, Any]] = ()
+    ) -> str:
+        """Table 1.4: variant, trial, accuracy on `split` (test, or val when there is no test set), mean ± std;
+        an ensemble (the mean of a variant's trials' logits) as one more row of its variant."""
         lines = [
             f"| variant | trial | {split} accuracy | best val accuracy | epochs run | selected epoch |",
             "|---|---|---|---|---|---|",
@@ -190,6 +204,9 @@ class Classification(Task):
                     f"| {name} | {t['trial']} | {acc * 100:.2f} % | {val_s} | {t['epochs_run']} "
                     f"| {t.get('best_epoch', '—')} |"
                 )
+            for e in _ensembles_of(ensembles, name):
+                acc = e["eval"]["accuracy"]["mean"] * 100
+                lines.append(f"| {name} | {_members(e)} | {acc:.2f} % | — | — | — |")
             mean = (
                 f"{np.mean(accs):.2f} ± {np.std(accs):.2f} %"
                 if len(accs) > 1
@@ -247,9 +264,12 @@ class Segmentation(Task):
 
     def evaluate(self, evaluator: Evaluator, state: TrainState, split: Split, cases: list[str]) -> Evaluation:
         """One forward pass for the metrics, the clean-up (`f1_post`) and the figure; per-image F1 named by case."""
+        return self.evaluate_logits(evaluator.predict(state, split.images), split, cases)
+
+    def evaluate_logits(self, logits: np.ndarray, split: Split, cases: list[str]) -> Evaluation:
+        """Per-image F1 of these logits, raw and after the clean-up, named by case."""
         from jaxadl.postprocess import clean_masks, f1_masks  # scipy, only where masks are cleaned
 
-        logits = evaluator.predict(state, split.images)
         measured = self.metrics(jnp.asarray(logits), jnp.asarray(split.labels))
         per_example = {k: np.asarray(v) for k, v in measured.items()}
         per_example["f1_post"] = f1_masks(clean_masks(logits > 0), split.labels)
@@ -284,9 +304,12 @@ class Segmentation(Task):
             f1=float(f1[worst]),
         )
 
-    def table(self, trials: Sequence[dict[str, Any]], split: str) -> str:
+    def table(
+        self, trials: Sequence[dict[str, Any]], split: str, ensembles: Sequence[dict[str, Any]] = ()
+    ) -> str:
         """Table 2.1: modification, trial, cases, mean / std / min per-image F1, the same after the host-side
-        clean-up ("—" where not recorded), and a per-variant summary."""
+        clean-up ("—" where not recorded), an ensemble's row (the mean of the variant's trials' logits), and
+        a per-variant summary of the trials."""
         lines = [
             f"| modification | trial | {split} cases | mean F1 | std F1 | min F1 "
             "| cleaned mean F1 | cleaned std F1 | cleaned min F1 | selected epoch |",
@@ -318,11 +341,27 @@ class Segmentation(Task):
                     f"| {name} | {t['trial']} | {f1['n']} | {f1['mean']:.4f} | {f1['std']:.4f} | {f1['min']:.4f} "
                     f"{cleaned} | {t.get('best_epoch', '—')} |"
                 )
+            for e in _ensembles_of(ensembles, name):
+                f1, post = e["eval"]["f1"], e["eval"]["f1_post"]
+                lines.append(
+                    f"| {name} | {_members(e)} | {f1['n']} | {f1['mean']:.4f} | {f1['std']:.4f} | {f1['min']:.4f} "
+                    f"| {post['mean']:.4f} | {post['std']:.4f} | {post['min']:.4f} | — |"
+                )
             summary.append(
                 f"| {name} | {len(means)} | {mean_std(means)} | {mean_std(mins)} "
                 f"| {mean_std(post_means)} | {mean_std(post_mins)} |"
             )
         return "\n".join(lines + summary)
+
+
+def _ensembles_of(ensembles: Sequence[dict[str, Any]], variant: str) -> list[dict[str, Any]]:
+    """The ensembles of one variant."""
+    return [e for e in ensembles if e["variant"] == variant]
+
+
+def _members(ensemble: dict[str, Any]) -> str:
+    """An ensemble's trial column: whose logits it averages."""
+    return f"mean of trials {', '.join(str(t) for t in ensemble['trials'])}"
 
 
 TASKS: dict[str, type[Task]] = {t.kind: t for t in (Classification, Segmentation)}

@@ -12,6 +12,7 @@ import pytest
 from experiments import cnn
 from jaxadl import Classification, OptimConfig, Segmentation, SignCNN, TrainConfig, Trainer, fit
 from jaxadl.checkpoint import Checkpointer, CheckpointError, restore_weights
+from jaxadl.experiment import ensembles
 from jaxadl.predict import load
 from tests.helpers import colour_squares
 
@@ -177,6 +178,21 @@ def test_predictor_of_all_trials_averages_their_logits(tmp_path):
         load(out, variant="bn", trial="all")
     with pytest.raises(ValueError, match="a trial number or 'all', got 'both'"):
         load(out, trial="both")
+    # the run reported the same average on its test split: a row of its own, beside the trials
+    test = synthetic_signs(0, 0, 43, seed=0).test
+    (row,) = ensembles(out, json.loads((out / "results.json").read_text())["trials"], test, [], log=print)
+    expected = np.mean(both.logits(test.images).argmax(-1) == test.labels)
+    assert row["variant"] == "baseline" and row["trials"] == [1, 2]
+    assert row["eval"]["accuracy"]["mean"] == pytest.approx(expected) and row["eval"]["accuracy"]["n"] == 43
+    (reported,) = json.loads((out / "results.json").read_text())["ensembles"]
+    acc = reported["eval"]["accuracy"]["mean"] * 100
+    assert (
+        reported["trials"] == [1, 2]
+        and f"| baseline | mean of trials 1, 2 | {acc:.2f} % |" in (out / "results.md").read_text()
+    )
+    assert cnn.main(["--eval-only", f"--from-run={out}"]) == 0  # re-evaluated: the same
+    (again,) = json.loads((out / "eval.json").read_text())["ensembles"]
+    assert again["eval"]["accuracy"]["mean"] == pytest.approx(reported["eval"]["accuracy"]["mean"])
 
 
 @pytest.mark.slow

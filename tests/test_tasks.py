@@ -1,5 +1,6 @@
 """Task types: recorded in a run folder and rebuilt from it, including records from before the types."""
 
+import numpy as np
 import pytest
 
 from jaxadl import Classification, Segmentation
@@ -32,3 +33,27 @@ def test_unknown_task_types_and_fields_are_errors():
         from_record({"type": "detection"})
     with pytest.raises(TypeError):
         from_record({"type": "segmentation", "num_classes": 2})
+
+
+def test_segmentation_from_given_logits_and_its_ensemble_row():
+    from jaxadl.data.base import Split
+    from jaxadl.experiment import _summary
+
+    masks = np.zeros((2, 8, 8, 1), np.uint8)
+    masks[:, 2:6, 1:4] = 1  # a 4x3 lung
+    masks[:, 2:6, 5:7] = 1  # and a 4x2 one
+    logits = np.where(masks > 0, 3.0, -3.0).astype(np.float32)
+    logits[0, 0, 0] = 3.0  # the first image has a stray pixel, which the clean-up removes
+    logits[1, 2:6, 5:7] = -3.0  # the second misses its smaller lung: F1 = 2*12/(12+20) = 0.75
+    split = Split(np.zeros((2, 8, 8, 1), np.uint8), masks)
+    evaluation = Segmentation().evaluate_logits(logits, split, ["a", "b"])
+    np.testing.assert_allclose(evaluation.per_example["f1"], [2 * 20 / (21 + 20), 0.75], rtol=1e-6)
+    np.testing.assert_allclose(evaluation.per_example["f1_post"], [1.0, 0.75], rtol=1e-6)
+    assert evaluation.record["per_image"]["cases"] == ["a", "b"]
+    ensemble = {"variant": "ELU", "trials": [1, 2], "eval": _summary(evaluation)}
+    trial = {"variant": "ELU", "trial": 1, "eval": _summary(evaluation), "best_epoch": 3}
+    table = Segmentation().table([trial], "val", [ensemble])
+    assert (
+        "| ELU | mean of trials 1, 2 | 2 | 0.8628 | 0.1128 | 0.7500 | 0.8750 | 0.1250 | 0.7500 | — |" in table
+    )
+    assert "| ELU | 1 | 0.8628 |" in table.split("\n\n")[1]  # the summary counts the trials, not the ensemble
