@@ -163,7 +163,7 @@ def run_experiment(
     cases = _case_names(data, eval_split, len(eval_data))
     together = []  # several processes would each restore every trial: there, --eval-only (one process) does it
     if keep and jax.process_count() == 1:
-        together = ensembles(folder.root, trials, eval_data, cases, eval_split, log)
+        together = ensembles(folder.root, trials, eval_data, cases, eval_split, log, figures=True)
     results = {
         "experiment": experiment,
         "dataset": data.name,
@@ -457,9 +457,12 @@ def ensembles(
     cases: list[str],
     split_name: str = "test",
     log: Callable[[str], None] = print,
+    *,
+    figures: bool = False,
 ) -> list[dict[str, Any]]:
     """For each variant with two or more finished trials: the mean of their logits on `split`, evaluated
-    like one trial (predict.load(run, variant, trial="all")). Averaging evens out seed-to-seed spread."""
+    like one trial (predict.load(run, variant, trial="all")). Averaging evens out seed-to-seed spread.
+    `figures`: also draw the task's example figure of each average (plots/<variant>_mean_of_trials_example)."""
     from jaxadl.predict import load  # PIL, only where saved trials are loaded
 
     out = []
@@ -471,9 +474,12 @@ def ensembles(
         batch = int(done[0]["train_config"].get("eval_batch_size", 500))
         evaluation = predictor.task.evaluate_logits(predictor.batch_logits(split.images, batch), split, cases)
         summary = _summary(evaluation)
-        out.append(
-            {"variant": name, "trials": [t["trial"] for t in done], **evaluation.record, "eval": summary}
-        )
+        members = [t["trial"] for t in done]
+        out.append({"variant": name, "trials": members, **evaluation.record, "eval": summary})
+        if figures:
+            title = f"{name}, mean of trials {', '.join(map(str, members))}"
+            plot = RunFolder(run_dir).ensemble_plot(name, "example")
+            predictor.task.example_figure(split, split_name, evaluation, title, plot)
         metric = predictor.task.main_metric
         note = predictor.task.summary_note(summary)
         log(

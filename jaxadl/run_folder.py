@@ -81,6 +81,10 @@ class RunFolder:
         """plots/<variant>_trialN_<kind>.png (kind: loss, history, example)."""
         return self.root / "plots" / f"{self.tag(variant, trial)}_{kind}.png"
 
+    def ensemble_plot(self, variant: str, kind: str) -> Path:
+        """plots/<variant>_mean_of_trials_<kind>.png: a figure of the mean of the variant's trials' logits."""
+        return self.root / "plots" / f"{slug(variant)}_mean_of_trials_{kind}.png"
+
     def trial_records(self) -> list[dict[str, Any]]:
         """Every finished trial's record, in file-name order ([] when there are none)."""
         if not self.trials_dir.is_dir():

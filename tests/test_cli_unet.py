@@ -233,3 +233,27 @@ def test_npz_dataset_draws_validation_and_names_the_cases(tmp_path, capsys):
     assert results["dataset_meta"]["val_from_train"] == {"fraction": 0.25, "seed": 0}
     assert not (out / "checkpoints").exists()  # --keep=0: no checkpoints
     assert "6 train / 2 val / 2 val" in stdout and "cleaned up:" in stdout
+
+
+def test_two_trials_report_and_draw_the_mean_of_their_logits(tmp_path, capsys):
+    from jaxadl.predict import load
+
+    out = tmp_path / "run"
+    argv = [*TINY, "--trials=2", "--batch-size=4", "--no-augment", "--keep=1", f"--out={out}"]
+    code, stdout, _ = _run(argv, capsys)
+    assert code == 0, stdout
+    results = json.loads((out / "results.json").read_text())
+    (row,) = results["ensembles"]
+    assert row["variant"] == "baseline" and row["trials"] == [1, 2]
+    # the row is the averaged predictor's per-image F1 on the same 3 test images, named by case
+    from jaxadl import metrics
+    from jaxadl.data.lungs import synthetic_lungs
+
+    test = synthetic_lungs(8, 2, 3, image_size=16, seed=0).test
+    logits = load(out, trial="all").batch_logits(test.images, 16)
+    expected = np.asarray(metrics.f1_per_image(logits, test.labels))
+    np.testing.assert_allclose(row["per_image"]["f1"], expected, atol=1e-5)
+    assert row["eval"]["f1"]["min"] == pytest.approx(expected.min(), abs=1e-5)
+    assert "| baseline | mean of trials 1, 2 | 3 |" in (out / "results.md").read_text()
+    assert (out / "plots" / "baseline_mean_of_trials_example.png").stat().st_size > 1000
+    assert "baseline, mean of 2 trials' logits: test f1" in stdout
