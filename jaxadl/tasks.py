@@ -290,16 +290,18 @@ class Segmentation(Task):
     def example_figure(
         self, split: Split, split_name: str, evaluation: Evaluation, title: str, path: Path
     ) -> Path | None:
-        """The hardest image (lowest F1): image, true mask, predicted mask, overlay."""
+        """The hardest image (lowest F1), titled with its case name: image, true mask, predicted mask, overlay."""
         from jaxadl import plots  # matplotlib, only where figures are drawn
 
         f1 = evaluation.per_example["f1"]
         worst = int(np.argmin(f1))
+        cases = evaluation.record.get("per_image", {}).get("cases") or []
+        named = f" ({cases[worst]})" if worst < len(cases) and str(cases[worst]) != str(worst) else ""
         return plots.segmentation(
             split.images[worst],
             split.labels[worst],
             evaluation.logits[worst] > 0,
-            f"{title}: hardest {split_name} image #{worst}",
+            f"{title}: hardest {split_name} image #{worst}{named}",
             path,
             f1=float(f1[worst]),
         )

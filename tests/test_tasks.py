@@ -57,3 +57,24 @@ def test_segmentation_from_given_logits_and_its_ensemble_row():
         "| ELU | mean of trials 1, 2 | 2 | 0.8628 | 0.1128 | 0.7500 | 0.8750 | 0.1250 | 0.7500 | — |" in table
     )
     assert "| ELU | 1 | 0.8628 |" in table.split("\n\n")[1]  # the summary counts the trials, not the ensemble
+
+
+def test_the_hardest_image_figure_names_its_case(tmp_path, monkeypatch):
+    from jaxadl import plots
+    from jaxadl.data.base import Split
+
+    masks = np.zeros((3, 8, 8, 1), np.uint8)
+    masks[:, 2:6, 2:6] = 1
+    logits = np.where(masks > 0, 3.0, -3.0).astype(np.float32)
+    logits[1, 2:6, 2:4] = -3.0  # the second image misses half its mask: the hardest
+    split = Split(np.zeros((3, 8, 8, 1), np.uint8), masks)
+    drawn = {}
+    monkeypatch.setattr(plots, "segmentation", lambda *a, **k: drawn.update(title=a[3], f1=k["f1"]))
+    seg = Segmentation()
+    seg.example_figure(
+        split, "val", seg.evaluate_logits(logits, split, ["c0", "JPCNN007", "c2"]), "t", tmp_path
+    )
+    assert drawn["title"] == "t: hardest val image #1 (JPCNN007)"
+    assert drawn["f1"] == pytest.approx(2 * 8 / (8 + 16))
+    seg.example_figure(split, "val", seg.evaluate_logits(logits, split, ["0", "1", "2"]), "t", tmp_path)
+    assert drawn["title"] == "t: hardest val image #1"  # cases without names: the index alone
