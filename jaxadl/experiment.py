@@ -29,7 +29,7 @@ from jaxadl.parallel import broadcast_text, is_main_process, make_mesh, on_main_
 from jaxadl.progress import format_seconds
 from jaxadl.report import by_variant
 from jaxadl.run_folder import RunFolder
-from jaxadl.tasks import Evaluation, Task, from_record
+from jaxadl.tasks import Evaluation, Task, ensemble_label, from_record
 from jaxadl.train import (
     DivergenceError,
     Evaluator,
@@ -474,10 +474,11 @@ def ensembles(
         batch = int(done[0]["train_config"].get("eval_batch_size", 500))
         evaluation = predictor.task.evaluate_logits(predictor.batch_logits(split.images, batch), split, cases)
         summary = _summary(evaluation)
-        members = [t["trial"] for t in done]
-        out.append({"variant": name, "trials": members, **evaluation.record, "eval": summary})
+        out.append(
+            {"variant": name, "trials": [t["trial"] for t in done], **evaluation.record, "eval": summary}
+        )
         if figures:
-            title = f"{name}, mean of trials {', '.join(map(str, members))}"
+            title = f"{name}, {ensemble_label(out[-1])}"
             plot = RunFolder(run_dir).ensemble_plot(name, "example")
             predictor.task.example_figure(split, split_name, evaluation, title, plot)
         metric = predictor.task.main_metric

@@ -206,7 +206,7 @@ class Classification(Task):
                 )
             for e in _ensembles_of(ensembles, name):
                 acc = e["eval"]["accuracy"]["mean"] * 100
-                lines.append(f"| {name} | {_members(e)} | {acc:.2f} % | — | — | — |")
+                lines.append(f"| {name} | {ensemble_label(e)} | {acc:.2f} % | — | — | — |")
             mean = (
                 f"{np.mean(accs):.2f} ± {np.std(accs):.2f} %"
                 if len(accs) > 1
@@ -346,7 +346,7 @@ class Segmentation(Task):
             for e in _ensembles_of(ensembles, name):
                 f1, post = e["eval"]["f1"], e["eval"]["f1_post"]
                 lines.append(
-                    f"| {name} | {_members(e)} | {f1['n']} | {f1['mean']:.4f} | {f1['std']:.4f} | {f1['min']:.4f} "
+                    f"| {name} | {ensemble_label(e)} | {f1['n']} | {f1['mean']:.4f} | {f1['std']:.4f} | {f1['min']:.4f} "
                     f"| {post['mean']:.4f} | {post['std']:.4f} | {post['min']:.4f} | — |"
                 )
             summary.append(
@@ -361,7 +361,7 @@ def _ensembles_of(ensembles: Sequence[dict[str, Any]], variant: str) -> list[dic
     return [e for e in ensembles if e["variant"] == variant]
 
 
-def _members(ensemble: dict[str, Any]) -> str:
+def ensemble_label(ensemble: dict[str, Any]) -> str:
     """An ensemble's trial column: whose logits it averages."""
     return f"mean of trials {', '.join(str(t) for t in ensemble['trials'])}"
 

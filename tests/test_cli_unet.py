@@ -245,7 +245,7 @@ def test_two_trials_report_and_draw_the_mean_of_their_logits(tmp_path, capsys):
     results = json.loads((out / "results.json").read_text())
     (row,) = results["ensembles"]
     assert row["variant"] == "baseline" and row["trials"] == [1, 2]
-    # the row is the averaged predictor's per-image F1 on the same 3 test images, named by case
+    # the row is the averaged predictor's per-image F1 on the same 3 test images
     from jaxadl import metrics
     from jaxadl.data.lungs import synthetic_lungs
 
