@@ -14,6 +14,7 @@ Examples:
   python -m experiments.unet --dataset=synthetic --image-size=64 --width=8 --epochs=5 --out=runs/quick
   python -m experiments.unet --grid --resume                                  # continue an interrupted grid
   python -m experiments.unet --eval-only --from-run=runs/unet                 # re-evaluate a finished run
+  python -m experiments.unet --dataset=folder:~/data/lungs --cv-folds=10 --cv-fold=3   # fold 3 of 10 validates
 
 JSRT is read from --data-dir, else $JAXADL_JSRT_DIR (the .IMG radiographs and the SCR GIF masks in
 'left lung' / 'right lung' folders, searched recursively); it is prepared once into --cache-dir.
@@ -112,7 +113,15 @@ class UNetConfig:
     ema: float = opt(0.0, "decay of the weight average that is evaluated (0 = off; not measured on JSRT)")
     tta: bool = opt(False, "evaluate on the mean of each image's and its four 1-pixel shifts' logits")
     seed: int = opt(0, "random seed of trial 1 (trial i uses seed + i - 1)")
-    split_seed: int = opt(0, "seed of the folder split and the synthetic images; --seed leaves them fixed")
+    split_seed: int = opt(
+        0,
+        "seed of the folder split, the cross-validation folds and the synthetic images; --seed leaves them fixed",
+    )
+    cv_folds: int = opt(
+        0,
+        "cross-validation: pool the train and val cases and cut them into N folds (0: off; the test split stays)",
+    )
+    cv_fold: int = opt(0, "cross-validation: the fold that validates, 0..N-1 (with --cv-folds)")
     out: str | None = opt(None, "run folder to write", shown="runs/unet-<date>-<time>, a new folder each run")
     resume: bool = opt(False, "continue the run in --out from its newest checkpoints (same options)")
     overwrite: bool = opt(False, "replace the run in --out")
@@ -149,6 +158,14 @@ class UNetConfig:
             raise ValueError("--synthetic-val and --synthetic-test are both 0: nothing to evaluate on")
         if self.dataset == "npz" and not self.data_dir:
             raise ValueError("--dataset=npz needs --data-dir=FILE.npz")
+        if self.cv_folds == 1 or self.cv_folds < 0:
+            raise ValueError(f"--cv-folds must be 0 (off) or >= 2, got {self.cv_folds}")
+        if self.cv_folds and not 0 <= self.cv_fold < self.cv_folds:
+            raise ValueError(
+                f"--cv-fold must be in 0..{self.cv_folds - 1} with --cv-folds={self.cv_folds}, got {self.cv_fold}"
+            )
+        if not self.cv_folds and self.cv_fold:
+            raise ValueError(f"--cv-fold={self.cv_fold} needs --cv-folds=N (cross-validation is off)")
         if self.eval_only and not self.from_run:
             raise ValueError("--eval-only needs --from-run=RUN_FOLDER")
         self.train_config(self.resolved(), has_val=True)  # checked before any data is read
@@ -194,7 +211,16 @@ class UNetConfig:
 
 
 def load_data(cfg: UNetConfig):
-    """The dataset named by the config (JSRT and folders are prepared once and cached)."""
+    """The dataset named by the config (JSRT and folders are prepared once and cached), with the validation
+    fold of --cv-folds when given."""
+    from jaxadl.data.base import cross_val_fold
+
+    data = _load_source(cfg)
+    return cross_val_fold(data, cfg.cv_folds, cfg.cv_fold, cfg.split_seed) if cfg.cv_folds else data
+
+
+def _load_source(cfg: UNetConfig):
+    """The dataset as its source splits it."""
     from jaxadl.data.base import DatasetError, hold_out_val
 
     kind, path = cfg.dataset_kind()

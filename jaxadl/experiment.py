@@ -260,6 +260,11 @@ def _variant_panels(
 def plan(variants: list[Variant], data: Dataset, eval_split: str, out: Path, devices: int) -> str:
     """What a run is about to do, printed before the first compile: variants, trials, epochs, steps."""
     lines = [f"plan: {sum(v.trials for v in variants)} trial(s) on {devices} device(s), writing {out}"]
+    if cv := data.meta.get("cross_validation"):
+        lines.append(
+            f"  validating on fold {cv['fold']} of {cv['folds']} (0..{cv['folds'] - 1}, seed {cv['seed']}) "
+            f"of the {len(data.train) + len(data.val)} train + val cases"
+        )
     for v in variants:
         c = v.train
         steps = 1 if c.full_batch else len(data.train) // c.batch_size

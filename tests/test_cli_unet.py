@@ -43,6 +43,9 @@ def _run(argv, capsys):
         (["--synthetic-val=0", "--synthetic-test=0"], "nothing to evaluate on"),
         (["--lr=0"], "--lr must be > 0"),
         (["--ema=1"], "--ema must be in [0, 1), got 1.0"),
+        (["--cv-folds=1"], "--cv-folds must be 0 (off) or >= 2, got 1"),
+        (["--cv-fold=2"], "--cv-fold=2 needs --cv-folds=N"),
+        (["--cv-folds=3", "--cv-fold=3"], "--cv-fold must be in 0..2 with --cv-folds=3, got 3"),
     ],
 )
 def test_usage_errors_exit_2_before_training(argv, message, capsys):
@@ -209,6 +212,31 @@ def test_seed_keeps_the_data_and_split_seed_draws_other_images():
     np.testing.assert_array_equal(a.val.images, b.val.images)
     c = unet.load_data(unet.UNetConfig(**small, split_seed=1))
     assert (c.val.images != a.val.images).any()
+
+
+def test_cv_folds_validate_each_case_once_and_keep_the_test_split():
+    small = dict(dataset="synthetic", image_size=32, synthetic_train=7, synthetic_val=2, synthetic_test=3)
+    plain = unet.load_data(unet.UNetConfig(**small))
+    pool = {x.tobytes() for x in (*plain.train.images, *plain.val.images)}
+    seen = []
+    for fold in range(3):
+        data = unet.load_data(unet.UNetConfig(**small, cv_folds=3, cv_fold=fold))
+        assert (len(data.train), len(data.val)) == (6, 3)
+        assert {x.tobytes() for x in (*data.train.images, *data.val.images)} == pool
+        np.testing.assert_array_equal(data.test.images, plain.test.images)
+        assert data.meta["cross_validation"] == {"folds": 3, "fold": fold, "seed": 0}
+        seen += [x.tobytes() for x in data.val.images]
+    assert len(seen) == 9 and set(seen) == pool
+
+
+def test_a_cv_fold_run_says_and_records_its_fold(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = [*TINY, "--cv-folds=4", "--cv-fold=1", "--batch-size=4", "--keep=0", f"--out={out}"]
+    code, stdout, _ = _run(argv, capsys)
+    assert code == 0
+    assert "validating on fold 1 of 4 (0..3, seed 0)" in stdout
+    results = json.loads((out / "results.json").read_text())
+    assert results["dataset_meta"]["cross_validation"] == {"folds": 4, "fold": 1, "seed": 0}
 
 
 @pytest.mark.slow

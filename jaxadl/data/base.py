@@ -77,3 +77,37 @@ def hold_out_val(data: Dataset, fraction: float, seed: int) -> Dataset:
         }
     meta["val_from_train"] = {"fraction": fraction, "seed": seed}
     return dataclasses.replace(data, train=pick(train_idx), val=pick(val_idx), meta=meta)
+
+
+def cross_val_fold(data: Dataset, folds: int, fold: int, seed: int) -> Dataset:
+    """`data` with its train and val cases pooled and cut into `folds` disjoint parts: part `fold` validates.
+
+    The pool is ordered by case name (meta["cases"]) when the cases are named, so the folds do not depend on
+    how the source split train from val; it is permuted with `seed` and cut into near-equal parts, so folds
+    0..folds-1 validate every case once. The test split is untouched.
+    """
+    pool = [s for s in (data.train, data.val) if s is not None]
+    images = np.concatenate([s.images for s in pool])
+    labels = np.concatenate([s.labels for s in pool])
+    if not 2 <= folds <= len(images):
+        raise DatasetError(
+            f"{data.name}: {len(images)} train + val cases cannot make {folds} folds (need 2..{len(images)})"
+        )
+    if not 0 <= fold < folds:
+        raise DatasetError(f"cross-validation fold must be in 0..{folds - 1}, got {fold}")
+    cases = data.meta.get("cases")
+    names = None
+    if isinstance(cases, dict):
+        named = [list(cases.get(k) or []) for k in ("train", "val") if getattr(data, k) is not None]
+        if [len(n) for n in named] == [len(s) for s in pool]:
+            names = [c for n in named for c in n]
+    order = np.argsort(names, kind="stable") if names else np.arange(len(images))
+    parts = np.array_split(np.random.default_rng(seed).permutation(len(order)), folds)  # positions in order
+    val_idx = order[np.sort(parts[fold])]  # each split in name order
+    train_idx = order[np.sort(np.concatenate([p for i, p in enumerate(parts) if i != fold]))]
+    pick = lambda idx: Split(images[idx], labels[idx])
+    meta = {k: v for k, v in data.meta.items() if k != "val_from_train"}
+    if names:
+        meta["cases"] = {**cases, "train": [names[i] for i in train_idx], "val": [names[i] for i in val_idx]}
+    meta["cross_validation"] = {"folds": folds, "fold": fold, "seed": seed}
+    return dataclasses.replace(data, train=pick(train_idx), val=pick(val_idx), meta=meta)
