@@ -163,7 +163,7 @@ def run_experiment(
     cases = _case_names(data, eval_split, len(eval_data))
     together = []  # several processes would each restore every trial: there, --eval-only (one process) does it
     if keep and jax.process_count() == 1:
-        together = ensembles(folder.root, trials, eval_data, cases, eval_split, log, figures=True)
+        together = ensembles(folder.root, trials, eval_data, cases, eval_split, log, figure="example")
     results = {
         "experiment": experiment,
         "dataset": data.name,
@@ -420,7 +420,8 @@ def _case_names(data: Dataset, split: str, n: int) -> list[str]:
 def evaluate_run(run_dir: str | Path, data: Dataset, *, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Re-evaluate every finished trial of a run folder on `data`'s test split (else val), without training.
 
-    Writes eval.json and eval.md into the run folder and returns the same dict.
+    Writes eval.json, eval.md and, where the task draws one, each trial's and average's example figure
+    (plots/*_eval_example.png, beside the training run's own) into the run folder; returns the same dict.
     """
     folder = RunFolder(run_dir)
     run_dir = folder.root
@@ -429,17 +430,21 @@ def evaluate_run(run_dir: str | Path, data: Dataset, *, log: Callable[[str], Non
     if not records:
         raise RunFolderError(f"{run_dir} holds no finished trials to evaluate (no trials/*.json)")
     cases = _case_names(data, split, len(eval_data))
-    trials = []
+    trials, drawn = [], False
     for rec in records:
         if rec.get("failed"):
             trials.append(rec)
             continue
-        trials.append(_evaluate_trial(run_dir, rec, eval_data, cases))
-        metric = from_record(rec["task"]).main_metric
+        record, task, evaluation = _evaluate_trial(run_dir, rec, eval_data, cases)
+        trials.append(record)
+        title = f"{rec['variant']}, trial {rec['trial']} (re-evaluated)"
+        path = folder.plot(rec["variant"], rec["trial"], "eval_example")
+        drawn |= task.example_figure(eval_data, split, evaluation, title, path) is not None
+        metric = task.main_metric
         log(
             f"{rec['variant']} trial {rec['trial']}: {split} {metric} {trials[-1]['eval'][metric]['mean']:.4f}"
         )
-    together = ensembles(run_dir, trials, eval_data, cases, split, log)
+    together = ensembles(run_dir, trials, eval_data, cases, split, log, figure="eval_example")
     table = from_record(records[0]["task"]).table(trials, split, together)
     results = {
         "run": str(run_dir),
@@ -451,7 +456,8 @@ def evaluate_run(run_dir: str | Path, data: Dataset, *, log: Callable[[str], Non
     _write_json(folder.eval_json, results)
     folder.eval_md.write_text(f"# re-evaluation of {run_dir} on {data.name} ({split})\n\n{table}\n")
     log("\n" + table)
-    log(f"\nwrote {folder.eval_json} and {folder.eval_md}")
+    figures = f", figures {folder.root / 'plots'}/*_eval_example.png" if drawn else ""
+    log(f"\nwrote {folder.eval_json} and {folder.eval_md}{figures}")
     return results
 
 
@@ -463,11 +469,11 @@ def ensembles(
     split_name: str = "test",
     log: Callable[[str], None] = print,
     *,
-    figures: bool = False,
+    figure: str | None = None,
 ) -> list[dict[str, Any]]:
     """For each variant with two or more finished trials: the mean of their logits on `split`, evaluated
     like one trial (predict.load(run, variant, trial="all")). Averaging evens out seed-to-seed spread.
-    `figures`: also draw the task's example figure of each average (plots/<variant>_mean_of_trials_example)."""
+    `figure`: also draw the task's example figure of each average, plots/<variant>_mean_of_trials_<figure>.png."""
     from jaxadl.predict import load  # PIL, only where saved trials are loaded
 
     out = []
@@ -482,9 +488,9 @@ def ensembles(
         out.append(
             {"variant": name, "trials": [t["trial"] for t in done], **evaluation.record, "eval": summary}
         )
-        if figures:
+        if figure:
             title = f"{name}, {ensemble_label(out[-1])}"
-            plot = RunFolder(run_dir).ensemble_plot(name, "example")
+            plot = RunFolder(run_dir).ensemble_plot(name, figure)
             predictor.task.example_figure(split, split_name, evaluation, title, plot)
         metric = predictor.task.main_metric
         note = predictor.task.summary_note(summary)
@@ -494,8 +500,11 @@ def ensembles(
     return out
 
 
-def _evaluate_trial(run_dir: Path, rec: dict[str, Any], eval_data: Any, cases: list[str]) -> dict[str, Any]:
-    """A finished trial's record with its saved weights evaluated again, by its task as the run evaluated it."""
+def _evaluate_trial(
+    run_dir: Path, rec: dict[str, Any], eval_data: Any, cases: list[str]
+) -> tuple[dict[str, Any], Task, Evaluation]:
+    """A finished trial's record with its saved weights evaluated again, by its task as the run evaluated it;
+    the task and the evaluation too, for its figure."""
     from jaxadl.predict import restore_trial  # PIL, only where a run is re-evaluated
 
     model, task, variables = restore_trial(run_dir, rec)
@@ -503,4 +512,4 @@ def _evaluate_trial(run_dir: Path, rec: dict[str, Any], eval_data: Any, cases: l
     evaluator = Evaluator(model, task, int(cfg.get("eval_batch_size", 500)), bool(cfg.get("tta")))
     state = evaluation_state(variables["params"], variables.get("batch_stats"))
     evaluation = task.evaluate(evaluator, state, eval_data, cases)
-    return {**rec, **evaluation.record, "eval": _summary(evaluation)}
+    return {**rec, **evaluation.record, "eval": _summary(evaluation)}, task, evaluation

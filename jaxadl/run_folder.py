@@ -4,7 +4,8 @@
 <root>/metrics.jsonl                    one line per epoch and trial
 <root>/trials/<variant>_trialN.json     one finished trial (its history, evaluation, checkpoints)
 <root>/checkpoints/<variant>_trialN/    orbax checkpoints of a trial (last N and best)
-<root>/plots/<variant>_trialN_<kind>.png
+<root>/plots/<variant>_trialN_<kind>.png, <variant>_mean_of_trials_<kind>.png (kind: loss, history, example;
+                                        eval_example after --eval-only)
 <root>/results.json, results.md, variants.png; eval.json, eval.md after --eval-only
 """
 

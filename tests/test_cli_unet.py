@@ -285,3 +285,10 @@ def test_two_trials_report_and_draw_the_mean_of_their_logits(tmp_path, capsys):
     assert "| baseline | mean of trials 1, 2 | 3 |" in (out / "results.md").read_text()
     assert (out / "plots" / "baseline_mean_of_trials_example.png").stat().st_size > 1000
     assert "baseline, mean of 2 trials' logits: test f1" in stdout
+    # --eval-only draws its own figures beside the run's, for each trial and the average
+    code, stdout, _ = _run(["--eval-only", f"--from-run={out}"], capsys)
+    assert code == 0 and "_eval_example.png" in stdout
+    again = json.loads((out / "eval.json").read_text())
+    np.testing.assert_allclose(again["ensembles"][0]["per_image"]["f1"], expected, atol=1e-5)
+    for name in ("trial1", "trial2", "mean_of_trials"):
+        assert (out / "plots" / f"baseline_{name}_eval_example.png").stat().st_size > 1000
