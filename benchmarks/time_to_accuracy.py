@@ -166,7 +166,9 @@ def run_jaxadl(variant, data, args: TimeToAccuracyConfig) -> tuple[dict[str, Any
     setup = time.perf_counter() - t0
     t0 = time.perf_counter()
     trainer.compile(state, x, y)
-    trainer.evaluate_padded = trainer.evaluate_padded.lower(*state.eval_variables(), val[0], val[1]).compile()
+    trainer.evaluator.evaluate_padded = trainer.evaluator.evaluate_padded.lower(
+        *state.eval_variables(), val[0], val[1]
+    ).compile()
     track = Tracker("jaxadl", args.target, setup, time.perf_counter() - t0)
     images = trainer.steps_per_epoch * variant.train.batch_size
     for _ in range(variant.train.epochs):

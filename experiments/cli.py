@@ -86,7 +86,7 @@ def main_guard(run: Callable[[], int], cls: type | None = None) -> int:
     an error about one of `cls`'s options names its flag."""
     from jaxadl.checkpoint import CheckpointError
     from jaxadl.data.base import DatasetError
-    from jaxadl.experiment import RunFolderError
+    from jaxadl.run_folder import RunFolderError
 
     try:
         return run()
@@ -140,8 +140,9 @@ def run_cli(experiment: str, cfg: Any, load_data: Callable, build_variants: Call
 
     def run() -> int:
         import jaxadl  # noqa: F401  (sets the fast XLA:CPU flags before JAX starts)
-        from jaxadl.experiment import evaluate_run, run_experiment
+        from jaxadl.experiment import run_experiment
         from jaxadl.parallel import broadcast_text, initialize_distributed, on_main_first
+        from jaxadl.saved_runs import evaluate_run
 
         several = initialize_distributed()
         if cfg.eval_only:

@@ -21,24 +21,16 @@ from typing import Any
 import flax.linen as nn
 import jax
 import numpy as np
+from jax.sharding import Mesh
 
-from jaxadl import plots
-from jaxadl.data.base import Dataset
-from jaxadl.metrics import summarize
+from jaxadl import plots, report
+from jaxadl.data.base import Dataset, Split
 from jaxadl.parallel import broadcast_text, is_main_process, make_mesh, on_main_first
 from jaxadl.progress import format_seconds
-from jaxadl.report import by_variant
-from jaxadl.run_folder import RunFolder
-from jaxadl.tasks import Evaluation, Task, ensemble_label, from_record
-from jaxadl.train import (
-    DivergenceError,
-    Evaluator,
-    TrainConfig,
-    Trainer,
-    check_batch_size,
-    evaluation_state,
-    fit,
-)
+from jaxadl.run_folder import RunFolder, RunFolderError, write_json
+from jaxadl.saved_runs import case_names, ensembles, eval_split, summary
+from jaxadl.tasks import Evaluation, Task
+from jaxadl.train import DivergenceError, FitResult, TrainConfig, Trainer, check_batch_size, evaluate, fit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,10 +42,6 @@ class Variant:
     task: Task
     train: TrainConfig
     trials: int = 1
-
-
-class RunFolderError(Exception):
-    """The output folder holds another experiment's run; the message names it."""
 
 
 def environment() -> dict[str, Any]:
@@ -118,11 +106,23 @@ def prepare_folder(
     return out
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    """Write JSON through a temporary file, so that a reader never sees half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
+@dataclasses.dataclass(frozen=True)
+class RunContext:
+    """What every trial of a run shares: the data and the split it is evaluated on, the folder, the options."""
+
+    data: Dataset
+    eval_split: str
+    eval_data: Split
+    folder: RunFolder
+    mesh: Mesh
+    log: Callable[[str], None] = print
+    resume: bool = False
+    keep: int = 2
+
+    @property
+    def cases(self) -> list[str]:
+        """The evaluated examples' names."""
+        return case_names(self.data, self.eval_split, len(self.eval_data))
 
 
 def run_experiment(
@@ -147,52 +147,41 @@ def run_experiment(
     for variant in variants:  # fail before any training when a batch does not fit the data or devices
         if not variant.train.full_batch:
             check_batch_size(variant.train.batch_size, len(data.train), mesh)
-    eval_split, eval_data = _eval_split(data)
-    folder = RunFolder(out)
+    split, eval_data = eval_split(data)
+    ctx = RunContext(data, split, eval_data, RunFolder(out), mesh, log, resume, keep)
+    folder = ctx.folder
 
     def start_folder() -> None:  # process 0 alone writes the run folder; all take part in checkpoints
         prepare_folder(folder.root, experiment, config, resume=resume, overwrite=overwrite)
         tasks = {v.name: v.task.to_record() for v in variants}  # what each variant's metrics mean
-        _write_json(folder.config, {"experiment": experiment, **config, "tasks": tasks})
+        write_json(folder.config, {"experiment": experiment, **config, "tasks": tasks})
         if not resume or not folder.metrics.exists():
             folder.metrics.write_text("")
 
     on_main_first(start_folder, others=False)
-    log(plan(variants, data, eval_split, folder.root, mesh.devices.size))
-    trials = _run_trials(variants, data, eval_split, eval_data, folder, log, resume, keep, mesh)
-    cases = _case_names(data, eval_split, len(eval_data))
+    log(plan(variants, data, split, folder.root, mesh.devices.size))
+    trials = _run_trials(ctx, variants)
     together = []  # several processes would each restore every trial: there, --eval-only (one process) does it
     if keep and jax.process_count() == 1:
-        together = ensembles(folder.root, trials, eval_data, cases, eval_split, log, figure="example")
+        together = ensembles(folder.root, trials, eval_data, ctx.cases, split, log=log, figure="example")
     results = {
         "experiment": experiment,
         "dataset": data.name,
         "dataset_meta": data.meta,
-        "eval_split": eval_split,
+        "eval_split": split,
         "devices": int(mesh.devices.size),  # the data-parallel mesh the run trained on (--devices)
         "trials": trials,
         "ensembles": together,
         "environment": environment(),
     }
     if is_main_process():
-        _write_results(experiment, data, variants, config, eval_split, eval_data, folder, results, log)
+        _write_results(ctx, variants, config.get("recipe"), results)
     return results
 
 
-def _eval_split(data: Dataset) -> tuple[str, Any]:
-    """The split a run is evaluated on: test, else val."""
-    if data.test is not None:
-        return "test", data.test
-    if data.val is None:
-        raise ValueError("the dataset has neither a test nor a validation split to evaluate on")
-    return "val", data.val
-
-
-def _run_trials(
-    variants, data, eval_split, eval_data, folder, log, resume, keep, mesh
-) -> list[dict[str, Any]]:
+def _run_trials(ctx: RunContext, variants: list[Variant]) -> list[dict[str, Any]]:
     """Every variant's trials in order: trained, or (resuming) taken from a finished trial's record."""
-    main = is_main_process()
+    main, data, log = is_main_process(), ctx.data, ctx.log
     total_trials, trial_seconds = sum(v.trials for v in variants), []
     trials: list[dict[str, Any]] = []
     for variant in variants:
@@ -202,41 +191,41 @@ def _run_trials(
             log(
                 f"== {variant.name} trial {trial} ({len(trials) + 1} of {total_trials} in this run{eta}): "
                 f"{len(data.train)} train / {len(data.val) if data.val is not None else 0} val / "
-                f"{len(eval_data)} {eval_split} =="
+                f"{len(ctx.eval_data)} {ctx.eval_split} =="
             )
-            done = folder.trial_record(variant.name, trial)
-            finished = broadcast_text(done.read_text() if main and resume and done.exists() else "")
+            done = ctx.folder.trial_record(variant.name, trial)
+            finished = broadcast_text(done.read_text() if main and ctx.resume and done.exists() else "")
             if finished:  # process 0's reading, so every process skips the same trials
                 log(f"   finished before; taken from {done}")
                 trials.append(json.loads(finished))
                 continue
-            cfg = dataclasses.replace(variant.train, seed=variant.train.seed + trial - 1)
-            record = _run_trial(
-                variant, cfg, trial, data, eval_split, eval_data, folder, log, resume, keep, mesh
-            )
+            record = _run_trial(ctx, variant, trial)
             if main:
                 done.parent.mkdir(exist_ok=True)
-                _write_json(done, record)
+                write_json(done, record)
             trials.append(record)
             if "train_seconds" in record:
                 trial_seconds.append(record["train_seconds"] + record["compile_seconds"])
     return trials
 
 
-def _write_results(experiment, data, variants, config, eval_split, eval_data, folder, results, log) -> None:
+def _write_results(
+    ctx: RunContext, variants: list[Variant], recipe: str | None, results: dict[str, Any]
+) -> None:
     """The variants figure, results.json and results.md (the first variant's task's table)."""
+    experiment, folder = results["experiment"], ctx.folder
     panels = _variant_panels(variants, results["trials"])
     if panels:
         plots.overlay(panels, f"{experiment}: variants", folder.variants_plot)
-    _write_json(folder.results_json, results)
-    table = variants[0].task.table(results["trials"], eval_split, results["ensembles"])
-    recipe = f"Recipe: {config['recipe']} (resolved values in config.json). " if config.get("recipe") else ""
+    write_json(folder.results_json, results)
+    table = report.table(variants[0].task, results["trials"], ctx.eval_split, results["ensembles"])
+    recipe = f"Recipe: {recipe} (resolved values in config.json). " if recipe else ""
     folder.results_md.write_text(
-        f"# {experiment} on {data.name}\n\n{recipe}Evaluated on the {eval_split} split "
-        f"({len(eval_data)} examples); the selected epoch is the one evaluated.\n\n{table}\n"
+        f"# {experiment} on {ctx.data.name}\n\n{recipe}Evaluated on the {ctx.eval_split} split "
+        f"({len(ctx.eval_data)} examples); the selected epoch is the one evaluated.\n\n{table}\n"
     )
-    log("\n" + table)
-    log(f"\nwrote {folder.root}/results.md, results.json, metrics.jsonl and plots")
+    ctx.log("\n" + table)
+    ctx.log(f"\nwrote {folder.root}/results.md, results.json, metrics.jsonl and plots")
 
 
 def _variant_panels(
@@ -305,12 +294,11 @@ def model_spec(model: nn.Module) -> dict[str, Any]:
     return {"class": type(model).__name__, **fields}
 
 
-def _run_trial(
-    variant, cfg, trial, data, eval_split, eval_data, folder, log, resume=False, keep=2, mesh=None
-) -> dict[str, Any]:
+def _run_trial(ctx: RunContext, variant: Variant, trial: int) -> dict[str, Any]:
     """Train one trial, evaluate it with its task, draw its figures; the trial's record."""
-    task = variant.task
-    trainer = Trainer(variant.model, task, cfg, len(data.train), mesh=mesh)
+    task, data, folder = variant.task, ctx.data, ctx.folder
+    cfg = dataclasses.replace(variant.train, seed=variant.train.seed + trial - 1)
+    trainer = Trainer(variant.model, task, cfg, len(data.train), mesh=ctx.mesh)
     checkpoints = folder.checkpoints(variant.name, trial)
 
     def on_epoch(rec: dict[str, float]) -> None:
@@ -339,61 +327,63 @@ def _run_trial(
             data.val,
             on_epoch=on_epoch,
             trainer=trainer,
-            checkpoint_dir=checkpoints if keep else None,
-            keep=keep,
-            resume=resume,
+            checkpoint_dir=checkpoints if ctx.keep else None,
+            keep=ctx.keep,
+            resume=ctx.resume,
             verbose=True,
-            log=log,
+            log=ctx.log,
         )
     except DivergenceError as e:
-        log(
+        ctx.log(
             f"  {variant.name} trial {trial} stopped: {e}; its last good checkpoint is kept; "
             "going on with the next trial"
         )
         record.update(failed=str(e), failed_step=e.step)
         return record
-    log(f"  compiled in {result.compile_seconds:.1f}s (not counted in epoch times)")
-    evaluation = task.evaluate(
-        trainer, result.state, eval_data, _case_names(data, eval_split, len(eval_data))
-    )
+    ctx.log(f"  compiled in {result.compile_seconds:.1f}s (not counted in epoch times)")
+    evaluation = evaluate(trainer.evaluator, result.state.eval_variables(), ctx.eval_data, ctx.cases)
     record.update(evaluation.record)
-    _report_trial(variant, cfg, trainer, result, eval_split, eval_data, record, evaluation, log, t0)
+    record.update(_trial_summary(task, result, evaluation, train_seconds=time.perf_counter() - t0))
+    _log_trial(ctx, trainer, record)
     if is_main_process():
-        _trial_figures(variant, trial, trainer, result, eval_split, eval_data, evaluation, folder)
+        _trial_figures(ctx, variant, trial, trainer, result, evaluation)
     return record
 
 
-def _summary(evaluation: Evaluation) -> dict[str, dict[str, float]]:
-    """Mean, std, min, max and count of each per-example metric: a trial's `eval`, in a run and re-evaluated."""
-    return {k: summarize(v) for k, v in evaluation.per_example.items()}
+def _trial_summary(
+    task: Task, result: FitResult, evaluation: Evaluation, train_seconds: float
+) -> dict[str, Any]:
+    """A trained trial's record fields: the evaluation's summary, the training history, the timings."""
+    val_key = f"val_{task.main_metric}"
+    return {
+        "eval": summary(evaluation),
+        "history": result.history,
+        "best_epoch": result.best_epoch,
+        "best_val": max((r[val_key] for r in result.history if val_key in r), default=None),
+        "epochs_run": len(result.history),
+        "compile_seconds": result.compile_seconds,
+        "train_seconds": train_seconds - result.compile_seconds,
+    }
 
 
-def _report_trial(variant, cfg, trainer, result, eval_split, eval_data, record, evaluation, log, t0) -> None:
-    """Add the evaluation's summary and the training history to the record; log the main metric."""
-    task, metric = variant.task, variant.task.main_metric
-    summary = _summary(evaluation)
-    val_key = f"val_{metric}"
-    best_val = max((r[val_key] for r in result.history if val_key in r), default=None)
-    record.update(
-        eval=summary,
-        history=result.history,
-        best_epoch=result.best_epoch,
-        best_val=best_val,
-        epochs_run=len(result.history),
-        compile_seconds=result.compile_seconds,
-        train_seconds=time.perf_counter() - t0 - result.compile_seconds,
+def _log_trial(ctx: RunContext, trainer: Trainer, record: dict[str, Any]) -> None:
+    """Log the trial's main metric, and a note when it is no better than chance."""
+    reporter, metric, evaluated = report.for_task(trainer.task), trainer.task.main_metric, record["eval"]
+    note = reporter.note(evaluated)
+    ctx.log(
+        f"  {ctx.eval_split} {metric}: {evaluated[metric]['mean']:.4f}{note}; selected epoch {record['best_epoch']}"
     )
-    note = task.summary_note(summary)
-    log(f"  {eval_split} {metric}: {summary[metric]['mean']:.4f}{note}; selected epoch {result.best_epoch}")
-    chance = task.chance_level(eval_data.labels)
-    note = _not_learned_note(cfg, trainer.steps_per_epoch, metric, summary[metric]["mean"], chance)
+    chance = reporter.chance_level(ctx.eval_data.labels)
+    note = _not_learned_note(trainer.cfg, trainer.steps_per_epoch, metric, evaluated[metric]["mean"], chance)
     if note:
-        log(note)
+        ctx.log(note)
 
 
-def _trial_figures(variant, trial, trainer, result, eval_split, eval_data, evaluation, folder) -> None:
+def _trial_figures(
+    ctx: RunContext, variant: Variant, trial: int, trainer: Trainer, result: FitResult, evaluation: Evaluation
+) -> None:
     """A trial's figures: training loss per step, train/val history, and the task's example."""
-    task, title = variant.task, f"{variant.name}, trial {trial}"
+    task, title, folder = variant.task, f"{variant.name}, trial {trial}", ctx.folder
     plots.loss_curve(
         result.step_losses,
         trainer.steps_per_epoch,
@@ -408,108 +398,5 @@ def _trial_figures(variant, trial, trainer, result, eval_split, eval_data, evalu
         loss_name=task.eval_loss_name,
         objective_name=task.objective_name,
     )
-    task.example_figure(eval_data, eval_split, evaluation, title, folder.plot(variant.name, trial, "example"))
-
-
-def _case_names(data: Dataset, split: str, n: int) -> list[str]:
-    """Names of the split's cases from the dataset's meta (file stems), else their indices."""
-    names = (data.meta.get("cases") or {}).get(split) if isinstance(data.meta, dict) else None
-    return [str(c) for c in names] if names is not None and len(names) == n else [str(i) for i in range(n)]
-
-
-def evaluate_run(run_dir: str | Path, data: Dataset, *, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Re-evaluate every finished trial of a run folder on `data`'s test split (else val), without training.
-
-    Writes eval.json, eval.md and, where the task draws one, each trial's and average's example figure
-    (plots/*_eval_example.png, beside the training run's own) into the run folder; returns the same dict.
-    """
-    folder = RunFolder(run_dir)
-    run_dir = folder.root
-    split, eval_data = _eval_split(data)
-    records = folder.trial_records()
-    if not records:
-        raise RunFolderError(f"{run_dir} holds no finished trials to evaluate (no trials/*.json)")
-    cases = _case_names(data, split, len(eval_data))
-    trials, drawn = [], False
-    for rec in records:
-        if rec.get("failed"):
-            trials.append(rec)
-            continue
-        record, task, evaluation = _evaluate_trial(run_dir, rec, eval_data, cases)
-        trials.append(record)
-        title = f"{rec['variant']}, trial {rec['trial']} (re-evaluated)"
-        path = folder.plot(rec["variant"], rec["trial"], "eval_example")
-        drawn |= task.example_figure(eval_data, split, evaluation, title, path) is not None
-        metric = task.main_metric
-        log(
-            f"{rec['variant']} trial {rec['trial']}: {split} {metric} {trials[-1]['eval'][metric]['mean']:.4f}"
-        )
-    together = ensembles(run_dir, trials, eval_data, cases, split, log, figure="eval_example")
-    table = from_record(records[0]["task"]).table(trials, split, together)
-    results = {
-        "run": str(run_dir),
-        "dataset": data.name,
-        "eval_split": split,
-        "trials": trials,
-        "ensembles": together,
-    }
-    _write_json(folder.eval_json, results)
-    folder.eval_md.write_text(f"# re-evaluation of {run_dir} on {data.name} ({split})\n\n{table}\n")
-    log("\n" + table)
-    figures = f", figures {folder.root / 'plots'}/*_eval_example.png" if drawn else ""
-    log(f"\nwrote {folder.eval_json} and {folder.eval_md}{figures}")
-    return results
-
-
-def ensembles(
-    run_dir: str | Path,
-    trials: list[dict[str, Any]],
-    split: Any,
-    cases: list[str],
-    split_name: str = "test",
-    log: Callable[[str], None] = print,
-    *,
-    figure: str | None = None,
-) -> list[dict[str, Any]]:
-    """For each variant with two or more finished trials: the mean of their logits on `split`, evaluated
-    like one trial (predict.load(run, variant, trial="all")). Averaging evens out seed-to-seed spread.
-    `figure`: also draw the task's example figure of each average, plots/<variant>_mean_of_trials_<figure>.png."""
-    from jaxadl.predict import load  # PIL, only where saved trials are loaded
-
-    out = []
-    for name, runs in by_variant(trials).items():
-        done = [t for t in runs if not t.get("failed")]
-        if len(done) < 2:
-            continue
-        predictor = load(run_dir, name, trial="all")
-        batch = int(done[0]["train_config"].get("eval_batch_size", 500))
-        evaluation = predictor.task.evaluate_logits(predictor.batch_logits(split.images, batch), split, cases)
-        summary = _summary(evaluation)
-        out.append(
-            {"variant": name, "trials": [t["trial"] for t in done], **evaluation.record, "eval": summary}
-        )
-        if figure:
-            title = f"{name}, {ensemble_label(out[-1])}"
-            plot = RunFolder(run_dir).ensemble_plot(name, figure)
-            predictor.task.example_figure(split, split_name, evaluation, title, plot)
-        metric = predictor.task.main_metric
-        note = predictor.task.summary_note(summary)
-        log(
-            f"{name}, mean of {len(done)} trials' logits: {split_name} {metric} {summary[metric]['mean']:.4f}{note}"
-        )
-    return out
-
-
-def _evaluate_trial(
-    run_dir: Path, rec: dict[str, Any], eval_data: Any, cases: list[str]
-) -> tuple[dict[str, Any], Task, Evaluation]:
-    """A finished trial's record with its saved weights evaluated again, by its task as the run evaluated it;
-    the task and the evaluation too, for its figure."""
-    from jaxadl.predict import restore_trial  # PIL, only where a run is re-evaluated
-
-    model, task, variables = restore_trial(run_dir, rec)
-    cfg = rec["train_config"]
-    evaluator = Evaluator(model, task, int(cfg.get("eval_batch_size", 500)), bool(cfg.get("tta")))
-    state = evaluation_state(variables["params"], variables.get("batch_stats"))
-    evaluation = task.evaluate(evaluator, state, eval_data, cases)
-    return {**rec, **evaluation.record, "eval": _summary(evaluation)}, task, evaluation
+    example = folder.plot(variant.name, trial, "example")
+    report.for_task(task).example_figure(ctx.eval_data, ctx.eval_split, evaluation, title, example)

@@ -12,10 +12,10 @@ import numpy as np
 from PIL import Image
 
 from jaxadl.checkpoint import restore_weights
-from jaxadl.inference import in_batches, predict_logits
 from jaxadl.models import SignCNN, UNet
 from jaxadl.postprocess import clean_masks
 from jaxadl.run_folder import RunFolder
+from jaxadl.step import StepSpec, eval_logits, in_batches
 from jaxadl.tasks import Task, from_record
 
 _MODELS = {model.__name__: model for model in (SignCNN, UNet)}  # model_spec's "class" -> the class
@@ -97,11 +97,10 @@ class Predictor:
     @functools.cached_property
     def _apply(self) -> Any:
         """Compiled once per predictor: uint8 batch -> logits."""
-        tta = bool(self.record.get("train_config", {}).get("tta"))
+        spec = StepSpec(self.model, self.task, tta=bool(self.record.get("train_config", {}).get("tta")))
 
         def apply(variables, x):
-            params, stats = variables["params"], variables.get("batch_stats", {})
-            return predict_logits(self.model, params, stats, self.task.inputs(x), tta)
+            return eval_logits(spec, variables["params"], variables.get("batch_stats", {}), x)
 
         return jax.jit(apply)
 

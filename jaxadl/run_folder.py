@@ -13,8 +13,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Any
+
+
+class RunFolderError(Exception):
+    """The output folder holds another experiment's run, or nothing to evaluate; the message names it."""
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON through a temporary file, so that a reader never sees half a file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)
 
 
 def slug(name: str) -> str:

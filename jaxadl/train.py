@@ -1,8 +1,7 @@
-"""One generic training loop for both tasks: explicit train state, jitted epochs, padded evaluation.
+"""One generic training loop for both tasks: how an epoch runs the step, `fit`, and `evaluate`.
 
-Data flow: arrays (uint8 numpy) -> device (put once) -> epoch (train_step over a permutation drawn on the
-device; full batch: one step, its gradient summed over chunks) -> history (per-epoch records on the host).
-Inference helpers (predict_logits, in_batches) live in jaxadl.inference and are re-exported here.
+Data flow: arrays (uint8 numpy) -> device (put once) -> epoch (jaxadl.step's train_step over a permutation
+drawn on the device; full batch: one step, its gradient summed over chunks) -> history (per-epoch records).
 """
 
 from __future__ import annotations
@@ -19,35 +18,17 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from flax import struct
 from jax.sharding import Mesh
 
-from jaxadl.augment import AugmentConfig, augment
+from jaxadl import step
+from jaxadl.augment import AugmentConfig
 from jaxadl.checkpoint import Checkpointer
 from jaxadl.data.base import Split
-from jaxadl.inference import batch_metrics, in_batches, model_variables, predict_logits
 from jaxadl.optim import OptimConfig, make_optimizer
-from jaxadl.parallel import batch_sharded, check_divisible, make_mesh, replicated
+from jaxadl.parallel import check_divisible, make_mesh, replicated
 from jaxadl.progress import StepProgress, format_epoch
-from jaxadl.tasks import Task
-
-
-class TrainState(struct.PyTreeNode):
-    """Everything that changes during training, as one pytree (checkpointable, donatable)."""
-
-    step: jnp.ndarray
-    params: Any
-    batch_stats: Any
-    opt_state: Any
-    rng: jnp.ndarray  # raw uint32[2] key: data order and augmentation derive from it and the step
-    ema: Any = None  # {"params", "batch_stats"} averaged over steps when TrainConfig.ema > 0, else None
-
-    def eval_variables(self) -> tuple[Any, Any]:
-        """(params, batch_stats) to evaluate with: the weight average when there is one."""
-        if self.ema is not None:
-            return self.ema["params"], self.ema["batch_stats"]
-        return self.params, self.batch_stats
+from jaxadl.step import StepSpec, TrainState, create_state, in_batches
+from jaxadl.tasks import Evaluation, Task
 
 
 class DivergenceError(RuntimeError):
@@ -101,26 +82,6 @@ class FitResult:
     best_epoch: int
 
 
-def create_state(
-    model: nn.Module, tx: optax.GradientTransformation, input_shape: tuple[int, ...], seed: int = 0
-) -> TrainState:
-    """Initialise parameters (and batch-norm statistics) for inputs of `input_shape` (one example)."""
-    init_key, rng = jax.random.split(jax.random.PRNGKey(seed))
-    # one program, compiled without optimisation on CPU (a U-Net's init compiles ~10x faster, same values)
-    init = jax.jit(lambda key, x: model.init(key, x, train=False))
-    x0 = jnp.zeros((1, *input_shape), jnp.float32)
-    opts = {"xla_backend_optimization_level": 0} if jax.default_backend() == "cpu" else None
-    variables = init.lower(init_key, x0).compile(compiler_options=opts)(init_key, x0)
-    params = variables["params"]
-    return TrainState(
-        step=jnp.zeros((), jnp.int32),
-        params=params,
-        batch_stats=variables.get("batch_stats", {}),
-        opt_state=tx.init(params),
-        rng=rng,
-    )
-
-
 def put(split: Split, pad_to: int = 1, sharding: Any = None) -> tuple[jax.Array, jax.Array, int]:
     """Copy a split to the device(s) once, padded with zeros to a multiple of `pad_to` examples."""
     n = len(split)
@@ -139,62 +100,54 @@ def check_batch_size(batch_size: int, num_train: int, mesh: Mesh) -> None:
         raise ValueError(f"batch_size {batch_size} is larger than the training set ({num_train} examples)")
 
 
-def evaluation_state(params: Any, batch_stats: Any) -> TrainState:
-    """A state holding only weights to evaluate (a saved run's), so that evaluation takes it as a trained one."""
-    return TrainState(
-        step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats or {}, opt_state=(), rng=None
-    )
-
-
 class Evaluator:
-    """Jitted evaluation of a model and task (metrics of a padded split, logits): training's and a saved run's."""
+    """Jitted evaluation of one step spec: per-example metrics of a padded split, logits of images.
 
-    def __init__(
-        self,
-        model: nn.Module,
-        task: Task,
-        eval_batch_size: int = 500,
-        tta: bool = False,
-        mesh: Mesh | None = None,
-    ):
-        self.model, self.task, self.eval_batch_size, self.tta = model, task, eval_batch_size, tta
-        self.mesh = mesh if mesh is not None else make_mesh()
-        self._replicated, self._sharded = replicated(self.mesh), batch_sharded(self.mesh)
-        n_dev = self.mesh.devices.size
-        self.eval_batch = math.ceil(eval_batch_size / n_dev) * n_dev
+    Methods take (params, batch_stats) to evaluate with: a trained state's `eval_variables()`, or a saved run's."""
+
+    def __init__(self, spec: StepSpec, batch_size: int = 500):
+        mesh = spec.mesh if spec.mesh is not None else make_mesh()
+        self.spec, self.batch_size = dataclasses.replace(spec, mesh=mesh), batch_size
+        self._replicated = replicated(mesh)
+        self.eval_batch = math.ceil(batch_size / mesh.devices.size) * mesh.devices.size
         # results replicated, so every process (also of a multi-host run) can read them back
-        evaluate = functools.partial(
-            batch_metrics, model, task, batch=self.eval_batch, tta=tta, shard=self.shard_batch
-        )
-        self.evaluate_padded = jax.jit(evaluate, out_shardings=self._replicated)
-        logits = lambda p, s, x: predict_logits(model, p, s, task.inputs(x), tta)
-        self._predict = jax.jit(logits, out_shardings=self._replicated)
+        metrics = functools.partial(step.eval_metrics, self.spec, batch=self.eval_batch)
+        self.evaluate_padded = jax.jit(metrics, out_shardings=self._replicated)
+        self._logits = jax.jit(functools.partial(step.eval_logits, self.spec), out_shardings=self._replicated)
 
-    def shard_batch(self, x: jnp.ndarray) -> jnp.ndarray:
-        """Split a batch over the mesh's devices (a no-op on one device)."""
-        return jax.lax.with_sharding_constraint(x, self._sharded)
-
-    def put_eval(self, split: Split) -> tuple[jax.Array, jax.Array, int]:
+    def put(self, split: Split) -> tuple[jax.Array, jax.Array, int]:
         """An evaluation split on the device(s), padded to whole evaluation batches."""
         return put(split, self.eval_batch, self._replicated)
 
-    def evaluate(
-        self, state: TrainState, data: Split | tuple[jax.Array, jax.Array, int]
-    ) -> dict[str, np.ndarray]:
+    def metrics(self, variables: tuple[Any, Any], data: Split | tuple) -> dict[str, np.ndarray]:
         """Per-example metrics (loss, accuracy or f1) over a whole split, padding removed."""
-        x, y, n = self.put_eval(data) if isinstance(data, Split) else data
-        out = self.evaluate_padded(*state.eval_variables(), x, y)
+        x, y, n = self.put(data) if isinstance(data, Split) else data
+        out = self.evaluate_padded(*variables, x, y)
         return {k: np.asarray(v)[:n] for k, v in out.items()}
 
-    def predict(self, state: TrainState, images: np.ndarray) -> np.ndarray:
-        """Logits for uint8 images [N, H, W, C], evaluated in batches of eval_batch_size."""
-        params, batch_stats = state.eval_variables()
+    def logits(self, variables: tuple[Any, Any], images: np.ndarray) -> np.ndarray:
+        """Logits for uint8 images [N, H, W, C], evaluated in batches of `batch_size`."""
         put_ = lambda x: jax.device_put(x, self._replicated)  # the same images in every process
-        return in_batches(lambda x: self._predict(params, batch_stats, put_(x)), images, self.eval_batch_size)
+        return in_batches(lambda x: self._logits(*variables, put_(x)), images, self.batch_size)
 
 
-class Trainer(Evaluator):
-    """Jitted train-epoch and evaluation functions for one model, task, config and training-set size."""
+def evaluate(
+    evaluator: Evaluator, variables: tuple[Any, Any], split: Split, cases: list[str] | None = None
+) -> Evaluation:
+    """A model on a split, as its task evaluates it: on the device from sums, or (a task that finishes on the
+    host, as segmentation's clean-up does) from the logits. `cases`: the examples' names."""
+    task = evaluator.spec.task
+    if task.finishes_on_host:
+        cases = cases if cases is not None else [str(i) for i in range(len(split))]
+        return task.evaluate_logits(evaluator.logits(variables, split.images), split, cases)
+    return Evaluation(evaluator.metrics(variables, split), {})
+
+
+class Trainer:
+    """One model, task, config and training-set size: its step spec, and how an epoch runs (chosen once).
+
+    The epoch is one scanned program where XLA runs a conv backward pass well inside a loop, else (on CPU:
+    jaxlib 0.10 runs it ~100x slower inside a while loop) a Python loop over jitted pieces: the same steps."""
 
     def __init__(
         self,
@@ -202,11 +155,13 @@ class Trainer(Evaluator):
         task: Task,
         cfg: TrainConfig,
         num_train: int,
+        *,
         scan: bool | None = None,
         mesh: Mesh | None = None,
     ):
-        super().__init__(model, task, cfg.eval_batch_size, cfg.tta, mesh)
         self.cfg, self.num_train = cfg, num_train
+        self.mesh = mesh if mesh is not None else make_mesh()
+        self._replicated = replicated(self.mesh)
         n_dev = self.mesh.devices.size
         if cfg.full_batch:  # chunk_size rounded up to the devices, at most the training set
             per_device = min(math.ceil(cfg.chunk_size / n_dev), num_train // n_dev)
@@ -216,12 +171,19 @@ class Trainer(Evaluator):
             self.chunk = cfg.batch_size
         self.steps_per_epoch = 1 if cfg.full_batch else num_train // cfg.batch_size
         self.tx = make_optimizer(cfg.optim, self.steps_per_epoch * cfg.epochs)
-        # XLA:CPU (jaxlib 0.10) runs a conv backward pass inside a while loop ~100x slower than outside one,
-        # so on CPU an epoch loops in Python over jitted pieces; elsewhere it is one program (lax.scan)
+        self.spec = StepSpec(model, task, self.tx, cfg.augment, cfg.ema, cfg.tta, self.mesh)
+        self.model, self.task = model, task
+        self.evaluator = Evaluator(self.spec, cfg.eval_batch_size)
+        self.train_step = functools.partial(step.train_step, self.spec)
         self.scan = scan if scan is not None else jax.default_backend() != "cpu"
-        self.train_epoch = jax.jit(self._epoch, donate_argnums=0) if self.scan else self._epoch
-        self._programs: dict[tuple[Callable, bool], Any] = {}  # the Python-looped epoch's jitted pieces
-        self._ahead = False  # True while compile() runs the looped epoch to compile its pieces
+        if self.scan:
+            self.train_epoch = jax.jit(self._scanned_epoch, donate_argnums=0)
+        else:  # the looped epoch's pieces, each jitted once; the state (or the sums) they carry is donated
+            jit = lambda fn, donate=0: jax.jit(fn, donate_argnums=donate, out_shardings=self._replicated)
+            self._order_program, self._step_program = jit(self._order, ()), jit(self._indexed_step)
+            self._zero_program, self._add_program = jit(self._zero_sums, ()), jit(self._add_chunk)
+            self._finish_program = jit(self._finish)
+            self.train_epoch = self._looped_epoch
         # called as on_step(done, total, loss) inside Python-looped epochs (progress); None: no host syncs
         self.on_step: Callable[[int, int, jax.Array], None] | None = None
 
@@ -233,160 +195,85 @@ class Trainer(Evaluator):
             state = state.replace(ema=jax.tree.map(jnp.copy, ema))  # own buffers: the state is donated
         return jax.device_put(state, self._replicated)
 
-    # -- one step: pure functions of the state and a batch -------------------------------------------------------
-    def _prepare(self, state: TrainState, images: jnp.ndarray, labels: jnp.ndarray, salt: jnp.ndarray):
-        """uint8 images -> the model's inputs, augmented with a key drawn from the seed and `salt`."""
-        images, labels = self.shard_batch(images), self.shard_batch(labels)
-        x = images.astype(jnp.float32) / 255.0
-        if self.cfg.augment is not None:
-            key = jax.random.fold_in(jax.random.fold_in(state.rng, 1), salt)
-            x, labels = augment(key, x, labels, self.cfg.augment)
-        return self.task.normalize(x), labels
-
-    def _loss_and_grads(self, state: TrainState, batch_stats: Any, x, y, weights, mask=None):
-        """Weighted loss, its gradient, the new batch statistics and the outputs (mask: rows batch norm counts)."""
-
-        def loss_fn(params):
-            extra = {} if mask is None else {"mask": mask}
-            out, updates = self.model.apply(
-                model_variables(params, batch_stats), x, train=True, mutable=["batch_stats"], **extra
-            )
-            per_example = self.task.loss(out, y)
-            return jnp.sum(per_example * weights), (updates.get("batch_stats", batch_stats), out)
-
-        (loss, (new_stats, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-        return loss, grads, new_stats, logits
-
-    def _apply_grads(self, state: TrainState, grads: Any, batch_stats: Any) -> TrainState:
-        """The optimizer's update, the new batch statistics, the step count and the weight average."""
-        updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        ema = state.ema
-        if self.cfg.ema:  # the decay ramps up over the first steps so early averages are not stuck at init
-            step = state.step.astype(jnp.float32)
-            decay = jnp.minimum(self.cfg.ema, (1.0 + step) / (10.0 + step))
-            new = {"params": params, "batch_stats": batch_stats}
-            ema = jax.tree.map(lambda e, p: e + (1.0 - decay) * (p - e), ema, new)
-        return state.replace(
-            step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state, ema=ema
-        )
-
-    def train_step(self, state: TrainState, images: jnp.ndarray, labels: jnp.ndarray):
-        """One optimizer step on one uint8 batch: (state, batch) -> (state, metrics). Pure."""
-        x, y = self._prepare(state, images, labels, state.step)
-        weights = jnp.full((x.shape[0],), 1.0 / x.shape[0])
-        loss, grads, stats, logits = self._loss_and_grads(state, state.batch_stats, x, y, weights)
-        # the loss as evaluated (no smoothing, no Dice) and the metric, on this training batch
-        measured = self.task.metrics(logits, y)
-        name = self.task.main_metric
-        metrics = {"loss": loss, "eval_loss": measured["loss"].mean(), name: measured[name].mean()}
-        return self._apply_grads(state, grads, stats), metrics
-
-    # -- mini-batch epoch: steps over an order drawn on the device -----------------------------------------------
+    # -- the step functions, bound to this trainer's spec --------------------------------------------------------
     def _order(self, state: TrainState) -> jnp.ndarray:
-        """This epoch's batches as rows of example indices, drawn on the device from the seed and epoch."""
-        epoch = state.step // self.steps_per_epoch
-        key = jax.random.fold_in(jax.random.fold_in(state.rng, 0), epoch)
-        order = jax.random.permutation(key, self.num_train)[: self.steps_per_epoch * self.cfg.batch_size]
-        return order.reshape(self.steps_per_epoch, self.cfg.batch_size)
+        return step.epoch_order(state, self.num_train, self.cfg.batch_size)
 
-    def _indexed_step(self, state: TrainState, idx: jnp.ndarray, images: jax.Array, labels: jax.Array):
+    def _indexed_step(self, state: TrainState, idx: jnp.ndarray, data: tuple):
         """train_step on the examples at `idx` (gathered on the device)."""
-        return self.train_step(state, images[idx], labels[idx])
+        return step.train_step(self.spec, state, data[0][idx], data[1][idx])
 
-    # -- full-batch epoch: one step, its gradient accumulated over chunks of the training set --------------------
     def _zero_sums(self, state: TrainState) -> dict[str, Any]:
-        """Empty sums of the gradient, batch statistics, loss and metrics of a full-batch step."""
-        zeros = lambda tree: jax.tree.map(jnp.zeros_like, tree)
-        sums = {"grads": zeros(state.params), "batch_stats": zeros(state.batch_stats), "loss": jnp.zeros(())}
-        return {**sums, "eval_loss": jnp.zeros(()), self.task.main_metric: jnp.zeros(())}
+        return step.zero_sums(self.spec, state)
 
-    def _add_chunk(self, sums, i, state: TrainState, images: jax.Array, labels: jax.Array):
-        """Add chunk i's share of the whole-set gradient (examples past num_train are padding, weight 0).
-
-        Batch norm normalises each chunk by its own statistics, padding left out; the running statistics
-        move once per step, by the chunks' statistics averaged with their shares of the training set.
-        """
-        chunks, name = images.shape[0] // self.chunk, self.task.main_metric
-        rows = lambda a: jax.lax.dynamic_slice_in_dim(a, i * self.chunk, self.chunk)
-        real = i * self.chunk + jnp.arange(self.chunk) < self.num_train
-        weights = real / self.num_train
-        x, y = self._prepare(state, rows(images), rows(labels), state.step * chunks + i)
-        mask = real if state.batch_stats else None
-        loss, grads, stats, logits = self._loss_and_grads(state, state.batch_stats, x, y, weights, mask)
-        share, measured = jnp.sum(weights), self.task.metrics(logits, y)
-        sums = {
-            "grads": jax.tree.map(jnp.add, sums["grads"], grads),
-            "batch_stats": jax.tree.map(lambda acc, new: acc + share * new, sums["batch_stats"], stats),
-            "loss": sums["loss"] + loss,
-            "eval_loss": sums["eval_loss"] + jnp.sum(measured["loss"] * weights),
-            name: sums[name] + jnp.sum(measured[name] * weights),
-        }
-        return sums, {"loss": sums["loss"]}
+    def _add_chunk(self, sums: dict[str, Any], i, state: TrainState, data: tuple):
+        return step.add_chunk(self.spec, step.Chunks(self.chunk, self.num_train), sums, i, state, data)
 
     def _finish(self, state: TrainState, sums: dict[str, Any]):
-        """The full-batch step: the summed gradient applied once; metrics shaped as those of a one-step epoch."""
-        metrics = {k: sums[k][None] for k in ("loss", "eval_loss", self.task.main_metric)}
-        return self._apply_grads(state, sums["grads"], sums["batch_stats"]), metrics
+        return step.finish_full_batch(self.spec, state, sums)
 
-    # -- the epoch, written once: scanned in one program or looped in Python ------------------------------------
-    def _program(self, fn: Callable, donate: bool, args: tuple):
-        """Run fn jitted once (donating its first argument if asked); ahead of time, only compile what donates."""
-        if (fn, donate) not in self._programs:
-            # outputs replicated, as the state is: zero sums then have the type a chunk's sums have (one compile)
-            donated = 0 if donate else ()
-            self._programs[fn, donate] = jax.jit(fn, donate_argnums=donated, out_shardings=self._replicated)
-        jitted = self._programs[fn, donate]
-        if self._ahead and donate:
-            jitted.lower(*args).compile()  # kept by jit for the calls to come
-            return None
-        return jitted(*args)
+    # -- the epoch: one scanned program, or a Python loop over the same steps ------------------------------------
+    def _scanned_epoch(self, state: TrainState, images: jax.Array, labels: jax.Array):
+        """One epoch as one program: mini-batch steps over a device-drawn order, or one full-batch step."""
+        data = (images, labels)
+        if not self.cfg.full_batch:
+            return jax.lax.scan(lambda s, idx: self._indexed_step(s, idx, data), state, self._order(state))
+        chunks = jnp.arange(images.shape[0] // self.chunk)
+        sums, _ = jax.lax.scan(
+            lambda s, i: self._add_chunk(s, i, state, data), self._zero_sums(state), chunks
+        )
+        return self._finish(state, sums)
 
-    def _call(self, fn: Callable, *args, donate: bool = False):
-        """fn inside the scanned epoch's program, or as its own jitted program in a Python-looped epoch."""
-        return fn(*args) if self.scan else self._program(fn, donate, args)
+    def _looped_epoch(self, state: TrainState, images: jax.Array, labels: jax.Array):
+        """The same epoch as a Python loop over jitted pieces; the data and the order stay on the device."""
+        data = (images, labels)
+        if not self.cfg.full_batch:
+            return self._loop(self._step_program, state, self._order_program(state), data)
+        chunks = jnp.arange(images.shape[0] // self.chunk)
+        sums, _ = self._loop(self._add_program, self._zero_program(state), chunks, state, data)
+        return self._finish_program(state, sums)
 
-    def _loop(self, body: Callable, carry, xs: jax.Array, *consts):
-        """carry, out = body(carry, x, *consts) for each row x of xs: the last carry and the stacked outs."""
-        if self.scan:
-            return jax.lax.scan(lambda c, x: body(c, x, *consts), carry, xs)
-        if self._ahead:  # compiling: the first row stands for all, the carry keeps its types
-            return carry, self._program(body, True, (carry, xs[0], *consts))
+    def _loop(self, program: Callable, carry, xs: jax.Array, *consts):
+        """carry, out = program(carry, x, *consts) for each row x of xs: the last carry and the stacked outs."""
         outs = []
-        for i in range(xs.shape[0]):  # the rows stay on the device: no host copies
-            carry, out = self._program(body, True, (carry, xs[i], *consts))
+        for i in range(xs.shape[0]):
+            carry, out = program(carry, xs[i], *consts)
             outs.append(out)
             if self.on_step is not None:  # progress shows finished steps, not dispatched ones
                 self.on_step(i + 1, xs.shape[0], out["loss"].block_until_ready())
         return carry, jax.tree.map(lambda *a: jnp.stack(a), *outs)
 
-    def _epoch(self, state: TrainState, images: jax.Array, labels: jax.Array):
-        """One epoch: mini-batch steps over a device-drawn order, or one full-batch step summed over chunks."""
-        if not self.cfg.full_batch:
-            order = self._call(self._order, state)
-            return self._loop(self._indexed_step, state, order, images, labels)
-        chunks = jnp.arange(images.shape[0] // self.chunk)
-        sums = self._call(self._zero_sums, state)
-        sums, _ = self._loop(self._add_chunk, sums, chunks, state, images, labels)
-        return self._call(self._finish, state, sums, donate=True)
-
     def compile(self, state: TrainState, images: jax.Array, labels: jax.Array) -> None:
-        """Compile the epoch's program(s) ahead of time for these shapes (jit keeps them): epochs time running."""
+        """Compile the epoch's program(s) ahead of time for these shapes (jit keeps them): epochs time running.
+
+        The looped epoch's inputs that its steps take (the order, the zero sums) are made for real, so each
+        program is compiled for exactly the inputs it will get."""
+        data = (images, labels)
         if self.scan:
             self.train_epoch.lower(state, images, labels).compile()
-            return
-        # the looped epoch walked once: steps compiled, not run; what they take (order, zero sums) made for real,
-        # so each program is compiled for exactly the inputs it will get
-        self._ahead = True
-        try:
-            self._epoch(state, images, labels)
-        finally:
-            self._ahead = False
+        elif not self.cfg.full_batch:
+            self._step_program.lower(state, self._order_program(state)[0], data).compile()
+        else:
+            sums = self._zero_program(state)
+            self._add_program.lower(sums, jnp.arange(1)[0], state, data).compile()
+            self._finish_program.lower(state, sums).compile()
 
-    # -- the training data on the device ----------------------------------------------------------------------------
+    # -- data on the device, evaluation -------------------------------------------------------------------------
     def put_train(self, split: Split) -> tuple[jax.Array, jax.Array, int]:
         """The training split on the device (padded to whole chunks for full-batch training)."""
         return put(split, self.chunk if self.cfg.full_batch else 1, self._replicated)
+
+    def put_eval(self, split: Split) -> tuple[jax.Array, jax.Array, int]:
+        """An evaluation split on the device(s), padded to whole evaluation batches."""
+        return self.evaluator.put(split)
+
+    def evaluate(self, state: TrainState, data: Split | tuple) -> dict[str, np.ndarray]:
+        """Per-example metrics of the trained state (its weight average, if any) over a whole split."""
+        return self.evaluator.metrics(state.eval_variables(), data)
+
+    def predict(self, state: TrainState, images: np.ndarray) -> np.ndarray:
+        """Logits of the trained state (its weight average, if any) for uint8 images [N, H, W, C]."""
+        return self.evaluator.logits(state.eval_variables(), images)
 
 
 # -- fit: check, resume, then per epoch train, validate, record and checkpoint --------------------------------------

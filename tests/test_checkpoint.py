@@ -12,8 +12,8 @@ import pytest
 from experiments import cnn
 from jaxadl import Classification, OptimConfig, Segmentation, SignCNN, TrainConfig, Trainer, fit
 from jaxadl.checkpoint import Checkpointer, CheckpointError, restore_weights
-from jaxadl.experiment import ensembles
 from jaxadl.predict import load
+from jaxadl.saved_runs import ensembles
 from tests.helpers import colour_squares
 
 TRAIN = colour_squares(160, seed=0)

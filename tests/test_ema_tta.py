@@ -55,8 +55,8 @@ def test_ema_follows_its_formula_and_is_what_gets_evaluated():
     jax.tree.map(
         lambda e, a: np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-7), expected, state.ema["params"]
     )
-    raw = trainer.evaluate_padded(state.params, state.batch_stats, *trainer.put_eval(VAL)[:2])
-    averaged = trainer.evaluate_padded(
+    raw = trainer.evaluator.evaluate_padded(state.params, state.batch_stats, *trainer.put_eval(VAL)[:2])
+    averaged = trainer.evaluator.evaluate_padded(
         state.ema["params"], state.ema["batch_stats"], *trainer.put_eval(VAL)[:2]
     )
     got = trainer.evaluate(state, VAL)

@@ -5,7 +5,7 @@ import io
 import numpy as np
 import pytest
 
-from jaxadl import Classification, OptimConfig, Segmentation, SignCNN, TrainConfig, Trainer, fit
+from jaxadl import Classification, OptimConfig, Segmentation, SignCNN, TrainConfig, Trainer, fit, report
 from jaxadl.progress import StepProgress, format_epoch, format_seconds
 from tests.helpers import colour_squares
 
@@ -68,8 +68,8 @@ def test_a_run_that_learned_nothing_says_so():
 
     masks = np.zeros((2, 4, 4, 1), np.uint8)
     masks[0, :2] = 1  # half the pixels: all-foreground F1 2p/(1+p) = 2/3
-    assert Segmentation().chance_level(masks) == pytest.approx((2 / 3 + 0.0) / 2)
-    assert Classification().chance_level(np.array([1, 1, 1, 2])) == 0.75
+    assert report.for_task(Segmentation()).chance_level(masks) == pytest.approx((2 / 3 + 0.0) / 2)
+    assert report.for_task(Classification()).chance_level(np.array([1, 1, 1, 2])) == 0.75
     cfg = TrainConfig(epochs=2, batch_size=4, optim=OptimConfig("adam", 1e-3, schedule="onecycle"))
     note = _not_learned_note(cfg, 28, "f1", 0.0, 1 / 3)
     assert "no better than chance (0.3333)" in note and "56 optimizer steps, 11 of them warming" in note

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from jaxadl import Classification, Segmentation
+from jaxadl import Classification, Segmentation, report
 from jaxadl.tasks import TASKS, from_record
 
 
@@ -37,7 +37,7 @@ def test_unknown_task_types_and_fields_are_errors():
 
 def test_segmentation_from_given_logits_and_its_ensemble_row():
     from jaxadl.data.base import Split
-    from jaxadl.experiment import _summary
+    from jaxadl.saved_runs import summary as _summary
 
     masks = np.zeros((2, 8, 8, 1), np.uint8)
     masks[:, 2:6, 1:4] = 1  # a 4x3 lung
@@ -52,7 +52,7 @@ def test_segmentation_from_given_logits_and_its_ensemble_row():
     assert evaluation.record["per_image"]["cases"] == ["a", "b"]
     ensemble = {"variant": "ELU", "trials": [1, 2], "eval": _summary(evaluation)}
     trial = {"variant": "ELU", "trial": 1, "eval": _summary(evaluation), "best_epoch": 3}
-    table = Segmentation().table([trial], "val", [ensemble])
+    table = report.table(Segmentation(), [trial], "val", [ensemble])
     assert (
         "| ELU | mean of trials 1, 2 | 2 | 0.8628 | 0.1128 | 0.7500 | 0.8750 | 0.1250 | 0.7500 | — |" in table
     )
@@ -71,10 +71,9 @@ def test_the_hardest_image_figure_names_its_case(tmp_path, monkeypatch):
     drawn = {}
     monkeypatch.setattr(plots, "segmentation", lambda *a, **k: drawn.update(title=a[3], f1=k["f1"]))
     seg = Segmentation()
-    seg.example_figure(
-        split, "val", seg.evaluate_logits(logits, split, ["c0", "JPCNN007", "c2"]), "t", tmp_path
-    )
+    figure = report.for_task(seg).example_figure
+    figure(split, "val", seg.evaluate_logits(logits, split, ["c0", "JPCNN007", "c2"]), "t", tmp_path)
     assert drawn["title"] == "t: hardest val image #1 (JPCNN007)"
     assert drawn["f1"] == pytest.approx(2 * 8 / (8 + 16))
-    seg.example_figure(split, "val", seg.evaluate_logits(logits, split, ["0", "1", "2"]), "t", tmp_path)
+    figure(split, "val", seg.evaluate_logits(logits, split, ["0", "1", "2"]), "t", tmp_path)
     assert drawn["title"] == "t: hardest val image #1"  # cases without names: the index alone
