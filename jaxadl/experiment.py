@@ -214,7 +214,7 @@ def _write_results(
 ) -> None:
     """The variants figure, results.json and results.md (the first variant's task's table)."""
     experiment, folder = results["experiment"], ctx.folder
-    panels = _variant_panels(variants, results["trials"])
+    panels = report.variant_panels([v.task for v in variants], results["trials"])
     if panels:
         plots.overlay(panels, f"{experiment}: variants", folder.variants_plot)
     write_json(folder.results_json, results)
@@ -226,24 +226,6 @@ def _write_results(
     )
     ctx.log("\n" + table)
     ctx.log(f"\nwrote {folder.root}/results.md, results.json, metrics.jsonl and plots")
-
-
-def _variant_panels(
-    variants: list[Variant], trials: list[dict[str, Any]]
-) -> dict[str, dict[str, list[np.ndarray]]]:
-    """The curves of the variants figure: training objective and validation metric per epoch, per trial."""
-    metric = variants[0].task.main_metric
-    objectives = {v.task.objective_name for v in variants}  # named on the axis when the variants share it
-    objective = f" ({objectives.pop()})" if len(objectives) == 1 else ""
-    panels: dict[str, dict[str, list[np.ndarray]]] = {
-        f"training objective{objective}, epoch mean": {},
-        f"val {metric}": {},
-    }
-    for t in trials:
-        for curves, key in zip(panels.values(), ("train_loss", f"val_{metric}"), strict=True):
-            rows = [r[key] for r in t.get("history", []) if key in r]
-            curves.setdefault(t["variant"], []).append(np.asarray(rows))
-    return {k: c for k, c in panels.items() if any(len(r) for runs in c.values() for r in runs)}
 
 
 def plan(variants: list[Variant], data: Dataset, eval_split: str, out: Path, devices: int) -> str:

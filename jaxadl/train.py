@@ -24,11 +24,12 @@ from jaxadl import step
 from jaxadl.augment import AugmentConfig
 from jaxadl.checkpoint import Checkpointer
 from jaxadl.data.base import Split
+from jaxadl.evaluator import Evaluator, evaluate, put  # noqa: F401  (evaluate: re-exported with fit)
 from jaxadl.optim import OptimConfig, make_optimizer
 from jaxadl.parallel import check_divisible, make_mesh, replicated
 from jaxadl.progress import StepProgress, format_epoch
-from jaxadl.step import StepSpec, TrainState, create_state, in_batches
-from jaxadl.tasks import Evaluation, Task
+from jaxadl.step import StepSpec, TrainState, create_state
+from jaxadl.tasks import Task
 
 
 class DivergenceError(RuntimeError):
@@ -82,65 +83,11 @@ class FitResult:
     best_epoch: int
 
 
-def put(split: Split, pad_to: int = 1, sharding: Any = None) -> tuple[jax.Array, jax.Array, int]:
-    """Copy a split to the device(s) once, padded with zeros to a multiple of `pad_to` examples."""
-    n = len(split)
-    total = math.ceil(n / pad_to) * pad_to
-    x, y = split.images, split.labels
-    if total != n:
-        x = np.concatenate([x, np.zeros((total - n, *x.shape[1:]), x.dtype)])
-        y = np.concatenate([y, np.zeros((total - n, *y.shape[1:]), y.dtype)])
-    return jax.device_put(x, sharding), jax.device_put(y, sharding), n
-
-
 def check_batch_size(batch_size: int, num_train: int, mesh: Mesh) -> None:
     """A mini-batch must split evenly over the devices and fit in the training set."""
     check_divisible(batch_size, mesh)
     if batch_size > num_train:
         raise ValueError(f"batch_size {batch_size} is larger than the training set ({num_train} examples)")
-
-
-class Evaluator:
-    """Jitted evaluation of one step spec: per-example metrics of a padded split, logits of images.
-
-    Methods take (params, batch_stats) to evaluate with: a trained state's `eval_variables()`, or a saved run's."""
-
-    def __init__(self, spec: StepSpec, batch_size: int = 500):
-        mesh = spec.mesh if spec.mesh is not None else make_mesh()
-        self.spec, self.batch_size = dataclasses.replace(spec, mesh=mesh), batch_size
-        self._replicated = replicated(mesh)
-        self.eval_batch = math.ceil(batch_size / mesh.devices.size) * mesh.devices.size
-        # results replicated, so every process (also of a multi-host run) can read them back
-        metrics = functools.partial(step.eval_metrics, self.spec, batch=self.eval_batch)
-        self.evaluate_padded = jax.jit(metrics, out_shardings=self._replicated)
-        self._logits = jax.jit(functools.partial(step.eval_logits, self.spec), out_shardings=self._replicated)
-
-    def put(self, split: Split) -> tuple[jax.Array, jax.Array, int]:
-        """An evaluation split on the device(s), padded to whole evaluation batches."""
-        return put(split, self.eval_batch, self._replicated)
-
-    def metrics(self, variables: tuple[Any, Any], data: Split | tuple) -> dict[str, np.ndarray]:
-        """Per-example metrics (loss, accuracy or f1) over a whole split, padding removed."""
-        x, y, n = self.put(data) if isinstance(data, Split) else data
-        out = self.evaluate_padded(*variables, x, y)
-        return {k: np.asarray(v)[:n] for k, v in out.items()}
-
-    def logits(self, variables: tuple[Any, Any], images: np.ndarray) -> np.ndarray:
-        """Logits for uint8 images [N, H, W, C], evaluated in batches of `batch_size`."""
-        put_ = lambda x: jax.device_put(x, self._replicated)  # the same images in every process
-        return in_batches(lambda x: self._logits(*variables, put_(x)), images, self.batch_size)
-
-
-def evaluate(
-    evaluator: Evaluator, variables: tuple[Any, Any], split: Split, cases: list[str] | None = None
-) -> Evaluation:
-    """A model on a split, as its task evaluates it: on the device from sums, or (a task that finishes on the
-    host, as segmentation's clean-up does) from the logits. `cases`: the examples' names."""
-    task = evaluator.spec.task
-    if task.finishes_on_host:
-        cases = cases if cases is not None else [str(i) for i in range(len(split))]
-        return task.evaluate_logits(evaluator.logits(variables, split.images), split, cases)
-    return Evaluation(evaluator.metrics(variables, split), {})
 
 
 class Trainer:
@@ -313,6 +260,7 @@ def _trainer_for(
 class _Run:
     """What fit has gathered so far (a checkpoint's metadata holds it): history, step losses, the best epoch."""
 
+    epochs: int  # the epochs fit runs to
     best_epoch: int
     history: list[dict[str, float]] = dataclasses.field(default_factory=list)
     step_losses: list[float] = dataclasses.field(default_factory=list)
@@ -329,9 +277,9 @@ def _resume(ckpt: Checkpointer | None, state: TrainState, cfg: TrainConfig) -> t
     """The newest checkpoint's state and run so far (its best state too for select='best'); else a fresh run."""
     restored = ckpt.restore_last(state) if ckpt is not None else None
     if restored is None:
-        return state, _Run(best_epoch=cfg.epochs)
+        return state, _Run(cfg.epochs, best_epoch=cfg.epochs)
     state, meta = restored
-    run = _Run(meta["best_epoch"], meta["history"], meta["step_losses"], meta["best_metric"])
+    run = _Run(cfg.epochs, meta["best_epoch"], meta["history"], meta["step_losses"], meta["best_metric"])
     if cfg.select == "best" and (restored_best := ckpt.restore_best(state)) is not None:
         run.best = restored_best[0]
     return state, run
@@ -376,16 +324,14 @@ def _validate(trainer: Trainer, state: TrainState, val: tuple | None, record: di
     return True
 
 
-def _fit_epoch(
-    trainer: Trainer, state: TrainState, data: tuple, val: tuple | None, epoch: int, epochs: int, run: _Run
-):
-    """Train and validate epoch `epoch` of `epochs`, noted in `run`: the new state, its record, whether best."""
+def _fit_epoch(trainer: Trainer, state: TrainState, data: tuple, val: tuple | None, epoch: int, run: _Run):
+    """Train and validate epoch `epoch` of `run.epochs`, noted in `run`: the new state, its record, whether best."""
     t = time.perf_counter()
     state, record, losses = _train_epoch(trainer, state, *data, epoch)
     run.step_losses.extend(losses)
     is_best = _validate(trainer, state, val, record, run)
     run.elapsed.append(time.perf_counter() - t)  # with evaluation: what the rest will take per epoch
-    record["eta_seconds"] = float(np.mean(run.elapsed[-3:])) * (epochs - epoch)
+    record["eta_seconds"] = float(np.mean(run.elapsed[-3:])) * (run.epochs - epoch)
     run.history.append(record)
     return state, record, is_best
 
@@ -436,7 +382,7 @@ def fit(
     for epoch in range(int(state.step) // trainer.steps_per_epoch + 1, cfg.epochs + 1):
         if progress is not None:
             progress.label = f"epoch {epoch}/{cfg.epochs}"
-        state, record, is_best = _fit_epoch(trainer, state, data, val_dev, epoch, cfg.epochs, run)
+        state, record, is_best = _fit_epoch(trainer, state, data, val_dev, epoch, run)
         if verbose:
             log(format_epoch(record, cfg.epochs, task.main_metric))
         if ckpt is not None:

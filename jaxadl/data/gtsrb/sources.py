@@ -206,9 +206,11 @@ def _parse_ints(files: SourceFiles, csv_path: str, line: int, row: dict[str, str
 
 
 def _record(
-    files: SourceFiles, csv_path: str, line: int, row: dict[str, str], image_rel: str, base: str, track: int
+    files: SourceFiles, at: tuple[str, int], row: dict[str, str], image_rel: str, base: str, track: int
 ) -> Record:
-    """One CSV row as a Record whose image file exists; DatasetError naming the line otherwise."""
+    """One CSV row (`at`: the CSV's path and the row's line) as a Record whose image file exists;
+    DatasetError naming the line otherwise."""
+    csv_path, line = at
     vals = _parse_ints(files, csv_path, line, row)
     target = f"{base}/{image_rel}" if base else image_rel
     found = files.lookup(target)
@@ -252,7 +254,7 @@ def _official_train(files: SourceFiles, csvs: list[re.Match]) -> tuple[list[Reco
             tm = _OFFICIAL_NAME_RE.match(os.path.basename(fname))
             named &= tm is not None
             track = int(tm.group(1)) if tm else -1
-            records.append(_record(files, csv_path, line, row, fname, m.group("dir"), track))
+            records.append(_record(files, (csv_path, line), row, fname, m.group("dir"), track))
     if not named:
         notes.append("some training file names lack TTTTT_FFFFF; tracks = 30 consecutive rows per class")
         return _group_rows(records), "rows30", notes
@@ -273,7 +275,7 @@ def _official_test(files: SourceFiles, paths: list[str]) -> tuple[list[Record] |
     # Prefer the ground truth next to the images, then the shortest path (top of the source dir).
     gt = sorted(gts, key=lambda p: (p.rpartition("/")[0] != img_dir, len(p), p))[0]
     rows = _read_csv(files, gt, _OFFICIAL_COLS)
-    recs = [_record(files, gt, line, row, row["Filename"].strip(), img_dir, -1) for line, row in rows]
+    recs = [_record(files, (gt, line), row, row["Filename"].strip(), img_dir, -1) for line, row in rows]
     return recs, []
 
 
@@ -288,7 +290,7 @@ def _repack(files: SourceFiles, csv_path: str, train: bool) -> tuple[list[Record
         tm = _REPACK_NAME_RE.match(os.path.basename(rel)) if train else None
         named &= tm is not None
         track = int(tm.group(2)) if tm else -1
-        records.append(_record(files, csv_path, line, row, rel, base, track))
+        records.append(_record(files, (csv_path, line), row, rel, base, track))
     return records, named
 
 

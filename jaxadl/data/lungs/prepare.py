@@ -80,8 +80,8 @@ def prepare_cases(
     *,
     root: Path,
     cases: Cases,
-    cache_dir: str | os.PathLike | None,
-    progress: bool,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = False,
     **meta: Any,
 ) -> Dataset:
     """Build (once) and read back the cached examples of `cases`, each split in its listed order.

@@ -28,9 +28,10 @@ def _box_blur(img: np.ndarray, radius: int) -> np.ndarray:
 
 
 def _ellipse(
-    x: np.ndarray, y: np.ndarray, cx: float, cy: float, ax: float, ay: float, angle: float
+    x: np.ndarray, y: np.ndarray, centre: tuple[float, float], axes: tuple[float, float], angle: float
 ) -> np.ndarray:
     """Normalised ellipse radius (<1 inside) on a coordinate grid."""
+    (cx, cy), (ax, ay) = centre, axes
     c, s = math.cos(angle), math.sin(angle)
     u, v = (x - cx) * c + (y - cy) * s, -(x - cx) * s + (y - cy) * c
     return np.sqrt((u / ax) ** 2 + (v / ay) ** 2)
@@ -41,7 +42,7 @@ def _synthetic_case(rng: np.random.Generator, x: np.ndarray, y: np.ndarray) -> t
     u = rng.uniform
     size = x.shape[0]
     # Body / thorax with soft edges, on a dark background with an intensity gradient.
-    body_r = _ellipse(x, y, u(-0.05, 0.05), u(0.0, 0.12), u(0.78, 0.95), u(0.95, 1.15), u(-0.08, 0.08))
+    body_r = _ellipse(x, y, (u(-0.05, 0.05), u(0.0, 0.12)), (u(0.78, 0.95), u(0.95, 1.15)), u(-0.08, 0.08))
     body = 1.0 / (1.0 + np.exp((body_r - 1.0) * u(12, 25)))
     img = u(0.02, 0.15) + body * u(0.5, 0.75)
     # Lungs: bean shapes from two ellipses each, the cardiac notch cut from the patient's left lung.
@@ -52,14 +53,15 @@ def _synthetic_case(rng: np.random.Generator, x: np.ndarray, y: np.ndarray) -> t
         cx = side * (sep + u(-0.04, 0.04))
         ax, ay = u(0.2, 0.29), u(0.45, 0.6)
         ang = side * u(0.05, 0.22) + tilt
-        lung = _ellipse(x, y, cx, top, ax, ay, ang) < 1.0
+        lung = _ellipse(x, y, (cx, top), (ax, ay), ang) < 1.0
         lung |= (
-            _ellipse(x, y, cx + side * u(0.0, 0.06), top + ay * 0.45, ax * u(1.0, 1.25), ay * 0.55, ang) < 1.0
+            _ellipse(x, y, (cx + side * u(0.0, 0.06), top + ay * 0.45), (ax * u(1.0, 1.25), ay * 0.55), ang)
+            < 1.0
         )
         lung &= y > top - ay * u(0.8, 0.95)  # flatter apex
         if side > 0:  # image right = patient's left: the heart indents the medial lower part
             notch = _ellipse(
-                x, y, u(0.02, 0.12), top + ay * u(0.35, 0.6), u(0.2, 0.3), u(0.22, 0.32), u(-0.4, 0.4)
+                x, y, (u(0.02, 0.12), top + ay * u(0.35, 0.6)), (u(0.2, 0.3), u(0.22, 0.32)), u(-0.4, 0.4)
             )
             lung &= notch > 1.0
         lungs |= lung
@@ -67,7 +69,9 @@ def _synthetic_case(rng: np.random.Generator, x: np.ndarray, y: np.ndarray) -> t
     soft_lungs = _box_blur(lungs.astype(np.float32), max(1, size // 96))
     img = img * (1.0 - lung_depth * soft_lungs)
     # Mediastinum / heart: a bright blob between the lungs.
-    heart = _ellipse(x, y, u(0.0, 0.12), top + u(0.3, 0.45), u(0.22, 0.3), u(0.25, 0.35), u(-0.3, 0.3)) < 1.0
+    heart = (
+        _ellipse(x, y, (u(0.0, 0.12), top + u(0.3, 0.45)), (u(0.22, 0.3), u(0.25, 0.35)), u(-0.3, 0.3)) < 1.0
+    )
     img = img + heart * (~lungs) * u(0.05, 0.15)
     # Ribs: curved stripes across the thorax, visible over the lungs too.
     freq, phase, curve = u(11, 16), u(0, 2 * math.pi), u(0.4, 0.9)
@@ -75,10 +79,12 @@ def _synthetic_case(rng: np.random.Generator, x: np.ndarray, y: np.ndarray) -> t
     img = img + ribs * body * u(0.04, 0.12) * (np.abs(x) > u(0.05, 0.12))
     # Distractors outside the lungs: dark blobs (gastric bubble, clothing) and bright markers.
     for _ in range(int(rng.integers(1, 4))):
-        blob = _ellipse(x, y, u(-0.9, 0.9), u(-0.9, 0.95), u(0.05, 0.18), u(0.04, 0.14), u(0, math.pi)) < 1.0
+        blob = (
+            _ellipse(x, y, (u(-0.9, 0.9), u(-0.9, 0.95)), (u(0.05, 0.18), u(0.04, 0.14)), u(0, math.pi)) < 1.0
+        )
         img = np.where(blob & ~lungs, img * u(0.3, 0.6), img)
     if u() < 0.5:
-        mark = _ellipse(x, y, u(-0.9, 0.9), u(-0.95, -0.6), u(0.03, 0.08), u(0.03, 0.08), 0.0) < 1.0
+        mark = _ellipse(x, y, (u(-0.9, 0.9), u(-0.95, -0.6)), (u(0.03, 0.08), u(0.03, 0.08)), 0.0) < 1.0
         img = np.where(mark, u(0.85, 1.0), img)
     # Global gradient, blur, gamma / contrast / brightness, noise.
     gx, gy = u(-0.15, 0.15), u(-0.15, 0.15)
