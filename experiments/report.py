@@ -182,8 +182,6 @@ def profile_note(profile_name: str) -> str:
 
 def run(cfg: ReportConfig, argv: Sequence[str]) -> int:
     """Train the grids (or reuse them) and write the report."""
-    from jaxadl import document
-
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -194,6 +192,8 @@ def run(cfg: ReportConfig, argv: Sequence[str]) -> int:
     if cfg.only in ("both", "unet"):
         data["unet"], runs["unet"] = _train_grid("unet", unet, cfg.unet_config(), out, profile)
     command = "python -m experiments.report " + " ".join(argv)
+    from jaxadl import document  # matplotlib and the predictors, only once the grids are trained
+
     md, html = document.build(
         out,
         runs,
