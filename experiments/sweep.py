@@ -82,7 +82,7 @@ def _metric_keys(run: RunFolder) -> dict[str, str]:
     tasks = json.loads(run.config.read_text()).get("tasks", {}) if run.config.exists() else {}
     for t in run.trial_records():  # a run folder from before config.json recorded its tasks
         tasks.setdefault(t["variant"], t["task"])
-    return {variant: f"val_{from_record(task).main_metric}" for variant, task in tasks.items()}
+    return {variant: from_record(task).key("val") for variant, task in tasks.items()}
 
 
 def summarize_run(folder: Path) -> list[dict[str, Any]]:

@@ -336,7 +336,7 @@ def _trial_summary(
     task: Task, result: FitResult, evaluation: Evaluation, train_seconds: float
 ) -> dict[str, Any]:
     """A trained trial's record fields: the evaluation's summary, the training history, the timings."""
-    val_key = f"val_{task.main_metric}"
+    val_key = task.key("val")
     return {
         "eval": summary(evaluation),
         "history": result.history,

@@ -177,7 +177,7 @@ def variant_panels(
     tasks: Sequence[Task], trials: Sequence[dict[str, Any]]
 ) -> dict[str, dict[str, list[np.ndarray]]]:
     """The curves of the variants figure: training objective and validation metric per epoch, per trial."""
-    metric = tasks[0].main_metric
+    metric, val_key = tasks[0].main_metric, tasks[0].key("val")
     objectives = {t.objective_name for t in tasks}  # named on the axis when the variants share it
     objective = f" ({objectives.pop()})" if len(objectives) == 1 else ""
     panels: dict[str, dict[str, list[np.ndarray]]] = {
@@ -185,7 +185,7 @@ def variant_panels(
         f"val {metric}": {},
     }
     for t in trials:
-        for curves, key in zip(panels.values(), ("train_loss", f"val_{metric}"), strict=True):
+        for curves, key in zip(panels.values(), ("train_loss", val_key), strict=True):
             rows = [r[key] for r in t.get("history", []) if key in r]
             curves.setdefault(t["variant"], []).append(np.asarray(rows))
     return {k: c for k, c in panels.items() if any(len(r) for runs in c.values() for r in runs)}

@@ -86,6 +86,10 @@ class Task(abc.ABC):
     def evaluate_logits(self, logits: np.ndarray, split: Split, cases: list[str]) -> Evaluation:
         """The split evaluated from logits made elsewhere (the mean of several trials' logits)."""
 
+    def key(self, split: str) -> str:
+        """The name of the main metric on a split in an epoch record: "val_accuracy", "train_f1"."""
+        return f"{split}_{self.main_metric}"
+
     def to_record(self) -> dict[str, Any]:
         """The task as JSON for a run folder: its type and fields (see `from_record`)."""
         return {"type": self.kind, **dataclasses.asdict(self)}

@@ -301,7 +301,7 @@ def _train_epoch(trainer: Trainer, state: TrainState, x: jax.Array, y: jax.Array
         "epoch": epoch,
         "train_loss": float(losses.mean()),  # the objective: with label smoothing or Dice, augmented
         "train_eval_loss": float(np.mean(metrics["eval_loss"])),  # the loss defined as val_loss is
-        f"train_{name}": float(np.mean(metrics[name])),
+        trainer.task.key("train"): float(np.mean(metrics[name])),
         "seconds": seconds,
         "images_per_s": images / seconds,
     }
@@ -312,13 +312,12 @@ def _validate(trainer: Trainer, state: TrainState, val: tuple | None, record: di
     """Add the validation loss and metric to `record`; True (and the state kept) if this epoch is the best."""
     if val is None:
         return False
-    name = trainer.task.main_metric
-    measured = trainer.evaluate(state, val)
+    measured, task = trainer.evaluate(state, val), trainer.task
     record["val_loss"] = float(measured["loss"].mean())
-    record[f"val_{name}"] = float(measured[name].mean())
-    if not record[f"val_{name}"] > run.best_metric:
+    record[task.key("val")] = value = float(measured[task.main_metric].mean())
+    if not value > run.best_metric:
         return False
-    run.best_metric, run.best_epoch = record[f"val_{name}"], record["epoch"]
+    run.best_metric, run.best_epoch = value, record["epoch"]
     if trainer.cfg.select == "best":
         run.best = jax.tree.map(jnp.copy, state)
     return True
