@@ -104,7 +104,10 @@ def saved_config(cls: type[C], cfg: Any, experiment: str) -> C:
 
     from jaxadl.run_folder import RunFolder
 
-    path = RunFolder(cfg.from_run).config
+    folder = RunFolder(cfg.from_run)
+    if folder.root.is_file():
+        raise ValueError(f"--from-run {folder.root} is a file, not a run folder; pass the folder a run wrote")
+    path = folder.config
     try:
         saved = json.loads(path.read_text())
     except (OSError, ValueError) as e:
@@ -140,7 +143,7 @@ def run_cli(experiment: str, cfg: Any, load_data: Callable, build_variants: Call
 
     def run() -> int:
         import jaxadl  # noqa: F401  (sets the fast XLA:CPU flags before JAX starts)
-        from jaxadl.experiment import run_experiment
+        from jaxadl.experiment import check_out_folder, run_experiment
         from jaxadl.parallel import broadcast_text, initialize_distributed, on_main_first
         from jaxadl.saved_runs import evaluate_run
 
@@ -152,6 +155,8 @@ def run_cli(experiment: str, cfg: Any, load_data: Callable, build_variants: Call
             return 0
         if cfg.resume and not cfg.out:
             raise ValueError("--resume needs --out=RUN_FOLDER (the run to continue)")
+        if cfg.out:  # before the data is read, which may take minutes
+            check_out_folder(cfg.out)
         # process 0 prepares a dataset cache before the others read it, and names the run folder for all
         data = on_main_first(lambda: load_data(cfg))
         variants = build_variants(cfg, data)

@@ -8,6 +8,9 @@ complete, so an interrupted save never looks like a checkpoint.
 
 from __future__ import annotations
 
+import contextlib
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,39 @@ import orbax.checkpoint as ocp
 
 class CheckpointError(Exception):
     """A checkpoint that cannot be restored (truncated, or from another model config); names the folder."""
+
+
+class DamagedCheckpointError(CheckpointError):
+    """A checkpoint whose files cannot be read back (truncated or partly written); names it."""
+
+
+def _reason(e: BaseException) -> str:
+    """An orbax error in one short line: its first line without TensorStore's spec (a page of JSON)."""
+    first = (str(e).splitlines() or [""])[0].split(" [tensorstore_spec=")[0]
+    return f"{type(e).__name__}: {first[:200]}{'...' if len(first) > 200 else ''}"
+
+
+@contextlib.contextmanager
+def _quiet_closed_loop() -> Iterator[None]:
+    """Drop the "Event loop is closed" reports of a failed restore.
+
+    When one read of a damaged checkpoint fails, orbax closes its event loop while TensorStore's other
+    reads are still in flight; each then reports RuntimeError("Event loop is closed") to
+    sys.unraisablehook, a traceback on stderr, some after the restore has failed. The filter stays after a
+    failure for those; other reports go to the previous hook.
+    """
+    previous = sys.unraisablehook
+
+    def hook(report: Any) -> None:
+        if not (
+            isinstance(report.exc_value, RuntimeError) and str(report.exc_value) == "Event loop is closed"
+        ):
+            previous(report)
+
+    sys.unraisablehook = hook
+    yield  # an exception here leaves the filter in place
+    if sys.unraisablehook is hook:
+        sys.unraisablehook = previous
 
 
 class Checkpointer:
@@ -48,11 +84,12 @@ class Checkpointer:
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
         args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
         try:
-            restored = manager.restore(step, args=args)
+            with _quiet_closed_loop():
+                restored = manager.restore(step, args=args)
         except Exception as e:  # orbax raises many types for truncated or mismatched trees
             raise CheckpointError(
-                f"cannot restore the checkpoint in {manager.directory}/{step}: {type(e).__name__}: "
-                f"{str(e).splitlines()[0] if str(e) else ''} (is it from another model config, or truncated?)"
+                f"cannot restore the checkpoint in {manager.directory}/{step}: {_reason(e)} "
+                "(is it from another model config, or truncated?)"
             ) from e
         return restored.state, restored.meta
 
@@ -79,9 +116,13 @@ def restore_weights(directory: str | Path) -> dict[str, Any]:
         if step is None:
             raise CheckpointError(f"no checkpoint in {directory}")
         try:
-            restored = mgr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-        except Exception as e:  # orbax raises many types for truncated trees
-            raise CheckpointError(f"cannot restore {directory}/{step}: {type(e).__name__}: {e}") from e
+            with _quiet_closed_loop():
+                restored = mgr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+        except Exception as e:  # orbax raises many types for truncated trees; e keeps their detail
+            raise DamagedCheckpointError(
+                f"cannot restore the checkpoint {directory}/{step}: it is damaged (truncated or partly "
+                f"written; orbax raised {type(e).__name__})"
+            ) from e
     finally:
         mgr.close()
     return restored.state

@@ -68,11 +68,21 @@ def environment() -> dict[str, Any]:
 _RUN_ONLY_KEYS = ("resume", "overwrite", "out", "eval_only", "from_run")
 
 
+def check_out_folder(out: str | Path) -> None:
+    """RunFolderError when `out`, or a folder above it, is a file: no run folder can be made there."""
+    out = Path(out)
+    blocker = next((p for p in (out, *out.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        what = f"--out {out}" if blocker == out else f"--out {out}: {blocker}"
+        raise RunFolderError(f"{what} is a file, not a folder; choose another --out")
+
+
 def prepare_folder(
     out: str | Path, experiment: str, config: dict[str, Any], resume: bool = False, overwrite: bool = False
 ) -> Path:
     """Create the run folder. Refuse one holding another experiment's run, or (unless resuming with the
     same options, or overwriting) one that already holds a run."""
+    check_out_folder(out)
     folder = RunFolder(out)
     out, cfg_path = folder.root, folder.config
     if cfg_path.exists():

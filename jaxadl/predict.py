@@ -11,7 +11,7 @@ import jax
 import numpy as np
 from PIL import Image
 
-from jaxadl.checkpoint import restore_weights
+from jaxadl.checkpoint import DamagedCheckpointError, restore_weights
 from jaxadl.models import SignCNN, UNet
 from jaxadl.postprocess import clean_masks
 from jaxadl.run_folder import RunFolder
@@ -190,7 +190,14 @@ def restore_trial(run_dir: str | Path, record: dict[str, Any]) -> tuple[Any, Tas
     model = _MODELS[spec.pop("class")](**spec)
     task = from_record(record["task"])
     which = "best" if record["train_config"]["select"] == "best" else "last"
-    state = restore_weights(Path(run_dir) / record["checkpoints"] / which)
+    try:
+        state = restore_weights(Path(run_dir) / record["checkpoints"] / which)
+    except DamagedCheckpointError as e:
+        folder, variant, trial = RunFolder(run_dir), record["variant"], record["trial"]
+        raise DamagedCheckpointError(
+            f"{e}; to train {variant} trial {trial} again, delete {folder.root / record['checkpoints']} and "
+            f"{folder.trial_record(variant, trial)}, then re-run the run's command with --out={folder.root} --resume"
+        ) from e
     weights = state.get("ema") or state  # the weight average, when the run kept one, is what it evaluated
     variables = {"params": weights["params"]}
     if weights.get("batch_stats"):

@@ -1,12 +1,63 @@
-"""Both CLIs' --help: every default shown is true, and off-by-default switches have no --no- form."""
+"""Every CLI's --help: each option shows its real default and its choices, and off-by-default switches have
+no --no- form."""
 
 import dataclasses
 import re
+import typing
 
 import pytest
 
-from experiments import cnn, unet
+from benchmarks import conv_layers, step_time, time_to_accuracy
+from experiments import cnn, sweep, unet
 from experiments.cli import parser_for
+
+CLIS = [
+    (cnn.main, cnn.CNNConfig),
+    (unet.main, unet.UNetConfig),
+    (sweep.main, sweep.SweepConfig),
+    (step_time.parse_args, step_time.StepTimeConfig),
+    (conv_layers.parse_args, conv_layers.ConvLayersConfig),
+    (time_to_accuracy.parse_args, time_to_accuracy.TimeToAccuracyConfig),
+]
+
+
+def _help_entries(entry_point, capsys, monkeypatch) -> dict[str, str]:
+    """--help's options, one whitespace-normalised entry (flags, then help) per option, by first flag."""
+    monkeypatch.setenv("COLUMNS", "1000")  # no wrapping: argparse would break lines at hyphens
+    with pytest.raises(SystemExit) as info:
+        entry_point(["--help"])
+    assert info.value.code == 0
+    options = capsys.readouterr().out.split("\noptions:\n", 1)[1]
+    entries = [" ".join(e.split()) for e in re.split(r"\n(?=  -)", options)]
+    return {e.split()[0].rstrip(","): e for e in entries}
+
+
+@pytest.mark.parametrize("entry_point,cls", CLIS, ids=lambda v: getattr(v, "__name__", ""))
+def test_help_shows_each_options_default_and_choices(entry_point, cls, capsys, monkeypatch):
+    """Each field's entry reads `--flag {choices}|METAVAR  help (default: D)`, D being the value the
+    parser gives when the flag is left out (or what the field says it means: the recipe's value, an
+    environment variable...); an off-by-default switch shows no default."""
+    entries = _help_entries(entry_point, capsys, monkeypatch)
+    defaults, types = vars(parser_for(cls, "").parse_args([])), typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        entry = entries.pop(flag, None)
+        assert entry is not None, f"{flag} is missing from {cls.__name__}'s --help"
+        choices, shown = f.metadata["choices"], f.metadata["shown"]
+        assert defaults[f.name] == f.default, flag  # the parser's default is the config's
+        if f.default is False:
+            assert entry == f"{flag} {f.metadata['help']}", entry  # a switch: on when given
+            continue
+        if bool in (types[f.name], *typing.get_args(types[f.name])):
+            head = f"{flag}, --no-{flag[2:]}"
+        elif choices:
+            assert f.default is None or f.default in choices, flag
+            head = f"{flag} {{{','.join(map(str, choices))}}}"
+        else:
+            head = f"{flag} {f.name.upper()}"
+        shown = shown or ("from the recipe" if f.default is None else str(f.default))
+        assert entry == f"{head} {f.metadata['help']} (default: {shown})", entry
+    assert set(entries) == {"-h"}, f"options with no config field: {sorted(entries)}"
 
 
 def _recipe_keys(module) -> set[str]:

@@ -1,6 +1,10 @@
 """experiments.sweep: a jobs file -> parallel runs -> one table."""
 
+import ast
 import json
+import os
+import sys
+import time
 
 import pytest
 
@@ -73,3 +77,95 @@ def test_the_metric_is_the_recorded_tasks_main_metric(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"tasks": {"a": Segmentation().to_record()}}))
     (row,) = sweep.summarize_run(tmp_path)
     assert row["metric"] == "val_f1" and row["best"] == 0.7 and row["best_epoch"] == 2
+
+
+# A stand-in for `python -m experiments.X` (the sweep runs sys.executable with the job's flags): it
+# records its pid, argv and start and end times in --state; waits until --wait-for runs have started (exit 3
+# if that does not happen within --hold seconds), then until --linger-for have (at most --linger seconds);
+# then sleeps --sleep seconds.
+FAKE_EXPERIMENT = """\
+import os, sys, time
+from pathlib import Path
+
+args = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--") and "=" in a)
+state, name = Path(args["state"]), Path(args["out"]).name
+(state / f"{name}.pid").write_text(str(os.getpid()))
+start = time.time()
+(state / f"{name}.started").write_text(repr(start))
+(state / f"{name}.argv").write_text(repr(sys.argv[1:]))
+code = 0
+def wait(count, seconds):
+    t0 = time.time()
+    while len(list(state.glob("*.started"))) < count:
+        if time.time() > t0 + seconds:
+            return False
+        time.sleep(0.02)
+    return True
+if "wait-for" in args and not wait(int(args["wait-for"]), float(args["hold"])):
+    code = 3
+if "linger-for" in args:
+    wait(int(args["linger-for"]), float(args["linger"]))
+time.sleep(float(args.get("sleep", 0)))
+(state / f"{name}.ended").write_text(repr(time.time()))
+sys.exit(code)
+"""
+
+
+@pytest.fixture
+def fake_experiment(tmp_path, monkeypatch):
+    """Every run of the sweep is FAKE_EXPERIMENT; returns its --state folder."""
+    script = tmp_path / "fake_python"
+    script.write_text(f"#!{sys.executable}\n{FAKE_EXPERIMENT}")
+    script.chmod(0o755)
+    monkeypatch.setattr(sweep.sys, "executable", str(script))
+    state = tmp_path / "state"
+    state.mkdir()
+    return state
+
+
+def test_parallel_runs_overlap_and_never_exceed_the_limit(tmp_path, fake_experiment):
+    """--parallel=2: each run waits until two have started, so one at a time fails them (exit 3 after 30 s);
+    then for up to 1 s until all three have, so three at a time would overlap; the third must start only once
+    one of the first two has ended."""
+    state = fake_experiment
+    jobs = tmp_path / "jobs.txt"
+    jobs.write_text("a: --wait-for=2\nb: --wait-for=2\nc: --wait-for=2\n")
+    common = f"--state={state} --hold=30 --linger-for=3 --linger=1"
+    out = tmp_path / "s"
+    argv = [f"--jobs={jobs}", "--experiment=unet", "--parallel=2", f"--common={common}", f"--out={out}"]
+    code = sweep.main(argv)
+    runs = json.loads((out / "sweep.json").read_text())["runs"]
+    assert [(r["name"], r["status"]) for r in runs] == [("a", "done"), ("b", "done"), ("c", "done")]
+    assert code == 0
+    assert ast.literal_eval((state / "a.argv").read_text()) == [
+        "-m", "experiments.unet", *common.split(), "--wait-for=2", f"--out={out / 'a'}"
+    ]  # fmt: skip
+    spans = [
+        (float((state / f"{n}.started").read_text()), float((state / f"{n}.ended").read_text()))
+        for n in "abc"
+    ]
+    at_once = max(sum(s <= t <= e for s, e in spans) for t, _ in spans)
+    assert at_once == 2
+
+
+def test_the_time_limit_kills_a_running_job_and_skips_the_rest(tmp_path, fake_experiment):
+    """--time-limit=3: a run that would sleep 30 s is killed at the limit and recorded as stopped; the next
+    run is not started; the exit code is 1."""
+    state = fake_experiment
+    jobs = tmp_path / "jobs.txt"
+    jobs.write_text("slow: --sleep=30\nlater: --sleep=0\n")
+    out = tmp_path / "s"
+    t0 = time.monotonic()
+    code = sweep.main([f"--jobs={jobs}", "--time-limit=3", f"--common=--state={state}", f"--out={out}"])
+    elapsed = time.monotonic() - t0
+    runs = json.loads((out / "sweep.json").read_text())["runs"]
+    assert [(r["name"], r["status"]) for r in runs] == [
+        ("slow", "stopped at the time limit"),
+        ("later", "not started"),
+    ]
+    assert code == 1 and elapsed < 25
+    md = (out / "sweep.md").read_text()
+    assert "| slow | stopped at the time limit |" in md and "| later | not started |" in md
+    with pytest.raises(ProcessLookupError):  # killed (and reaped), not left running
+        os.kill(int((state / "slow.pid").read_text()), 0)
+    assert not (state / "slow.ended").exists() and not (state / "later.started").exists()

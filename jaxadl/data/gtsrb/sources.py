@@ -249,6 +249,11 @@ def _official_train(files: SourceFiles, csvs: list[re.Match]) -> tuple[list[Reco
     for m in sorted(roots[root], key=lambda m: m.group("cls")):
         csv_path = m.group(0)
         rows = _read_csv(files, csv_path, _OFFICIAL_COLS)
+        if not rows:  # a truncated copy: the class would silently vanish from training
+            raise DatasetError(
+                f"{files.describe(csv_path)}: the CSV has a header but no rows (no images of class "
+                f"{int(m.group('cls'))}); replace it with the original from {TRAIN_ZIP}"
+            )
         for line, row in rows:
             fname = row["Filename"].strip()
             tm = _OFFICIAL_NAME_RE.match(os.path.basename(fname))

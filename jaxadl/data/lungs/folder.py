@@ -163,6 +163,13 @@ def load_lung_folder(
     if not root.is_dir():
         raise DatasetError(f"lung folder {root} does not exist")
     fixed = (root / "train").is_dir()
+    split_dirs = [s for s in ("test", "val") if (root / s).is_dir()]
+    if not fixed and split_dirs and not (root / "images").is_dir():  # the fixed-split layout, without train/
+        raise DatasetError(
+            f"missing folder {root / 'train'}: {root} has {' and '.join(s + '/' for s in split_dirs)}, so it is "
+            "read as the fixed-split layout, which needs train/images and train/masks "
+            f"(or use the flat layout: {root / 'images'} and {root / 'masks'})"
+        )
     if fixed:
         found, split_cases, files, options = _fixed_layout(root, val_fraction, seed)
     else:
