@@ -11,7 +11,8 @@ respect to its kernel (dw), each a separately compiled XLA program on jaxadl's s
 kernels PyTorch's autograd calls on the other (``conv2d``, ``convolution_backward`` with one output each,
 NCHW). This says which convolution and which direction keep ``benchmarks.step_time``'s whole step slower
 or faster than PyTorch's. Windows alternate between the sides; the median of ``--windows`` is given. A
-figure counts only from an idle machine (see ``benchmarks.step_time``).
+figure counts only from an idle machine (see ``benchmarks.common``). The networks' convolution shapes
+are listed in ``benchmarks.models``.
 """
 
 from __future__ import annotations
@@ -25,81 +26,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.step_time import (
-    DEFAULT_BATCH,
-    TORCH_HINT,
-    check_positive,
-    load_now,
-    machine_info,
-    num_cores,
-    stamped,
-    torch_available,
-    wait_for_idle,
-)
+from benchmarks.common import check_positive, check_torch, idle_machine, num_cores, stamped
+from benchmarks.models import MODELS, Conv, ModelFlag, per_model
 from experiments.cli import opt, parse
-
-
-@dataclasses.dataclass(frozen=True)
-class Conv:
-    """One convolution shape of a network: input side, channels, kernel, padding, and how often it occurs."""
-
-    name: str
-    side: int
-    cin: int
-    cout: int
-    k: int
-    padding: str = "VALID"
-    count: int = 1
-
-
-# SignCNN on 28x28x3 inputs (VALID); conv1's input gradient is timed but never needed in training
-CNN_LAYERS = (
-    Conv("conv1 5x5 3->64 @28", 28, 3, 64, 5),
-    Conv("conv2 5x5 64->32 @24", 24, 64, 32, 5),
-    Conv("conv3 3x3 32->32 @12", 12, 32, 32, 3),
-)
-
-
-def unet_layers(depth: int = 4, width: int = 16, side: int = 256) -> tuple[Conv, ...]:
-    """The distinct 3x3 SAME convolutions of UNet(depth, width) at side x side x 1, with their counts:
-    per level the encoder's first conv, the two w -> w convs (the second of the encoder's and of the
-    decoder's block), and the two 2w -> w convs (the conv after the 2x upsampling and the first of the
-    decoder block); the bottom's two; the 1x1 head."""
-    w = [width * 2**level for level in range(depth + 1)]
-    out = []
-    for level in range(depth):
-        s, cin = side // 2**level, 1 if level == 0 else w[level - 1]
-        out.append(Conv(f"enc{level} 3x3 {cin}->{w[level]} @{s}", s, cin, w[level], 3, "SAME"))
-        out.append(
-            Conv(f"L{level} 3x3 {w[level]}->{w[level]} @{s} (x2)", s, w[level], w[level], 3, "SAME", 2)
-        )
-        out.append(
-            Conv(
-                f"dec{level} 3x3 {2 * w[level]}->{w[level]} @{s} (x2)",
-                s,
-                2 * w[level],
-                w[level],
-                3,
-                "SAME",
-                2,
-            )
-        )
-    s = side // 2**depth
-    out.append(Conv(f"bottom 3x3 {w[depth - 1]}->{w[depth]} @{s}", s, w[depth - 1], w[depth], 3, "SAME"))
-    out.append(Conv(f"bottom 3x3 {w[depth]}->{w[depth]} @{s}", s, w[depth], w[depth], 3, "SAME"))
-    out.append(Conv(f"head 1x1 {width}->1 @{side}", side, width, 1, 1, "SAME"))
-    return tuple(out)
-
 
 OPS = ("forward", "dx", "dw")
 
 
 @dataclasses.dataclass(frozen=True)
-class ConvLayersConfig:
+class ConvLayersConfig(ModelFlag):
     """What to profile; one flag per field (experiments.cli)."""
 
-    model: str = opt("cnn", "whose convolutions", choices=("cnn", "unet"))
-    batch_size: int | None = opt(None, "examples per call", shown="128 (cnn), 4 (unet)")
+    model: str = opt("cnn", "whose convolutions", choices=tuple(MODELS))
+    batch_size: int | None = opt(None, "examples per call", shown=per_model("batch_size"))
     windows: int = opt(5, "timed windows per op and side")
     calls: int = opt(10, "calls per window")
     compare: str = opt("torch", "torch: PyTorch's kernels beside jaxadl's", choices=("torch", "none"))
@@ -108,14 +47,13 @@ class ConvLayersConfig:
 
     def __post_init__(self) -> None:
         check_positive(self, "batch_size", "windows", "calls")
-        if self.compare == "torch" and not torch_available():
-            raise ValueError(f"{TORCH_HINT}, or --compare=none")
+        check_torch(self.compare)
 
 
 def parse_args(argv: Sequence[str] | None) -> ConvLayersConfig:
     """The command line as a config (batch size filled in); bad values exit with code 2."""
     cfg = parse(ConvLayersConfig, argv, __doc__.split("\n\n")[0], prog="python -m benchmarks.conv_layers")
-    return dataclasses.replace(cfg, batch_size=cfg.batch_size or DEFAULT_BATCH[cfg.model])
+    return dataclasses.replace(cfg, batch_size=cfg.batch_size or cfg.bench.batch_size)
 
 
 def arrays(batch: int, conv: Conv) -> tuple[np.ndarray, ...]:
@@ -176,10 +114,6 @@ def time_call(fn: Callable[[], Any], calls: int) -> float:
     return (time.perf_counter() - t0) / calls
 
 
-def layers(args: ConvLayersConfig) -> tuple[Conv, ...]:
-    return CNN_LAYERS if args.model == "cnn" else unet_layers()
-
-
 def profile(args: ConvLayersConfig) -> dict[str, dict[str, dict[str, float]]]:
     """Median ms per call: {layer: {op: {side: ms}}}, windows alternating between the sides."""
     if args.compare == "torch":
@@ -187,7 +121,7 @@ def profile(args: ConvLayersConfig) -> dict[str, dict[str, dict[str, float]]]:
 
         torch.set_num_threads(num_cores())
     out: dict[str, dict[str, dict[str, float]]] = {}
-    for conv in layers(args):
+    for conv in args.bench.convolutions():
         data = arrays(args.batch_size, conv)
         sides = {"jaxadl": jax_ops(*data, conv.padding)}
         if args.compare == "torch":
@@ -227,14 +161,13 @@ def print_table(result: dict[str, Any]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    cores = num_cores()
-    wait_for_idle(args.wait_idle, cores)
-    info, before = machine_info(), load_now()
+    info = idle_machine(args.wait_idle)
     timed = profile(args)
     sides = ["jaxadl"] + (["torch"] if args.compare == "torch" else [])
     # a step computes every convolution's forward, dx and dw, times its count, except the first
     # layer's dx (its input is the image)
-    first, counts = layers(args)[0].name, {c.name: c.count for c in layers(args)}
+    convolutions = args.bench.convolutions()
+    first, counts = convolutions[0].name, {c.name: c.count for c in convolutions}
     total = {
         s: sum(
             counts[name] * ms[s]
@@ -253,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "total_ms": total,
         "machine": info,
     }
-    print_table(stamped(result, "conv_layers", argv, before, cores, args.json))
+    print_table(stamped(result, module="conv_layers", argv=argv, json_path=args.json))
     return 0
 
 

@@ -17,7 +17,7 @@ numbers), ``AdamW`` with the same per-step learning rates, ``cross_entropy(label
 Reported per side: the epoch and wall time at which validation accuracy first reached ``--target``
 (training + evaluation, compile excluded, and with set-up and compile included), images per second of
 whole training epochs, and the accuracy per epoch. Training stops at the target unless ``--all-epochs``.
-Machine load is recorded before and after (see ``benchmarks.step_time``): a figure from a busy machine is
+Machine load is recorded before and after (see ``benchmarks.common``): a figure from a busy machine is
 marked not valid for a comparison.
 """
 
@@ -32,15 +32,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from benchmarks.step_time import (
-    TORCH_HINT,
-    load_now,
-    machine_info,
-    num_cores,
-    stamped,
-    torch_available,
-    wait_for_idle,
-)
+from benchmarks.common import check_torch, idle_machine, num_cores, stamped
 from experiments.cli import opt, parse
 from jaxadl import AugmentConfig, Classification, Trainer
 from jaxadl.optim import learning_rate_schedule
@@ -80,8 +72,7 @@ class TimeToAccuracyConfig:
             raise ValueError(
                 f"--dataset={self.dataset} needs --data-dir (the GTSRB folder, or the .npz file)"
             )
-        if self.compare == "torch" and not torch_available():
-            raise ValueError(f"{TORCH_HINT}, or --compare=none")
+        check_torch(self.compare)
 
 
 def parse_args(argv: Sequence[str] | None) -> TimeToAccuracyConfig:
@@ -357,12 +348,10 @@ def print_table(result: dict[str, Any]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     data, variant = recipe(args)
-    cores = num_cores()
-    wait_for_idle(args.wait_idle, cores)
-    info, before = machine_info(), load_now()
+    info = idle_machine(args.wait_idle)
     print(
         f"{variant.name}: {len(data.train)} train / {len(data.val)} val images, target {args.target:g}, "
-        f"at most {variant.train.epochs} epochs, {cores} cores",
+        f"at most {variant.train.epochs} epochs, {info['cores']} cores",
         flush=True,
     )
     sides = {}
@@ -383,7 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result["ratio_time_per_image"] = t["images_per_s"] / j["images_per_s"]
         if j["reached"] and t["reached"]:
             result["ratio_seconds_to_target"] = j["seconds_to_target"] / t["seconds_to_target"]
-    print_table(stamped(result, "time_to_accuracy", argv, before, cores, args.json))
+    print_table(stamped(result, module="time_to_accuracy", argv=argv, json_path=args.json))
     return 0
 
 

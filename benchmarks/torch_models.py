@@ -84,6 +84,7 @@ class TorchUNet(nn.Module):
         upsample: str = "bilinear",
         activation: str = "relu",
         batch_norm: bool = False,
+        *,
         in_channels: int = 1,
         out_channels: int = 1,
     ):

@@ -9,7 +9,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from benchmarks import conv_layers, step_time
+from benchmarks import common, conv_layers, step_time
+from benchmarks.models import CNN_LAYERS, MODELS, Conv, unet_layers
 
 TINY = ["--warmup=1", "--windows=1", "--steps-per-window=2", "--fast-init", "--wait-idle=0"]
 UNET = ["--model=unet", "--unet-width=4", "--unet-depth=2", "--image-size=32", "--batch-size=2"]
@@ -140,21 +141,23 @@ def test_step_time_config_fills_the_model_defaults():
 
 def test_busy_machine_is_flagged_not_valid():
     idle = {"load_1min": 0.4, "runnable": 1}
-    assert step_time.busy_reason(idle, idle, cores=2) is None
-    reason = step_time.busy_reason({"load_1min": 5.3, "runnable": 1}, idle, cores=2)
+    assert common.busy_reason(idle, idle, cores=2) is None
+    reason = common.busy_reason({"load_1min": 5.3, "runnable": 1}, idle, cores=2)
     assert reason == "1-minute load 5.30 before the first window (> 1)"
-    reason = step_time.busy_reason(idle, {"load_1min": 0.9, "runnable": 6}, cores=2)
+    reason = common.busy_reason(idle, {"load_1min": 0.9, "runnable": 6}, cores=2)
     assert reason == "6 runnable processes after (> 3)"
-    assert step_time.busy_reason({}, {}, cores=2) is None  # no figures from the OS: nothing to say
+    assert common.busy_reason({}, {}, cores=2) is None  # no figures from the OS: nothing to say
 
 
 def test_the_json_records_load_threads_and_validity(tmp_path, capsys):
     out = _run(tmp_path, ["--model=cnn", "--batch-size=8"])
     machine = out["machine"]
-    assert machine["xla_threads"] == step_time.num_cores()
+    assert machine["xla_threads"] == common.num_cores()
     for snap in (machine["load_start"], machine["load_end"]):
         assert snap["load_1min"] >= 0 and snap["runnable"] >= 1
-    expected = step_time.busy_reason(machine["load_start"], machine["load_end"], machine["cores"])
+    assert out["command"].startswith("python -m benchmarks.step_time --model=cnn")  # the shared stamp
+    assert (out["load_before"], out["load_after"]) == (machine["load_start"], machine["load_end"])
+    expected = common.busy_reason(machine["load_start"], machine["load_end"], machine["cores"])
     assert out["busy"] == expected and out["valid_for_comparison"] is (expected is None)
     printed = capsys.readouterr().out
     assert "threads: jaxadl (XLA)" in printed
@@ -162,16 +165,26 @@ def test_the_json_records_load_threads_and_validity(tmp_path, capsys):
 
 
 def test_flax_pool_flag_selects_the_pool():
-    fast, _, _ = step_time.build_model(step_time.parse_args(["--model=cnn"]))
-    plain, _, _ = step_time.build_model(step_time.parse_args(["--model=cnn", "--flax-pool"]))
-    assert fast.fast_pool and not plain.fast_pool
+    fast, plain = (step_time.parse_args(["--model=cnn", *flags]) for flags in ([], ["--flax-pool"]))
+    assert fast.bench.network(fast).fast_pool and not plain.bench.network(plain).fast_pool
+
+
+def test_the_model_flag_picks_one_registered_network():
+    """--model's choices are the registry's keys; each network's defaults, shapes and labels come from it."""
+    assert step_time.StepTimeConfig.__dataclass_fields__["model"].metadata["choices"] == tuple(MODELS)
+    for name, bench in MODELS.items():
+        args = step_time.parse_args([f"--model={name}"])
+        assert args.bench is bench and args.batch_size == bench.batch_size
+        split = bench.random_split(3, 32, seed=0)
+        assert split.images.shape == (3, *args.bench.input_shape(32)) and split.images.dtype == np.uint8
+        assert len(split.labels) == 3 and bench.convolutions()
 
 
 def test_conv_layers_times_the_ops_it_names(tmp_path):
     """Both sides compute the same forward, dx and dw (so the profile compares like with like); the JSON."""
     pytest.importorskip("torch")
 
-    for conv in (conv_layers.Conv("v", 12, 8, 6, 3), conv_layers.Conv("s", 8, 4, 5, 3, "SAME")):
+    for conv in (Conv("v", 12, 8, 6, 3), Conv("s", 8, 4, 5, 3, "SAME")):
         x, w, g = conv_layers.arrays(4, conv)
         jx, tx = conv_layers.jax_ops(x, w, g, conv.padding), conv_layers.torch_ops(x, w, g, conv.padding)
         nchw = lambda a: np.asarray(a).transpose(0, 3, 1, 2)
@@ -184,13 +197,13 @@ def test_conv_layers_times_the_ops_it_names(tmp_path):
     argv = ["--batch-size=2", "--windows=1", "--calls=1", "--wait-idle=0", f"--json={path}"]
     assert conv_layers.main(argv) == 0
     out = json.loads(path.read_text())
-    assert list(out["layers_ms"]) == [c.name for c in conv_layers.CNN_LAYERS]
+    assert list(out["layers_ms"]) == [c.name for c in CNN_LAYERS]
     for ops in out["layers_ms"].values():
         assert list(ops) == ["forward", "dx", "dw"]
         for ms in ops.values():
             _positive(ms, "jaxadl", "torch")
     # the step's total leaves out conv1's input gradient, which training never computes
-    first = out["layers_ms"][conv_layers.CNN_LAYERS[0].name]
+    first = out["layers_ms"][CNN_LAYERS[0].name]
     want = (
         sum(ms["jaxadl"] for ops in out["layers_ms"].values() for ms in ops.values()) - first["dx"]["jaxadl"]
     )
@@ -210,7 +223,5 @@ def test_conv_layers_lists_the_unets_convolutions(depth, width, side):
     params = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, side, side, 1))))["params"]
     leaves = jax.tree_util.tree_leaves_with_path(params)
     kernels = sorted((v.shape[0], v.shape[2], v.shape[3]) for p, v in leaves if p[-1].key == "kernel")
-    listed = sorted(
-        (c.k, c.cin, c.cout) for c in conv_layers.unet_layers(depth, width, side) for _ in range(c.count)
-    )
+    listed = sorted((c.k, c.cin, c.cout) for c in unet_layers(depth, width, side) for _ in range(c.count))
     assert listed == kernels
