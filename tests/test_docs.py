@@ -1,0 +1,133 @@
+"""The documentation cannot drift from the code: the generated pages are current, every `--flag` the pages
+name exists in the command it belongs to, every repository path they name exists, and README names no
+path outside the repository. Fast: the parsers are built, nothing is trained."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tools import docs
+
+ROOT = docs.ROOT
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+# Written by other work in progress and linked from these pages; the check skips them until they land.
+PENDING = {"docs/testing.md", "docs/report"}
+
+# Commands whose flags are not jaxadl's: a flag after one of them on the same line is theirs.
+EXTERNAL = {"pytest", "pip", "ruff", "git", "srun", "mutmut", "uv", "tar", "unzip", "curl", "wget"}
+# A sweep passes its jobs' flags (--common, job lines) to the experiment it runs.
+PASSES_TO = {"python -m experiments.sweep": ("python -m experiments.cnn", "python -m experiments.unet")}
+
+COMMAND = re.compile(r"python -m ([\w.]+)|(?<![\w./-])(" + "|".join(sorted(EXTERNAL)) + r")(?![\w-])")
+FLAG = re.compile(r"(?<![\w-])--[A-Za-z][\w-]*")
+TOP = r"(?:jaxadl|experiments|benchmarks|tests|tools|docs|\.ci)/[\w./-]*|pyproject\.toml"
+REPO_PATH = re.compile(rf"(?<![\w./~-])({TOP})")
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+@pytest.fixture(scope="module")
+def flags() -> dict[str, set[str]]:
+    return docs.cli_flags()
+
+
+def _logical_lines(text: str) -> list[tuple[int, str]]:
+    """(line number, line) with shell continuations (a trailing backslash) joined."""
+    out: list[tuple[int, str]] = []
+    pending = ""
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.rstrip().endswith("\\") and not line.rstrip().endswith("\\|"):
+            pending += line.rstrip()[:-1] + " "
+            continue
+        out.append((number, pending + line))
+        pending = ""
+    return out
+
+
+def flag_errors(text: str, flags: dict[str, set[str]]) -> list[str]:
+    """Every `--flag` of `text` that its command (the nearest `python -m ...` before it on the line) lacks;
+    a flag with no command before it must belong to some jaxadl command."""
+    every = set().union(*flags.values())
+    errors = []
+    for number, line in _logical_lines(text):
+        commands = [(m.start(), m.group(1) and f"python -m {m.group(1)}") for m in COMMAND.finditer(line)]
+        for m in FLAG.finditer(line):
+            flag = m.group().split("=")[0]
+            if flag.startswith("--xla_"):  # XLA_FLAGS, not a command-line option
+                continue
+            before = [cmd for start, cmd in commands if start < m.start()]
+            command = before[-1] if before else None
+            if before and (command is None or command not in flags):
+                continue  # an external tool's flag (pytest, pip, python -m something else)
+            allowed = every if command is None else flags[command]
+            allowed = allowed.union(*(flags[c] for c in PASSES_TO.get(command, ())))
+            if flag not in allowed:
+                where = command or "any jaxadl command"
+                errors.append(f"line {number}: {m.group()} is not a flag of {where}")
+    return errors
+
+
+def path_errors(text: str, page: Path) -> list[str]:
+    """Every repository path `text` names (`jaxadl/...`, `docs/...`, relative links) that does not exist."""
+    errors = []
+    named = {m.group(1).rstrip(".,:;") for m in REPO_PATH.finditer(text)}
+    for target in LINK.findall(text):
+        if re.match(r"[a-z]+:", target) or target.startswith("#"):
+            continue
+        path = (page.parent / target.split("#")[0]).resolve()
+        named.add(str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else target)
+    for path in sorted(named):
+        if path.rstrip("/") in PENDING:
+            continue
+        if not (ROOT / path).exists():
+            errors.append(f"{path} does not exist")
+    return errors
+
+
+def test_generated_docs_are_current():
+    """docs/cli.md and the results tables in README.md and docs/results.md are what `python -m tools.docs`
+    writes now (from the parsers and docs/results.json)."""
+    stale = [str(p.relative_to(ROOT)) for p, text in docs.generated().items() if p.read_text() != text]
+    assert not stale, f"stale: {stale}; run `python -m tools.docs`"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_flag_named_exists(page, flags):
+    errors = flag_errors(page.read_text(), flags)
+    assert not errors, "\n".join(errors)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_repository_path_named_exists(page):
+    errors = path_errors(page.read_text(), page)
+    assert not errors, "\n".join(errors)
+
+
+def test_readme_names_no_path_outside_the_repository():
+    text = (ROOT / "README.md").read_text()
+    assert "../shared" not in text
+    assert not re.search(r"\]\(\.\./", text), "README links outside the repository"
+
+
+def test_readme_is_short_and_counts_no_tests():
+    text = (ROOT / "README.md").read_text()
+    assert len(text.encode()) <= 12_500, "README is the front door: move detail into docs/"
+    assert not re.search(r"\b\d+ tests\b", text), "test counts go stale; say how to count them"
+
+
+def test_the_checks_catch_typos(flags):
+    """The checks above fail on a misspelt flag, a flag of another command, and a wrong path."""
+    assert flag_errors("python -m experiments.unet --rotate=10", flags)
+    assert flag_errors("the lever `--rotate=10` was noise", flags)
+    assert flag_errors("`python -m experiments.cnn --dataset=synthetic --width=32`", flags)  # a U-Net flag
+    assert not flag_errors("`python -m experiments.unet --rotate-deg=10 --width=32`", flags)
+    assert not flag_errors("`python -m pytest --collect-only -q`", flags)
+    sweep = "python -m experiments.sweep --jobs=j.txt --common='--data-dir=GTSRB_DIR'"
+    assert not flag_errors(sweep, flags)
+    page = ROOT / "docs" / "results.md"
+    assert path_errors("see `jaxadl/trian.py`", page)
+    assert path_errors("see [the notes](recipe_note.md)", page)
+    assert not path_errors("see `jaxadl/train.py` and [the notes](recipe_notes.md#u-net-jsrt-lungs)", page)
