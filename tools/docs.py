@@ -140,7 +140,7 @@ def compare_table(results: dict[str, Any], name: str) -> str:
     ]
     out += ["", "Measured with:"]
     for (date, machine), rows in _groups(table["rows"]):
-        commands = "; ".join(f"`{r['command']}` ({r['variant']})" for r in rows)
+        commands = "; ".join(f"`{r['command']}` ({r['variant'].split(' (')[0]})" for r in rows)
         out.append(f"- {date}, {_machine(results, machine)}: {commands}")
     return "\n".join(out)
 
