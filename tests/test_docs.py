@@ -22,7 +22,11 @@ EXTERNAL = {"pytest", "pip", "ruff", "git", "srun", "mutmut", "uv", "tar", "unzi
 # A sweep passes its jobs' flags (--common, job lines) to the experiment it runs.
 PASSES_TO = {"python -m experiments.sweep": ("python -m experiments.cnn", "python -m experiments.unet")}
 
-COMMAND = re.compile(r"python -m ([\w.]+)|(?<![\w./-])(" + "|".join(sorted(EXTERNAL)) + r")(?![\w-])")
+COMMAND = re.compile(
+    r"python -m ([\w.]+)"  # a module: jaxadl's CLIs are checked, any other is external
+    r"|python3? [\w./-]+\.py|\.ci/run"  # a script: external (its own argparse)
+    r"|(?<![\w./-])(?:" + "|".join(sorted(EXTERNAL)) + r")(?![\w-])"
+)
 FLAG = re.compile(r"(?<![\w-])--[A-Za-z][\w-]*")
 TOP = r"(?:jaxadl|experiments|benchmarks|tests|tools|docs|\.ci)/[\w./-]*|pyproject\.toml"
 REPO_PATH = re.compile(rf"(?<![\w./~-])({TOP})")
@@ -125,6 +129,7 @@ def test_the_checks_catch_typos(flags):
     assert flag_errors("`python -m experiments.cnn --dataset=synthetic --width=32`", flags)  # a U-Net flag
     assert not flag_errors("`python -m experiments.unet --rotate-deg=10 --width=32`", flags)
     assert not flag_errors("`python -m pytest --collect-only -q`", flags)
+    assert not flag_errors("`python tools/equivalence.py run --any` and `mutmut run --paths=jaxadl`", flags)
     sweep = "python -m experiments.sweep --jobs=j.txt --common='--data-dir=GTSRB_DIR'"
     assert not flag_errors(sweep, flags)
     page = ROOT / "docs" / "results.md"
