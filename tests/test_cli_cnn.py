@@ -117,9 +117,14 @@ def test_tiny_grid_run_writes_the_run_folder(tmp_path, capsys, figures):
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     assert [t["variant"] for t in results["trials"]] == ["baseline", "batch norm", "SGD", "Rprop"]
+    from jaxadl.predict import load
+
+    test = cnn.load_data(cnn.CNNConfig(dataset="synthetic", synthetic_train=430)).test
     for t in results["trials"]:
-        assert 0.0 <= t["eval"]["accuracy"]["mean"] <= 1.0
-        assert t["eval"]["accuracy"]["n"] == 215
+        assert t["eval"]["accuracy"]["n"] == 215 == len(test)
+        # the reported accuracy is that of the saved model, classified again outside the run
+        ids = load(out, variant=t["variant"]).classify(test.images).ids
+        assert t["eval"]["accuracy"]["mean"] == pytest.approx(np.mean(ids == test.labels), abs=1e-6)
     assert results["eval_split"] == "test"
     md = (out / "results.md").read_text()
     assert "| baseline | 1 |" in md and "mean ± std" in md

@@ -167,9 +167,20 @@ def test_tiny_grid_run_writes_the_run_folder(tmp_path, capsys):
     results = json.loads((out / "results.json").read_text())
     assert results["eval_split"] == "test" and results["dataset"] == "synthetic-lungs"
     assert [t["variant"] for t in results["trials"]] == ["baseline", "nearest", "ELU"]
+    from experiments.cli import parse
+    from jaxadl.predict import load
+
+    test = unet.load_data(parse(unet.UNetConfig, argv, "")).test
+    truth = test.labels[..., 0] > 0
     for t in results["trials"]:
         f1 = t["eval"]["f1"]
-        assert f1["n"] == 3 and 0.0 <= f1["min"] <= f1["mean"] <= 1.0
+        # the reported F1 is that of the saved model's masks, scored again here per image: 2TP / (2TP + FP + FN)
+        pred = load(out, variant=t["variant"]).segment(test.images) > 0
+        tp, wrong = (pred & truth).sum((1, 2)), (pred ^ truth).sum((1, 2))
+        per_image = np.where(2 * tp + wrong > 0, 2 * tp / np.maximum(2 * tp + wrong, 1), 1.0)  # both empty: 1
+        assert f1["n"] == 3 == len(test)
+        assert f1["mean"] == pytest.approx(per_image.mean(), abs=1e-6)
+        assert f1["min"] == pytest.approx(per_image.min(), abs=1e-6)
     md = (out / "results.md").read_text()
     assert "| modification | trial | test cases | mean F1 | std F1 | min F1 | cleaned mean F1 |" in md
     assert "| baseline | 1 | 3 |" in md and "| ELU | 1 | 3 |" in md

@@ -24,7 +24,11 @@ def test_two_runs_in_parallel_are_tabulated(tmp_path, capsys):
     assert set(runs) == {"adam", "sgd"} and all(r["status"] == "done" for r in runs.values())
     (adam,) = runs["adam"]["rows"]
     assert adam["epochs"] == 2 and adam["metric"] == "val_accuracy" and len(adam["history"]) == 2
-    assert adam["best"] == max(adam["history"]) and 0.0 <= adam["best"] <= 1.0
+    # the table's numbers are the run's own: its per-epoch validation accuracies and their best
+    (trial,) = json.loads((out / "adam" / "results.json").read_text())["trials"]
+    assert adam["history"] == [r["val_accuracy"] for r in trial["history"]]
+    assert adam["best"] == max(adam["history"]) == trial["best_val"]
+    assert adam["best_epoch"] == adam["history"].index(adam["best"]) + 1
     assert adam["train_seconds"] > 0 and runs["sgd"]["rows"][0]["epochs"] == 1
     md = (out / "sweep.md").read_text()
     assert "| adam | done | baseline | 2 |" in md and "| sgd | done | SGD | 1 |" in md

@@ -102,4 +102,5 @@ def test_unet_cost_small() -> None:
     # conv1 1->4 (40) + conv 4->4 (148) + bottleneck 4->8 (296) + 8->8 (584)
     # + up conv 8->4 (292) + decoder 8->4 (292) + 4->4 (148) + head 4->1 (5)
     assert cost["params"] == 40 + 148 + 296 + 584 + 292 + 292 + 148 + 5
-    assert cost["flops"] > 2 * 16 * 16 * (36 + 144)
+    # 2 per multiply-add over the taps on the image, + biases, ReLUs, pool, resize: 579,616 by hand (test_cost.py)
+    assert 579_616 <= cost["flops"] <= 1.01 * 579_616
