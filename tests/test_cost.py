@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from benchmarks.step_time import cost_flops
+from benchmarks.jax_side import cost_flops
 from jaxadl.models import SignCNN
 from jaxadl.models.unet import unet_cost
 
