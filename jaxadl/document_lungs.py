@@ -28,7 +28,7 @@ def section(run: Run | str, data: Dataset | None, files: Path) -> list[Block]:
         Paragraph(
             f"The U-Net grid ({', '.join(run.variants())}) trained with the `{run.recipe}` recipe and scored on "
             f"{scored}. The original's F1 stands beside each row; F1 is per case, then its "
-            "mean, std and min over the cases; *cleaned* is the same after the clean-up (largest two regions, "
+            "mean, std and min over the cases; the cleaned columns are the same after the clean-up (largest two regions, "
             "holes filled)."
         ),
         table_21(run, scored),

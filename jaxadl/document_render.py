@@ -113,7 +113,7 @@ def markdown(blocks: Sequence[Block], *, files_url: str = "report_files") -> str
 # HTML ----------------------------------------------------------------------------------------------------
 
 CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1180px; margin: 2em auto;
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1320px; margin: 2em auto;
        padding: 0 1em; color: #1b1b1b; line-height: 1.45; }
 h1 { font-size: 1.7em; border-bottom: 2px solid #ccc; padding-bottom: .2em; }
 h2 { font-size: 1.35em; margin-top: 2em; border-bottom: 1px solid #ddd; }
@@ -121,9 +121,9 @@ h3 { font-size: 1.1em; margin-top: 1.5em; }
 code, pre { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: .9em; background: #f4f4f4; }
 pre { padding: .6em; overflow-x: auto; white-space: pre-wrap; word-break: break-all; }
 .table-wrap { overflow-x: auto; margin: 1em 0; }
-table { border-collapse: collapse; font-size: .85em; }
+table { border-collapse: collapse; font-size: .8em; }
 caption { caption-side: top; text-align: left; font-style: italic; padding: .3em 0; }
-th, td { border: 1px solid #ccc; padding: .25em .5em; text-align: left; vertical-align: top; }
+th, td { border: 1px solid #ccc; padding: .25em .45em; text-align: left; vertical-align: top; }
 th { background: #eef1f5; }
 tr:nth-child(even) td { background: #fafafa; }
 figure { margin: 1.2em 0; }
