@@ -14,7 +14,6 @@ interrupted report costs only what was lost; the document is then written again.
 from __future__ import annotations
 
 import dataclasses
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -152,21 +151,6 @@ def _train_grid(name: str, module: Any, cfg: Any, out: Path, profile: Profile) -
     return data, folder
 
 
-def _commit() -> str | None:
-    """The checkout's commit, when it is a git checkout."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).parent,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out.stdout.strip() or None
-
-
 def profile_note(profile_name: str) -> str:
     """What the profile changes against the recipes, said in every table of the report."""
     p = PROFILES[profile_name]
@@ -201,7 +185,6 @@ def run(cfg: ReportConfig, argv: Sequence[str]) -> int:
         command=command,
         profile_note=profile_note(cfg.profile),
         differences=_differences(),
-        commit=_commit(),
     )
     print(f"wrote {md} and {html} ({time.perf_counter() - t0:.0f} s in this invocation)")
     return 0
