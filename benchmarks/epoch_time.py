@@ -1,6 +1,6 @@
 """``--epoch`` of the step benchmark: a whole epoch the jaxadl way against a loop fed from the host.
 
-This part measures the trainer's epoch by design, so it runs ``jaxadl.train.Trainer`` (data put on the
+This part measures the trainer's epoch by design, so it runs ``jaxadl.trainer.Trainer`` (data put on the
 device once, ``Trainer.train_epoch`` over a device-drawn permutation: one scanned program, or on CPU a
 Python loop of jitted pieces), where the step benchmark itself needs only ``jaxadl.step``. The host loop
 gathers each batch from numpy arrays and ``device_put``s it every step, with the step benchmark's compiled
@@ -18,7 +18,7 @@ import numpy as np
 from benchmarks.jax_side import JaxSide, state_from_variables
 from benchmarks.step_config import StepTimeConfig
 from jaxadl.optim import OptimConfig
-from jaxadl.train import TrainConfig, Trainer
+from jaxadl.trainer import TrainConfig, Trainer
 
 
 def train_config(args: StepTimeConfig) -> TrainConfig:

@@ -1,7 +1,7 @@
 """jaxadl's side of the step benchmark: ``jaxadl.step.train_step`` for a step spec, jitted with the state
 donated and compiled ahead of time; its FLOPs from XLA's cost analysis.
 
-The spec is the one ``jaxadl.train.Trainer`` builds for one epoch of one batch (``TrainConfig(epochs=1,
+The spec is the one ``jaxadl.trainer.Trainer`` builds for one epoch of one batch (``TrainConfig(epochs=1,
 batch_size=B, optim=OptimConfig(optimizer, lr), seed)``): no augmentation, weight average or TTA, the
 optimizer's schedule over that one step, the batch split over all devices (a mesh of one on one device).
 """

@@ -173,6 +173,7 @@ def run_cli(experiment: str, cfg: Any, load_data: Callable, build_variants: Call
             overwrite=cfg.overwrite,
             keep=cfg.keep,
             devices=cfg.devices,
+            together=cfg.trials_together,
         )
         failed = [t for t in results["trials"] if t.get("failed")]
         if failed:

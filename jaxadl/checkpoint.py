@@ -77,10 +77,15 @@ class Checkpointer:
                 self.best.delete(step)
             self.best.save(epoch, args=self._args(state, meta), force=True)
 
-    def _restore(self, manager: ocp.CheckpointManager, like: Any) -> tuple[Any, dict[str, Any]] | None:
-        step = manager.latest_step()
-        if step is None:
+    def _restore(
+        self, manager: ocp.CheckpointManager, like: Any, step: int | None = None
+    ) -> tuple[Any, dict[str, Any]] | None:
+        if step is None and (step := manager.latest_step()) is None:
             return None
+        if step not in manager.all_steps():
+            raise CheckpointError(
+                f"no checkpoint of epoch {step} in {manager.directory} (it keeps the last few)"
+            )
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
         args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
         try:
@@ -93,9 +98,19 @@ class Checkpointer:
             ) from e
         return restored.state, restored.meta
 
-    def restore_last(self, like: Any) -> tuple[Any, dict[str, Any]] | None:
-        """The newest checkpoint as (state shaped like `like`, meta), or None when there is none."""
-        return self._restore(self.last, like)
+    def restore_last(self, like: Any, epoch: int | None = None) -> tuple[Any, dict[str, Any]] | None:
+        """The newest checkpoint (or epoch `epoch`'s) as (state shaped like `like`, meta); None when there is none."""
+        return self._restore(self.last, like, epoch)
+
+    def last_epoch(self) -> int | None:
+        """The newest saved epoch, or None."""
+        return self.last.latest_step()
+
+    def forget_after(self, epoch: int) -> None:
+        """Delete the saved epochs after `epoch` (a run that goes back to `epoch` writes them again)."""
+        for step in self.last.all_steps():
+            if step > epoch:
+                self.last.delete(step)
 
     def restore_best(self, like: Any) -> tuple[Any, dict[str, Any]] | None:
         """The best-by-validation checkpoint, or None."""

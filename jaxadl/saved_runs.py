@@ -9,12 +9,12 @@ from typing import Any
 
 from jaxadl import report
 from jaxadl.data.base import Dataset, Split
+from jaxadl.evaluator import Evaluator, evaluate
 from jaxadl.metrics import summarize
 from jaxadl.predict import load, restore_trial
 from jaxadl.run_folder import RunFolder, RunFolderError, write_json
 from jaxadl.step import StepSpec
 from jaxadl.tasks import Evaluation, Task, from_record
-from jaxadl.train import Evaluator, evaluate
 
 
 def eval_split(data: Dataset) -> tuple[str, Split]:

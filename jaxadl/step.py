@@ -2,7 +2,7 @@
 
 Read top to bottom: the state; one optimizer step on a uint8 batch (`train_step`); the full-batch step,
 its gradient summed over chunks of the training set; the evaluation forward pass. How an epoch runs
-these (one scanned program, or a Python loop of jitted pieces) is jaxadl.train's business.
+these (one scanned program, or a Python loop of jitted pieces) is jaxadl.trainer's business.
 """
 
 from __future__ import annotations

@@ -10,9 +10,9 @@ import pytest
 
 from jaxadl import Classification, OptimConfig, SignCNN, TrainConfig, Trainer
 from jaxadl.checkpoint import Checkpointer
-from jaxadl.experiment import model_spec
 from jaxadl.predict import load, restore_trial
 from jaxadl.run_folder import RunFolder
+from jaxadl.trials import model_spec
 
 TASK = Classification(num_classes=10)
 MODEL = SignCNN(num_classes=10)

@@ -64,7 +64,7 @@ def test_fit_reports_every_step_and_epoch(capsys):
 
 
 def test_a_run_that_learned_nothing_says_so():
-    from jaxadl.experiment import _not_learned_note
+    from jaxadl.trials import _not_learned_note
 
     masks = np.zeros((2, 4, 4, 1), np.uint8)
     masks[0, :2] = 1  # half the pixels: all-foreground F1 2p/(1+p) = 2/3

@@ -94,7 +94,9 @@ def test_the_layers_point_down():
     """The core layers import only layers below them (source -> arrays -> device -> epoch -> history -> report)."""
     graph = _graph()
     assert "jaxadl.train" not in graph["jaxadl.tasks"] and "jaxadl.step" not in graph["jaxadl.tasks"]
-    assert not {"jaxadl.train", "jaxadl.experiment", "jaxadl.report"} & graph["jaxadl.step"]
+    assert not {"jaxadl.train", "jaxadl.trainer", "jaxadl.experiment", "jaxadl.report"} & graph["jaxadl.step"]
+    assert not {"jaxadl.train", "jaxadl.together", "jaxadl.experiment"} & graph["jaxadl.trainer"]
+    assert not {"jaxadl.together", "jaxadl.experiment"} & graph["jaxadl.train"]
     assert not {"jaxadl.train", "jaxadl.experiment"} & graph["jaxadl.predict"]
     assert not {"jaxadl.train", "jaxadl.step", "jaxadl.experiment"} & graph["jaxadl.report"]
 

@@ -8,7 +8,8 @@ from PIL import Image
 
 from experiments import unet
 from jaxadl.data.lungs import synthetic_lungs
-from jaxadl.train import Trainer, fit
+from jaxadl.train import fit
+from jaxadl.trainer import Trainer
 
 
 @pytest.mark.slow
