@@ -5,6 +5,13 @@ Examples:
   python -m experiments.cnn --optimizer=rprop                          # one variant on real GTSRB
   python -m experiments.cnn --grid --recipe=report                     # the report's table 1.4, faithfully
   python -m experiments.cnn --grid                                     # the same grid with the strong recipe
+  python -m experiments.cnn --cv-folds=5 --cv-fold=2                   # fold 2 of 5 of the tracks validates
+
+Cross-validation (--cv-folds=N --cv-fold=K): on GTSRB each class's training tracks are dealt into N folds
+with --split-seed and fold K validates (whole tracks, so no sign is on both sides; a class with fewer
+tracks than folds is missing from some folds' validation); --val-fraction is then not used. On the
+synthetic signs, whose images are independent, the train and val images are pooled and cut into N folds
+by image. An .npz has no track ids, so --cv-folds refuses it. The test split is never touched.
 """
 
 from __future__ import annotations
@@ -45,7 +52,9 @@ class CNNConfig:
     download: bool = opt(True, "GTSRB: download the official archives when no local copy is found")
     image_size: int = opt(28, "input side length in pixels (the report uses 28)")
     crop: str = opt("roi", "GTSRB: crop to the sign's bounding box, or keep the whole image", ("roi", "none"))
-    val_fraction: float = opt(0.1, "share of GTSRB training tracks held out for validation (whole tracks)")
+    val_fraction: float = opt(
+        0.1, "share of GTSRB training tracks held out for validation (whole tracks; not used with --cv-folds)"
+    )
     recipe: str = opt("strong", "training recipe: faithful to the report, or the strong one", tuple(RECIPES))
     grid: bool = opt(False, "run the report's whole grid: baseline x3, batch norm x3, SGD x1, Rprop x1")
     optimizer: str = opt("adam", "optimizer (single-variant runs)", ("adam", "sgd", "rprop"))
@@ -73,8 +82,16 @@ class CNNConfig:
     tta: bool | None = opt(None, "evaluate on the mean logits of each image and its four 1-pixel shifts")
     seed: int = opt(0, "random seed of trial 1 (trial i uses seed + i - 1)")
     split_seed: int = opt(
-        0, "seed of the validation tracks and the synthetic images; --seed leaves them fixed"
+        0,
+        "seed of the validation tracks, the cross-validation folds and the synthetic images; "
+        "--seed leaves them fixed",
     )
+    cv_folds: int = opt(
+        0,
+        "cross-validation: pool the train and val cases and cut them into N folds (0: off; the test split stays): "
+        "GTSRB by whole tracks per class, synthetic by image, npz refused (no track ids)",
+    )
+    cv_fold: int = opt(0, "cross-validation: the fold that validates, 0..N-1 (with --cv-folds)")
     out: str | None = opt(None, "run folder to write", shown="runs/cnn-<date>-<time>, a new folder each run")
     resume: bool = opt(False, "continue the run in --out from its newest checkpoints (same options)")
     overwrite: bool = opt(False, "replace the run in --out")
@@ -99,6 +116,19 @@ class CNNConfig:
             raise ValueError("--eval-only needs --from-run=RUN_FOLDER")
         if self.dataset == "npz" and not self.data_dir:
             raise ValueError("--dataset=npz needs --data-dir=FILE.npz")
+        if self.cv_folds == 1 or self.cv_folds < 0:
+            raise ValueError(f"--cv-folds must be 0 (off) or >= 2, got {self.cv_folds}")
+        if self.cv_folds and not 0 <= self.cv_fold < self.cv_folds:
+            raise ValueError(
+                f"--cv-fold must be in 0..{self.cv_folds - 1} with --cv-folds={self.cv_folds}, got {self.cv_fold}"
+            )
+        if not self.cv_folds and self.cv_fold:
+            raise ValueError(f"--cv-fold={self.cv_fold} needs --cv-folds=N (cross-validation is off)")
+        if self.cv_folds and self.dataset == "npz":
+            raise ValueError(
+                "--cv-folds works with --dataset=gtsrb (whole tracks) or synthetic (by image), not npz: "
+                "an .npz has no track ids, and folds cut by image would put frames of one sign on both sides"
+            )
         for optimizer in self.optimizers():  # checked before any data is read
             r = self.resolved(optimizer)
             r.train(r.optim(optimizer, self.eta_minus, self.min_step))
@@ -116,14 +146,17 @@ class CNNConfig:
 
 
 def load_data(cfg: CNNConfig):
-    """The dataset named by the config (GTSRB is prepared once and cached)."""
+    """The dataset named by the config (GTSRB is prepared once and cached), with the validation fold of
+    --cv-folds when given."""
     if cfg.dataset == "synthetic":
+        from jaxadl.data.base import cross_val_fold
         from jaxadl.data.synthetic import synthetic_signs
 
         n = cfg.synthetic_train
-        return synthetic_signs(
+        data = synthetic_signs(
             n, max(n // 10, 43), max(n // 2, 43), image_size=cfg.image_size, seed=cfg.split_seed
         )
+        return cross_val_fold(data, cfg.cv_folds, cfg.cv_fold, cfg.split_seed) if cfg.cv_folds else data
     if cfg.dataset == "npz":
         from jaxadl.data.arrays import load_npz
 
@@ -138,6 +171,8 @@ def load_data(cfg: CNNConfig):
         seed=cfg.split_seed,
         cache_dir=cfg.cache_dir,
         download=cfg.download,
+        cv_folds=cfg.cv_folds,
+        cv_fold=cfg.cv_fold,
     )
 
 

@@ -8,7 +8,7 @@ download), ``decode`` (one image to fixed-size RGB), ``builder`` (the TFDS build
 from jaxadl.data.cache import NPZ_NAME
 from jaxadl.data.gtsrb.builder import JaxadlGtsrb, config_name
 from jaxadl.data.gtsrb.fetch import GTSRB_ENV
-from jaxadl.data.gtsrb.load import load_gtsrb, track_split
+from jaxadl.data.gtsrb.load import load_gtsrb, track_folds, track_split
 from jaxadl.data.gtsrb.sources import (
     ARCHIVES,
     CROPS,
@@ -34,5 +34,6 @@ __all__ = [
     "JaxadlGtsrb",
     "config_name",
     "load_gtsrb",
+    "track_folds",
     "track_split",
 ]

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxadl.data.base import Dataset, Split
+from jaxadl.data.base import Dataset, DatasetError, Split
 from jaxadl.data.cache import default_cache_dir, load_arrays, prepare
 from jaxadl.data.gtsrb.builder import JaxadlGtsrb, gtsrb_config
 from jaxadl.data.gtsrb.fetch import resolve_source
@@ -37,28 +37,73 @@ def track_split(labels: np.ndarray, tracks: np.ndarray, val_fraction: float, see
     return mask
 
 
-def _check_options(image_size: Any, crop: str, val_fraction: float) -> int:
-    """The image size as an int; ValueError for a bad size, crop mode or validation fraction."""
+def track_folds(labels: np.ndarray, tracks: np.ndarray, folds: int, fold: int, seed: int) -> np.ndarray:
+    """Boolean mask of the rows that cross-validation fold `fold` of `folds` validates: whole tracks.
+
+    Within each class (in label order) the sorted tracks are permuted with `seed` and dealt one by one into
+    the folds, the deal going on from class to class, so folds differ by at most one track, overall and per
+    class, and folds 0..folds-1 validate every track once. A track never straddles train and val, and a
+    class with two or more tracks keeps at least one in train; a class with fewer tracks than folds is
+    missing from some folds' validation, and a class with a single track always trains (never validates).
+    """
+    if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
+        raise ValueError(f"folds must be >= 2, got {folds!r}")
+    if isinstance(fold, bool) or not isinstance(fold, (int, np.integer)) or not 0 <= fold < folds:
+        raise ValueError(f"fold must be in 0..{folds - 1}, got {fold!r}")
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(len(labels), bool)
+    dealt = 0
+    for c in np.unique(labels):
+        in_c = labels == c
+        uniq = np.unique(tracks[in_c])
+        if len(uniq) < 2:
+            continue
+        order = rng.permutation(uniq)
+        chosen = order[(dealt + np.arange(len(order))) % folds == fold]
+        dealt += len(order)
+        mask |= in_c & np.isin(tracks, chosen)
+    if dealt < folds:
+        raise DatasetError(
+            f"{folds} cross-validation folds need {folds} or more tracks in classes with two or more tracks; "
+            f"there are {dealt}"
+        )
+    return mask
+
+
+def _check_options(image_size: Any, crop: str, val_fraction: float, cv: tuple[int, int]) -> int:
+    """The image size as an int; ValueError for a bad size, crop mode, validation fraction or fold."""
     if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 8:
         raise ValueError(f"image_size must be an int >= 8, got {image_size!r}")
     if crop not in CROPS:
         raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+    cv_folds, cv_fold = cv
+    if cv_folds == 1 or cv_folds < 0:
+        raise ValueError(f"cv_folds must be 0 (off) or >= 2, got {cv_folds}")
+    if cv_folds and not 0 <= cv_fold < cv_folds:
+        raise ValueError(f"cv_fold must be in 0..{cv_folds - 1} with cv_folds={cv_folds}, got {cv_fold}")
+    if not cv_folds and cv_fold:
+        raise ValueError(f"cv_fold={cv_fold} needs cv_folds=N (cross-validation is off)")
     return int(image_size)
 
 
 def _splits(
-    arrays: dict[str, dict[str, np.ndarray]], val_fraction: float, seed: int
+    arrays: dict[str, dict[str, np.ndarray]], val_fraction: float, seed: int, cv: tuple[int, int]
 ) -> tuple[dict[str, Split | None], dict[str, int]]:
-    """Train, val (whole tracks of the training arrays) and test splits, and the tracks in train and val."""
+    """Train, val (whole tracks of the training arrays: ~val_fraction of them, or fold cv[1] of cv[0] when
+    cv[0] > 0) and test splits, and the tracks in train and val."""
     train_all = arrays["train"]
     labels, tracks = train_all["label"].astype(np.int32), train_all["track"]
     test = arrays.get("test")
-    val_mask = track_split(labels, tracks, val_fraction, seed)
+    if cv[0]:
+        val_mask = track_folds(labels, tracks, cv[0], cv[1], seed)
+    else:
+        val_mask = track_split(labels, tracks, val_fraction, seed)
+    has_val = cv[0] > 0 or val_fraction > 0
     splits = {
         "train": Split(train_all["image"][~val_mask], labels[~val_mask]),
-        "val": Split(train_all["image"][val_mask], labels[val_mask]) if val_fraction > 0 else None,
+        "val": Split(train_all["image"][val_mask], labels[val_mask]) if has_val else None,
         "test": Split(test["image"], test["label"].astype(np.int32)) if test is not None else None,
     }
     groups = labels.astype(np.int64) * 1_000_000 + tracks
@@ -72,6 +117,8 @@ def _splits(
 def _meta(builder: JaxadlGtsrb, splits: dict[str, Split | None], **load: Any) -> dict[str, Any]:
     """Provenance of a load: source and layout, cache entry and timings, counts, tracks, options."""
     stored, cfg = dict(builder.info.metadata), builder.builder_config
+    cv_folds, cv_fold = load["cv"]
+    cv = {"cross_validation": {"folds": cv_folds, "fold": cv_fold, "seed": load["seed"]}} if cv_folds else {}
     return {
         "source": stored.get("source", load["source"]),
         "source_layout": stored.get("source_layout"),
@@ -88,8 +135,9 @@ def _meta(builder: JaxadlGtsrb, splits: dict[str, Split | None], **load: Any) ->
         "counts": {k: len(v) for k, v in splits.items() if v is not None},
         "tracks": load["tracks"],
         "track_source": stored.get("track_source"),
-        "val_fraction": load["val_fraction"],
+        "val_fraction": None if cv_folds else load["val_fraction"],
         "seed": load["seed"],
+        **cv,
         "notes": list(stored.get("notes", [])),
     }
 
@@ -104,6 +152,8 @@ def load_gtsrb(
     cache_dir: str | os.PathLike | None = None,
     download: bool = True,
     progress: bool = True,
+    cv_folds: int = 0,
+    cv_fold: int = 0,
 ) -> Dataset:
     """GTSRB as uint8 [N, image_size, image_size, 3] images and int32 labels, prepared once into a cache.
 
@@ -117,6 +167,9 @@ def load_gtsrb(
     report's 28×28 CNN expects; ``crop="none"`` keeps the whole image with its margin.
     ``val_fraction`` of each class's tracks (30 frames of one physical sign) go to ``val``, chosen with
     ``seed``, so no sign appears in both; ``val`` is None when it is 0.
+    ``cv_folds=N`` (0: off) instead deals each class's tracks into N folds with ``seed`` and validates on
+    fold ``cv_fold`` (see :func:`track_folds`; ``val_fraction`` is then not used, meta["cross_validation"]
+    records the fold); folds 0..N-1 validate every track once. The test split is never touched.
 
     The cache (``cache_dir``, else ``$JAXADL_DATA_DIR``, else ``~/.cache/jaxadl``; see
     :mod:`jaxadl.data.cache`) is keyed by the source's resolved path, each source file's path, size and
@@ -124,7 +177,7 @@ def load_gtsrb(
     arrays beside it makes later loads take well under a second.
     Raises DatasetError naming the file for missing or malformed data, ValueError for bad arguments.
     """
-    image_size = _check_options(image_size, crop, val_fraction)
+    image_size = _check_options(image_size, crop, val_fraction, (cv_folds, cv_fold))
     cache = default_cache_dir(cache_dir)
     files = resolve_source(data_dir, cache, download)
     try:
@@ -138,7 +191,7 @@ def load_gtsrb(
     t0 = time.perf_counter()
     arrays, read_from = load_arrays(builder)
     load_seconds = round(time.perf_counter() - t0, 3)
-    splits, tracks = _splits(arrays, val_fraction, seed)
+    splits, tracks = _splits(arrays, val_fraction, seed, (cv_folds, cv_fold))
     meta = _meta(
         builder,
         splits,
@@ -150,6 +203,7 @@ def load_gtsrb(
         tracks=tracks,
         val_fraction=val_fraction,
         seed=seed,
+        cv=(cv_folds, cv_fold),
     )
     train, val, test = splits["train"], splits["val"], splits["test"]
     assert train is not None
