@@ -36,7 +36,11 @@ class StepTimeConfig(ModelFlag):
         "also time the forward pass (with loss) and forward + backward alone, to see where a step's time "
         "goes on each side",
     )
-    epoch_steps: int = opt(30, "steps in the --epoch comparison")
+    epoch_steps: int = opt(30, "steps in the --epoch and --trials-together comparisons")
+    trials_together: int = opt(
+        0, "also time one epoch of N trials as one program against N epochs one by one (0: off)"
+    )
+    vectorize: bool = opt(False, "--trials-together: vmap the trials even on CPU (default: unrolled there)")
     seed: int = opt(0, "data and fast-init seed")
     fast_init: bool = opt(
         False, "draw the initial weights with numpy instead of compiling Flax's initialisers (slow on CPU)"
@@ -58,6 +62,8 @@ class StepTimeConfig(ModelFlag):
             "unet_depth",
         )
         check_torch(self.compare)
+        if self.trials_together < 0 or self.trials_together == 1:
+            raise ValueError(f"trials_together must be 0 (off) or >= 2, got {self.trials_together}")
         if self.warmup < 0:
             raise ValueError(f"warmup must be >= 0, got {self.warmup}")
         self.bench.check(self)

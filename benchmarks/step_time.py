@@ -4,6 +4,7 @@
     python -m benchmarks.step_time --model=cnn --batch-norm --compare=torch  # + PyTorch, alternating windows
     python -m benchmarks.step_time --model=unet --batch-size=4 --compare=torch   # width 16, depth 4, 256 px
     python -m benchmarks.step_time --model=cnn --epoch                       # + on-device epoch vs host loop
+    python -m benchmarks.step_time --model=cnn --trials-together=3           # + 3 trials as one program vs apart
 
 What is timed: ``jaxadl.step.train_step`` (uint8 batch -> scaled input -> forward, loss, backward,
 optimizer update, metric) for the step spec ``jaxadl.Trainer`` would build (``benchmarks.jax_side``),
@@ -53,6 +54,7 @@ from benchmarks.common import idle_machine, spread, stamped
 from benchmarks.epoch_time import epoch_comparison
 from benchmarks.jax_side import JaxSide, peak_flops
 from benchmarks.step_config import StepTimeConfig, parse_args
+from benchmarks.together_time import together_comparison
 from benchmarks.torch_side import TorchSide
 
 __all__ = ["StepTimeConfig", "main", "parse_args"]
@@ -182,6 +184,13 @@ def print_table(result: dict[str, Any]) -> None:
             f"({e['on_device_images_per_s']:.0f} img/s, scan={e['scan']}), host-fed loop {e['host_loop_s']:.3f} s "
             f"({e['host_loop_images_per_s']:.0f} img/s): host / device = {e['host_over_device']:.3f}"
         )
+    if "together" in result:
+        t = result["together"]
+        print(
+            f"{t['trials']} trials, one epoch of {t['steps']} steps each: together {t['together_s_per_trial']:.3f} s "
+            f"per trial (vmap={t['vectorize']}), one by one {t['apart_s_per_trial']:.3f} s per trial: "
+            f"together / apart = {t['together_over_apart']:.3f}"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -209,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.epoch:
         result["epoch"] = epoch_comparison(args, jax_side)
+    if args.trials_together:
+        result["together"] = together_comparison(args, jax_side)
     if phases is not None:
         result["phases_ms"] = phases
     result = stamped(result, module="step_time", argv=argv, json_path=args.json)

@@ -56,6 +56,18 @@ def test_cnn_with_epoch(tmp_path):
     )
 
 
+def test_trials_together(tmp_path, capsys):
+    out = _run(tmp_path, ["--model=cnn", "--batch-size=8", "--trials-together=2", "--epoch-steps=2"])
+    t = out["together"]
+    assert t["trials"] == 2 and t["steps"] == 2 and t["vectorize"] is False  # CPU: unrolled
+    _positive(t, "together_s_per_trial", "apart_s_per_trial", "compile_together_s", "compile_one_trial_s")
+    assert t["together_over_apart"] == pytest.approx(t["together_s_per_trial"] / t["apart_s_per_trial"])
+    assert "together / apart" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        step_time.main(["--trials-together=1", *TINY])
+    assert e.value.code == 2
+
+
 def _has_torch():
     try:
         import torch  # noqa: F401
