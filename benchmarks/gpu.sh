@@ -20,6 +20,9 @@ for args in "--model=cnn" "--model=cnn --batch-norm" "--model=unet --batch-size=
 done
 # one epoch of 39,209 GTSRB-sized images (synthetic pixels of the same shape), scanned on the device
 $py -m benchmarks.step_time --model=cnn --epoch --epoch-steps=306 --json="$out/epoch_cnn.json" | tee -a "$out/gpu.log"
+# eight trials of the CNN as one program (vmapped) against eight epochs one by one: seconds per trial
+$py -m benchmarks.step_time --model=cnn --trials-together=8 --epoch-steps=306 --json="$out/together_cnn.json" | tee -a "$out/gpu.log"
+$py -m benchmarks.step_time --model=unet --batch-size=4 --trials-together=2 --epoch-steps=28 --json="$out/together_unet.json" | tee -a "$out/gpu.log"
 # time to 98 % validation accuracy on real GTSRB, when its arrays are given (jaxadl.data.arrays.save_npz
 # of load_gtsrb(...), as this machine may lack tensorflow-datasets): GTSRB_NPZ=gtsrb28.npz bash gpu.sh
 if [ -n "${GTSRB_NPZ:-}" ]; then
