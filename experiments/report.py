@@ -33,6 +33,7 @@ class Profile:
     cnn_epochs: int | None
     rprop_steps: int | None
     unet_epochs: int | None
+    together: bool = False  # a variant's trials as one program where that is faster (on an accelerator)
 
     def epochs(self, variant: Any, recipe_epochs: int) -> int:
         """The epochs a variant trains under this profile (full-batch Rprop: one step per epoch)."""
@@ -43,7 +44,10 @@ class Profile:
 
 
 # quick: about an hour on a 2-core CPU with GTSRB and the 124 development radiographs; full: the recipes
-PROFILES = {"quick": Profile(cnn_epochs=5, rprop_steps=20, unet_epochs=10), "full": Profile(None, None, None)}
+PROFILES = {
+    "quick": Profile(cnn_epochs=4, rprop_steps=10, unet_epochs=8),
+    "full": Profile(None, None, None, together=True),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,7 +151,10 @@ def _train_grid(name: str, module: Any, cfg: Any, out: Path, profile: Profile) -
         "recipe": cfg.recipe,
         "report": True,
     }
-    run_experiment(name, data, variants, folder, config, resume=resume, keep=1)
+    import jax
+
+    together = profile.together and jax.default_backend() != "cpu"  # on CPU not faster: docs/benchmarks.md
+    run_experiment(name, data, variants, folder, config, resume=resume, keep=1, together=together)
     return data, folder
 
 
