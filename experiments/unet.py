@@ -109,8 +109,20 @@ class UNetConfig:
     rotate_deg: float = opt(ROTATE_DEG, "augmentation: largest rotation in degrees")
     gamma: float = opt(0.0, "augmentation: gamma exponent drawn from exp([-G, G]) (0: off)")
     shading: float = opt(0.0, "augmentation: add a smooth field drawn in [-S, S] (uneven density; 0: off)")
+    aspect: float = opt(
+        0.0,
+        "augmentation: stretch the width alone by a factor in [1 - A, 1 + A] (chest and heart width; 0: off)",
+    )
+    elastic: float = opt(
+        0.0,
+        "augmentation: smooth elastic warp of image and mask, up to E x the image side per pixel (0: off)",
+    )
     select: str | None = opt(None, "keep the last epoch or the best on validation F1", ("last", "best"))
     ema: float = opt(0.0, "decay of the weight average that is evaluated (0 = off; not measured on JSRT)")
+    focus: float = opt(
+        0.0,
+        "weigh each image's loss by its loss to the power P within the batch: the worst count more (0: the mean)",
+    )
     tta: bool = opt(False, "evaluate on the mean of each image's and its four 1-pixel shifts' logits")
     seed: int = opt(0, "random seed of trial 1 (trial i uses seed + i - 1)")
     split_seed: int = opt(
@@ -206,12 +218,20 @@ class UNetConfig:
             eval_batch_size=self.eval_batch_size,
             seed=self.seed,
             optim=r.optim(),
-            augment=augmentation(self.image_size, self.rotate_deg, self.gamma, self.shading)
+            augment=augmentation(
+                self.image_size,
+                self.rotate_deg,
+                self.gamma,
+                self.shading,
+                aspect=self.aspect,
+                elastic=self.elastic,
+            )
             if r.augment
             else None,
             select=r.select if has_val else "last",
             ema=self.ema,
             tta=self.tta,
+            focus=self.focus,
         )
 
 

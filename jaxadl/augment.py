@@ -24,25 +24,34 @@ class AugmentConfig:
     contrast: float = 0.2  # factor drawn from [1 - c, 1 + c] around the image mean
     gamma: float = 0.0  # pixels raised to exp(u), u drawn from [-g, g]: exposure changes dark and light apart
     shading: float = 0.0  # a smooth field on a 4x4 grid drawn in [-s, s], added: uneven density
+    aspect: float = (
+        0.0  # width alone stretched by a factor drawn from [1 - a, 1 + a]: a wider or narrower chest
+    )
+    elastic: float = 0.0  # a smooth displacement field on a 4x4 grid, each component drawn in [-e, e] pixels
 
     def __post_init__(self) -> None:
         for name, value in dataclasses.asdict(self).items():
             if value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
-        for name in ("scale", "contrast"):
+        for name in ("scale", "contrast", "aspect"):
             if getattr(self, name) >= 1:
                 raise ValueError(f"{name} must be < 1, got {getattr(self, name)}")
 
     @property
     def geometric(self) -> bool:
-        return bool(self.rotate_deg or self.translate_px or self.scale)
+        return bool(self.rotate_deg or self.translate_px or self.scale or self.aspect or self.elastic)
 
 
-def _warp(image: jnp.ndarray, matrix: jnp.ndarray, offset: jnp.ndarray) -> jnp.ndarray:
-    """Sample image [H, W, C] at matrix @ (y, x) + offset for every output pixel (bilinear, edge-padded)."""
+def _warp(
+    image: jnp.ndarray, matrix: jnp.ndarray, offset: jnp.ndarray, shift: jnp.ndarray | None = None
+) -> jnp.ndarray:
+    """Sample image [H, W, C] at matrix @ (y, x) + offset + shift[:, y, x] for every output pixel (bilinear,
+    edge-padded); `shift` [2, H, W], when given, is the elastic displacement."""
     h, w = image.shape[:2]
     yy, xx = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32), indexing="ij")
     coords = jnp.einsum("ij,jhw->ihw", matrix, jnp.stack([yy, xx])) + offset[:, None, None]
+    if shift is not None:
+        coords = coords + shift
     channels = [
         map_coordinates(image[..., c], [coords[0], coords[1]], order=1, mode="nearest")
         for c in range(image.shape[-1])
@@ -58,6 +67,11 @@ def _pose(key: jax.Array, cfg: AugmentConfig, h: int, w: int) -> tuple[jnp.ndarr
     shift = jax.random.uniform(k3, (2,), minval=-cfg.translate_px, maxval=cfg.translate_px)
     c, s = jnp.cos(angle), jnp.sin(angle)
     matrix = jnp.array([[c, -s], [s, c]]) / zoom
+    if cfg.aspect:  # its own key: the other draws stay those of a config without it
+        stretch = jax.random.uniform(
+            jax.random.fold_in(key, 5), (), minval=1 - cfg.aspect, maxval=1 + cfg.aspect
+        )
+        matrix = matrix @ jnp.diag(jnp.array([1.0, 1.0 / stretch]))
     centre = jnp.array([(h - 1) / 2.0, (w - 1) / 2.0])
     offset = centre - matrix @ centre - shift
     return matrix, offset
@@ -72,9 +86,16 @@ def augment(
     is_mask = labels.ndim == images.ndim
     if cfg.geometric:
         matrices, offsets = jax.vmap(lambda k: _pose(k, cfg, h, w))(jax.random.split(keys[0], b))
-        images = jax.vmap(_warp)(images, matrices, offsets)
+        shifts = None
+        if cfg.elastic:  # a smooth field: cubic from a 4x4 grid, like the shading
+            grid = jax.random.uniform(
+                jax.random.fold_in(key, 6), (b, 2, 4, 4), minval=-cfg.elastic, maxval=cfg.elastic
+            )
+            shifts = jax.image.resize(grid, (b, 2, h, w), method="cubic")
+        warp = jax.vmap(_warp, in_axes=(0, 0, 0, None if shifts is None else 0))
+        images = warp(images, matrices, offsets, shifts)
         if is_mask:
-            warped = jax.vmap(_warp)(labels.astype(jnp.float32), matrices, offsets)
+            warped = warp(labels.astype(jnp.float32), matrices, offsets, shifts)
             labels = (warped > 0.5).astype(labels.dtype)
     if cfg.gamma:
         exponent = jnp.exp(

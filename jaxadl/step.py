@@ -56,6 +56,9 @@ class StepSpec:
     ema: float = 0.0  # decay of the weight average (0: none)
     tta: bool = False  # evaluate on the mean logits of the image and its four one-pixel shifts
     mesh: Mesh | None = None
+    focus: float = (
+        0.0  # weigh each example's loss by (its loss)^focus, normalised over the batch (0: the mean)
+    )
 
     def shard(self, x: jnp.ndarray) -> jnp.ndarray:
         """Split a batch over the mesh's devices (a no-op without a mesh)."""
@@ -117,7 +120,11 @@ def loss_and_grads(spec: StepSpec, state: TrainState, x, y, weights, *, mask=Non
         variables = model_variables(params, state.batch_stats)
         out, updates = spec.model.apply(variables, x, train=True, mutable=["batch_stats"], **extra)
         per_example = spec.task.loss(out, y)
-        return jnp.sum(per_example * weights), (updates.get("batch_stats", state.batch_stats), out)
+        share = weights
+        if spec.focus:  # the worst examples weigh more; the weights are constants for the gradient
+            hard = jax.lax.stop_gradient(per_example) ** spec.focus * weights
+            share = hard / jnp.sum(hard)
+        return jnp.sum(per_example * share), (updates.get("batch_stats", state.batch_stats), out)
 
     (loss, (batch_stats, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     return loss, grads, batch_stats, logits

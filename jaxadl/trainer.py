@@ -46,6 +46,7 @@ class TrainConfig:
     select: str = "last"  # "best": keep the epoch with the best validation metric
     ema: float = 0.0  # decay of an exponential moving average of the weights, used for evaluation; 0 = off
     tta: bool = False  # evaluate on the mean logits of the image and its four one-pixel shifts
+    focus: float = 0.0  # mini-batch loss weights proportional to each example's loss to this power (0: mean)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.ema < 1.0:
@@ -56,6 +57,10 @@ class TrainConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
+        if self.focus < 0:
+            raise ValueError(f"focus must be >= 0, got {self.focus}")
+        if self.focus and self.full_batch:
+            raise ValueError("focus weighs the examples of a mini-batch; a full-batch step has none to weigh")
         if self.select not in ("last", "best"):
             raise ValueError(f"select must be 'last' or 'best', got {self.select!r}")
 
@@ -95,7 +100,7 @@ class Trainer:
             self.chunk = cfg.batch_size
         self.steps_per_epoch = 1 if cfg.full_batch else num_train // cfg.batch_size
         self.tx = make_optimizer(cfg.optim, self.steps_per_epoch * cfg.epochs)
-        self.spec = StepSpec(model, task, self.tx, cfg.augment, cfg.ema, cfg.tta, self.mesh)
+        self.spec = StepSpec(model, task, self.tx, cfg.augment, cfg.ema, cfg.tta, self.mesh, focus=cfg.focus)
         self.model, self.task = model, task
         self.evaluator = Evaluator(self.spec, cfg.eval_batch_size)
         self.train_step = functools.partial(step.train_step, self.spec)

@@ -27,13 +27,22 @@ CONTRAST = 0.2
 
 
 def augmentation(
-    image_size: int, rotate: float = ROTATE_DEG, gamma: float = 0.0, shading: float = 0.0
+    image_size: int,
+    rotate: float = ROTATE_DEG,
+    gamma: float = 0.0,
+    shading: float = 0.0,
+    *,
+    aspect: float = 0.0,
+    elastic: float = 0.0,
 ) -> AugmentConfig:
-    """The radiograph augmentation at this image size (shifts scale with the image)."""
+    """The radiograph augmentation at this image size (shifts scale with the image; `elastic` is a
+    fraction of the image side, as the shifts are)."""
     return AugmentConfig(
         rotate_deg=rotate,
         gamma=gamma,
         shading=shading,
+        aspect=aspect,
+        elastic=elastic * image_size,
         translate_px=TRANSLATE_FRACTION * image_size,
         scale=SCALE,
         brightness=BRIGHTNESS,
