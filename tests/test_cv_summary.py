@@ -1,0 +1,52 @@
+"""tools/cv_summary pools a cross-validation sweep's run folders per lever (#33)."""
+
+import json
+
+import pytest
+
+from tools import cv_summary
+
+
+def _run(sweep, name, trials):
+    (sweep / name / "trials").mkdir(parents=True)
+    for i, record in enumerate(trials, 1):
+        (sweep / name / "trials" / f"baseline_trial{i}.json").write_text(json.dumps(record))
+
+
+def _lungs(cases, f1):
+    return {
+        "per_image": {"cases": cases, "f1": f1, "f1_post": f1},
+        "eval": {"f1": {"mean": sum(f1) / len(f1)}},
+    }
+
+
+def test_segmentation_folds_are_pooled_per_lever(tmp_path, capsys):
+    _run(tmp_path, "default_f0", [_lungs(["A", "B"], [0.98, 0.90])])
+    _run(tmp_path, "default_f1", [_lungs(["C", "D"], [0.97, 0.99])])
+    _run(tmp_path, "aspect15_f0", [_lungs(["A", "B"], [0.97, 0.95]), {"failed": "diverged"}])
+    (tmp_path / "notes").mkdir()  # not a fold's folder: ignored
+    assert cv_summary.main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    default = next(line for line in out if line.startswith("| default |"))
+    # 4 cases pooled: mean 0.96, 5th percentile (linear) 0.9105, min 0.90 on case B
+    assert default == "| default | 0,1 | 4 | 0.9600 | 0.9105 | 0.9000 | B |"
+    assert (
+        next(line for line in out if line.startswith("| aspect15 |"))
+        == "| aspect15 | 0 | 2 | 0.9600 | 0.9510 | 0.9500 | B |"
+    )
+
+
+def test_classification_folds_give_the_mean_accuracy(tmp_path, capsys):
+    for k, acc in enumerate([0.98, 0.99]):
+        _run(tmp_path, f"baseline_f{k}", [{"eval": {"accuracy": {"mean": acc}}}])
+    assert cv_summary.main([str(tmp_path)]) == 0
+    assert "| baseline | 0,1 | 2 runs | 98.50 % | 98.00 % |" in capsys.readouterr().out
+
+
+def test_a_folder_without_fold_runs_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        cv_summary.main([str(tmp_path)])
+    assert e.value.code == 2 and "no finished run folders" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        cv_summary.main([str(tmp_path / "missing")])
+    assert e.value.code == 2

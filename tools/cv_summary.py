@@ -1,0 +1,85 @@
+"""Pool a cross-validation sweep's runs per lever: `python -m tools.cv_summary SWEEP_DIR`.
+
+Run folders named `<lever>_f<K>` (fold K of a `--cv-folds` sweep, e.g. experiments/sweeps/lungs_worst_cases.txt)
+are grouped by lever. Segmentation: every fold's per-case F1 pooled, so each case counts once per seed:
+mean, 5th percentile, minimum and the worst case. Classification: the mean over folds of the evaluated
+accuracy (each fold's held-out tracks). Only finished trials count; a lever missing folds says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FOLDER = re.compile(r"^(?P<lever>.+)_f(?P<fold>\d+)$")
+
+
+def trials(folder: Path) -> list[dict[str, Any]]:
+    """The finished trial records of a run folder."""
+    return [json.loads(p.read_text()) for p in sorted((folder / "trials").glob("*.json"))]
+
+
+def pool(sweep: Path) -> dict[str, dict[str, Any]]:
+    """Per lever: folds found, and either the pooled per-case F1 (name, value) or the per-fold accuracies."""
+    levers: dict[str, dict[str, Any]] = defaultdict(lambda: {"folds": set(), "cases": [], "accuracy": []})
+    for folder in sorted(p for p in sweep.iterdir() if p.is_dir()):
+        match = FOLDER.match(folder.name)
+        if not match:
+            continue
+        lever = levers[match["lever"]]
+        for record in trials(folder):
+            if "failed" in record:
+                continue
+            lever["folds"].add(int(match["fold"]))
+            if "per_image" in record:
+                per = record["per_image"]
+                lever["cases"] += list(zip(per["cases"], per["f1"], strict=True))
+            else:
+                lever["accuracy"].append(record["eval"]["accuracy"]["mean"])
+    return dict(levers)
+
+
+def row(name: str, lever: dict[str, Any]) -> str:
+    """One markdown row: lever, folds, cases, mean, 5th percentile, minimum, worst case (or accuracy)."""
+    folds = ",".join(str(k) for k in sorted(lever["folds"]))
+    if lever["cases"]:
+        values = np.array([v for _, v in lever["cases"]])
+        worst = min(lever["cases"], key=lambda c: c[1])
+        return (
+            f"| {name} | {folds} | {len(values)} | {values.mean():.4f} | {np.percentile(values, 5):.4f} | "
+            f"{values.min():.4f} | {worst[0]} |"
+        )
+    acc = np.array(lever["accuracy"])
+    return f"| {name} | {folds} | {len(acc)} runs | {100 * acc.mean():.2f} % | {100 * acc.min():.2f} % |"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sweep", type=Path, help="a sweep folder holding <lever>_f<K> run folders")
+    args = parser.parse_args(argv)
+    if not args.sweep.is_dir():
+        parser.error(f"{args.sweep} is not a folder")
+    levers = pool(args.sweep)
+    if not levers:
+        parser.error(f"{args.sweep} holds no finished run folders named <lever>_f<K>")
+    segmentation = any(lever["cases"] for lever in levers.values())
+    if segmentation:
+        print(
+            "| lever | folds | cases | mean F1 | 5th percentile | min | worst case |\n|---|---|---|---|---|---|---|"
+        )
+    else:
+        print("| lever | folds | runs | mean accuracy over folds | lowest fold |\n|---|---|---|---|---|")
+    for name, lever in levers.items():
+        print(row(name, lever))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
