@@ -20,7 +20,7 @@ import dataclasses
 import sys
 from collections.abc import Sequence
 
-from experiments.cli import opt, parse, run_cli
+from experiments.cli import check_cv_flags, opt, parse, run_cli
 from experiments.configs.cnn import RECIPES, CNNRecipe
 
 # The report's comparison grid (table 1.4): name, optimizer, batch norm, trials.
@@ -116,14 +116,7 @@ class CNNConfig:
             raise ValueError("--eval-only needs --from-run=RUN_FOLDER")
         if self.dataset == "npz" and not self.data_dir:
             raise ValueError("--dataset=npz needs --data-dir=FILE.npz")
-        if self.cv_folds == 1 or self.cv_folds < 0:
-            raise ValueError(f"--cv-folds must be 0 (off) or >= 2, got {self.cv_folds}")
-        if self.cv_folds and not 0 <= self.cv_fold < self.cv_folds:
-            raise ValueError(
-                f"--cv-fold must be in 0..{self.cv_folds - 1} with --cv-folds={self.cv_folds}, got {self.cv_fold}"
-            )
-        if not self.cv_folds and self.cv_fold:
-            raise ValueError(f"--cv-fold={self.cv_fold} needs --cv-folds=N (cross-validation is off)")
+        check_cv_flags(self.cv_folds, self.cv_fold)
         if self.cv_folds and self.dataset == "npz":
             raise ValueError(
                 "--cv-folds works with --dataset=gtsrb (whole tracks) or synthetic (by image), not npz: "

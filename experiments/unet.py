@@ -42,7 +42,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from experiments.cli import opt, parse, run_cli
+from experiments.cli import check_cv_flags, opt, parse, run_cli
 from experiments.configs.unet import RECIPES, ROTATE_DEG, UNetRecipe, augmentation
 
 UPSAMPLE = ("bilinear", "nearest", "transpose")
@@ -175,14 +175,7 @@ class UNetConfig:
             raise ValueError("--synthetic-val and --synthetic-test are both 0: nothing to evaluate on")
         if self.dataset == "npz" and not self.data_dir:
             raise ValueError("--dataset=npz needs --data-dir=FILE.npz")
-        if self.cv_folds == 1 or self.cv_folds < 0:
-            raise ValueError(f"--cv-folds must be 0 (off) or >= 2, got {self.cv_folds}")
-        if self.cv_folds and not 0 <= self.cv_fold < self.cv_folds:
-            raise ValueError(
-                f"--cv-fold must be in 0..{self.cv_folds - 1} with --cv-folds={self.cv_folds}, got {self.cv_fold}"
-            )
-        if not self.cv_folds and self.cv_fold:
-            raise ValueError(f"--cv-fold={self.cv_fold} needs --cv-folds=N (cross-validation is off)")
+        check_cv_flags(self.cv_folds, self.cv_fold)
         if self.eval_only and not self.from_run:
             raise ValueError("--eval-only needs --from-run=RUN_FOLDER")
         self.train_config(self.resolved(), has_val=True)  # checked before any data is read
