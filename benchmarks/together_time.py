@@ -31,7 +31,8 @@ def together_comparison(args: StepTimeConfig, side: JaxSide) -> dict[str, Any]:
     apart = [Trainer(model, task, cfg, n) for _ in seeds]
     x, y, _ = together.put_train(split)
     states: dict[str, Any] = {"together": together.init(args.input_shape)}
-    states["apart"] = [t.fresh_state(args.input_shape, s) for t, s in zip(apart, seeds, strict=True)]
+    fresh = [t.fresh_state(args.input_shape, s) for t, s in zip(apart, seeds, strict=True)]
+    states["apart"] = [jax.device_put(s, together._replicated) for s in fresh]  # as Trainer.init places it
     t0 = time.perf_counter()
     together.compile(states["together"], x, y)
     compile_together = time.perf_counter() - t0

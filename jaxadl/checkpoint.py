@@ -121,6 +121,14 @@ class Checkpointer:
         self.best.close()
 
 
+def saved_epochs(directory: str | Path) -> list[int]:
+    """The epochs saved under a trial's `last/` (or `best/`) folder, oldest first, without opening them."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    return sorted(int(p.name) for p in directory.iterdir() if p.is_dir() and p.name.isdigit())
+
+
 def restore_weights(directory: str | Path) -> dict[str, Any]:
     """The newest saved state in `directory` (a trial's `last/` or `best/`) as plain arrays, without
     knowing its model: what predict.load needs to rebuild a model from a run folder."""

@@ -105,15 +105,17 @@ def spread(values: Sequence[float], fmt: Callable[[float], str]) -> tuple[str, s
 
 
 def wall_time(record: dict[str, Any]) -> str:
-    """A trial's training plus compile time, e.g. "4 min 05 s" (no-break spaces)."""
+    """A trial's training plus compile time, e.g. "4 min 05 s" (no-break spaces); for trials trained
+    together, its share of the program's time, marked "(share)"."""
     if "train_seconds" not in record:
         return "—"
     seconds = float(record["train_seconds"]) + float(record.get("compile_seconds", 0.0))
+    share = " (share)" if record.get("trained_together") else ""
     if seconds < 60:
-        return f"{seconds:.1f}\u00a0s"  # no break before the unit in a narrow column
+        return f"{seconds:.1f}\u00a0s{share}"  # no break before the unit in a narrow column
     minutes, rest = divmod(round(seconds), 60)
     text = f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min {rest:02d} s"
-    return text.replace(" ", "\u00a0")
+    return text.replace(" ", "\u00a0") + share
 
 
 def epochs(record: dict[str, Any]) -> str:

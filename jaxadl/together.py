@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from jaxadl.checkpoint import Checkpointer
+from jaxadl.checkpoint import Checkpointer, CheckpointError
 from jaxadl.data.base import Split
 from jaxadl.progress import format_epoch
 from jaxadl.step import TrainState
@@ -119,16 +119,20 @@ def _resume_trials(
     ckpts: list[Checkpointer] | None, state: TrainState, cfg: TrainConfig
 ) -> tuple[TrainState, list[RunSoFar]]:
     """Every trial from the newest epoch that all of them saved (a kill between two trials' saves leaves
-    one a step ahead; it repeats that epoch, which gives the same numbers), else fresh runs."""
+    one an epoch ahead; it repeats that epoch, which gives the same numbers), else fresh runs."""
     trials = jax.tree.leaves(state)[0].shape[0]
-    if ckpts is None:
+    if ckpts is None or all(c.last_epoch() is None for c in ckpts):
         return state, [RunSoFar(cfg.epochs, best_epoch=cfg.epochs) for _ in range(trials)]
-    common = min(c.last_epoch() or 0 for c in ckpts)
+    shared = set.intersection(*(set(c.last.all_steps()) for c in ckpts))
+    if not shared:
+        saved = ", ".join(f"{c.directory.name}: {c.last_epoch()}" for c in ckpts)
+        raise CheckpointError(
+            f"trials trained together have no saved epoch in common ({saved}); resume them one by one"
+        )
+    common = max(shared)
     for c in ckpts:
         c.forget_after(common)
-    restored = [
-        resume_run(c if common else None, unstack(state, t), cfg, common or None) for t, c in enumerate(ckpts)
-    ]
+    restored = [resume_run(c, unstack(state, t), cfg, common) for t, c in enumerate(ckpts)]
     return stack([s for s, _ in restored]), [run for _, run in restored]
 
 
@@ -155,8 +159,8 @@ def fit_trials(
 ) -> list[FitResult | DivergenceError]:
     """`fit` for one config and several seeds at once; one FitResult (or the DivergenceError) per seed.
 
-    `on_epoch(index, record)` gets each trial's records (index into `seeds`); `checkpoint_dirs` holds one
-    folder per seed, written as `fit` writes it. A trial that diverges stops being recorded and checkpointed;
+    `on_epoch(index, record)` gets each trial's records (index into `seeds`), each epoch once; `checkpoint_dirs`
+    holds one folder per seed, written as `fit` writes it (keeping two epochs at least). A trial that diverges stops being recorded and checkpointed;
     the others go on. Seconds in the records are each trial's share of the program's time. `trainer`: one
     built for these arguments (its evaluator is then reused by the caller)."""
     if cfg.select == "best" and (val is None or not len(val)):
@@ -171,8 +175,11 @@ def fit_trials(
         raise ValueError(
             f"the trainer passed to fit_trials was built for seeds {trainer.seeds}, not {tuple(seeds)}"
         )
-    ckpts = [Checkpointer(d, keep) for d in checkpoint_dirs] if checkpoint_dirs is not None else None
+    # two epochs at least: a trial one save ahead of the others can always go back to theirs
+    ckpts = [Checkpointer(d, max(keep, 2)) for d in checkpoint_dirs] if checkpoint_dirs is not None else None
+    recorded = [(c.last_epoch() or 0) if resume else 0 for c in ckpts or ()] or [0] * len(seeds)
     state, runs = _resume_trials(ckpts if resume else None, trainer.init(train.images.shape[1:]), cfg)
+    state = jax.device_put(state, trainer._replicated)
     data = trainer.put_train(train)[:2]
     val_dev = trainer.put_eval(val) if val is not None and len(val) else None
     t0 = time.perf_counter()
@@ -180,6 +187,8 @@ def fit_trials(
     compile_seconds = (time.perf_counter() - t0) / trainer.trials
     failed: dict[int, DivergenceError] = {}
     for epoch in range(int(state.step[0]) // trainer.steps_per_epoch + 1, cfg.epochs + 1):
+        if len(failed) == trainer.trials:
+            break
         last_good = jax.tree.map(jnp.copy, state)
         t = time.perf_counter()
         state, metrics = trainer.train_epoch(state, *data)
@@ -194,11 +203,12 @@ def fit_trials(
             record, one = epoch_record(trainer, mine, seconds, epoch), unstack(state, k)
             is_best = validate(trainer, one, val_dev, record, runs[k])
             runs[k].note(record, mine["loss"], seconds + time.perf_counter() - t_trial)
+            record["eta_seconds"] *= trainer.trials - len(failed)  # the trials go on together: the program's
             if verbose:
                 _log_epoch(log, trainer.seeds[k], record, cfg, task.main_metric)
             if ckpts is not None:
                 ckpts[k].save(epoch, one, runs[k].meta(), is_best=is_best)
-            if on_epoch is not None:
+            if on_epoch is not None and epoch > recorded[k]:  # an epoch repeated after a resume: noted once
                 on_epoch(k, record)
     for c in ckpts or ():
         c.close()

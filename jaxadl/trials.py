@@ -17,6 +17,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from jaxadl import plots, report
+from jaxadl.checkpoint import saved_epochs
 from jaxadl.data.base import Dataset, Split
 from jaxadl.evaluator import evaluate
 from jaxadl.parallel import broadcast_text, is_main_process
@@ -66,7 +67,7 @@ def run_trials(ctx: RunContext, variants: list[Variant]) -> list[dict[str, Any]]
     for variant in variants:
         records = _finished(ctx, variant)
         pending = [t for t in range(1, variant.trials + 1) if t not in records]
-        groups = [pending] if ctx.together and len(pending) > 1 else [[t] for t in pending]
+        groups = _groups(ctx, variant, pending)
         for group in groups:
             done = len(trials) + len(records)
             eta = f"; ~{format_seconds(np.mean(seconds) * (total - done))} left" if seconds else ""
@@ -85,6 +86,21 @@ def run_trials(ctx: RunContext, variants: list[Variant]) -> list[dict[str, Any]]
             records.update(new)
         trials.extend(records[t] for t in sorted(records))
     return trials
+
+
+def _groups(ctx: RunContext, variant: Variant, pending: list[int]) -> list[list[int]]:
+    """How a variant's unfinished trials train: one by one, or (together) as one group of those at the same
+    saved epoch (or one save ahead of it, which they repeat); a trial further ahead resumes alone first."""
+    if not ctx.together or len(pending) < 2:
+        return [[t] for t in pending]
+    saved = {
+        t: saved_epochs(ctx.folder.checkpoints(variant.name, t) / "last") if ctx.resume else []
+        for t in pending
+    }
+    low = min(max(epochs, default=0) for epochs in saved.values())
+    group = [t for t in pending if max(saved[t], default=0) == low or low in saved[t]]
+    alone = [[t] for t in pending if t not in group]
+    return alone + ([group] if len(group) > 1 else [[t] for t in group])
 
 
 def _finished(ctx: RunContext, variant: Variant) -> dict[int, dict[str, Any]]:

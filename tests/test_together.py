@@ -100,7 +100,12 @@ def test_resume_after_an_interruption_gives_the_uninterrupted_numbers(tmp_path):
     )
     assert Checkpointer(dirs[0]).last_epoch() == 2 and Checkpointer(dirs[1]).last_epoch() == 1
     assert len(ahead.history) == 2
-    resumed = fit_trials(model, TASK, TRAIN, cfg, VAL, seeds=seeds, checkpoint_dirs=dirs, resume=True)
+    noted = []
+    resumed = fit_trials(
+        model, TASK, TRAIN, cfg, VAL, seeds=seeds, checkpoint_dirs=dirs, resume=True,
+        on_epoch=lambda k, rec: noted.append((k, rec["epoch"])),
+    )  # fmt: skip
+    assert noted == [(1, 2), (0, 3), (1, 3)]  # trial 0 repeats epoch 2 but notes it once
     for r, w in zip(resumed, whole, strict=True):
         assert [h["epoch"] for h in r.history] == [1, 2, 3]
         _close(r.step_losses, w.step_losses)
@@ -127,6 +132,35 @@ def test_a_diverging_trial_stops_alone(monkeypatch):
         good.step_losses,
         fit(SignCNN(num_classes=10), TASK, TRAIN, dataclasses.replace(cfg, seed=1), VAL).step_losses,
     )
+
+
+def test_a_group_whose_trials_all_diverge_stops():
+    cfg = dataclasses.replace(CFG, augment=None, ema=0.0, select="last", epochs=3)
+    trainer = TrialsTrainer(SignCNN(num_classes=10), TASK, cfg, len(TRAIN), seeds=[0, 1])
+    fresh, epochs = trainer.init, []
+    nan_bias = lambda p: {**p, "fc": {**p["fc"], "bias": p["fc"]["bias"].at[:, 0].set(np.nan)}}
+    trainer.init = lambda shape: (lambda s: s.replace(params=nan_bias(s.params)))(fresh(shape))
+    epoch = trainer.train_epoch
+    trainer.train_epoch = lambda *a: epochs.append(1) or epoch(*a)
+    results = fit_trials(SignCNN(num_classes=10), TASK, TRAIN, cfg, VAL, seeds=[0, 1], trainer=trainer)
+    assert all(isinstance(r, DivergenceError) and r.step == 1 for r in results) and len(epochs) == 1
+
+
+def test_a_trial_further_ahead_resumes_alone_before_the_group(tmp_path):
+    from jaxadl.run_folder import RunFolder
+    from jaxadl.trials import RunContext, Variant, _groups
+
+    folder = RunFolder(tmp_path)
+    for trial, epochs in {1: [3, 4], 2: [1, 2], 3: [2, 3], 4: []}.items():
+        for e in epochs:
+            (folder.checkpoints("v", trial) / "last" / str(e)).mkdir(parents=True)
+    variant = Variant("v", SignCNN(num_classes=10), TASK, CFG, trials=4)
+    ctx = RunContext(None, "val", VAL, folder, None, resume=True, together=True)
+    # trial 4 has nothing saved: only trials at epoch 0 can join it; the others resume alone first
+    assert _groups(ctx, variant, [1, 2, 3, 4]) == [[1], [2], [3], [4]]
+    ctx = dataclasses.replace(ctx, together=True)
+    assert _groups(ctx, variant, [1, 2, 3]) == [[1], [2, 3]]  # 3 is one save ahead of 2 and holds 2's epoch
+    assert _groups(dataclasses.replace(ctx, together=False), variant, [2, 3]) == [[2], [3]]
 
 
 def test_bad_arguments_are_errors():
