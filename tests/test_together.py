@@ -42,7 +42,9 @@ def _same_as_separate(results, seeds, cfg, model, train=TRAIN):
         jax.tree.map(lambda a, b: _close(a, b, rtol=1e-3, atol=1e-4), result.state.params, alone.state.params)
 
 
-@pytest.mark.parametrize("vectorize", [False, True], ids=["unrolled", "vmap"])
+@pytest.mark.parametrize(
+    "vectorize", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["unrolled", "vmap"]
+)
 def test_each_trial_equals_its_separate_run(vectorize):
     seeds = [3, 7]
     results = fit_trials(SignCNN(num_classes=10), TASK, TRAIN, CFG, VAL, seeds=seeds, vectorize=vectorize)
@@ -81,6 +83,7 @@ def test_the_epoch_returns_metrics_per_step_and_trial():
     np.testing.assert_array_equal(np.asarray(state.step), [6, 6, 6])
 
 
+@pytest.mark.slow
 def test_resume_after_an_interruption_gives_the_uninterrupted_numbers(tmp_path):
     """Stopped after epoch 1 with one trial a save ahead (killed between two trials' saves): resumed, the
     trials repeat from the epoch both saved and end where an uninterrupted run does."""
@@ -112,6 +115,7 @@ def test_resume_after_an_interruption_gives_the_uninterrupted_numbers(tmp_path):
         assert r.best_epoch == w.best_epoch
 
 
+@pytest.mark.slow
 def test_a_diverging_trial_stops_alone(monkeypatch):
     """Trial 0's output bias poisoned with a NaN: it fails at step 1 and the other trial trains as if alone."""
     cfg = dataclasses.replace(CFG, augment=None, ema=0.0, select="last")
@@ -134,6 +138,7 @@ def test_a_diverging_trial_stops_alone(monkeypatch):
     )
 
 
+@pytest.mark.slow
 def test_a_group_whose_trials_all_diverge_stops():
     cfg = dataclasses.replace(CFG, augment=None, ema=0.0, select="last", epochs=3)
     trainer = TrialsTrainer(SignCNN(num_classes=10), TASK, cfg, len(TRAIN), seeds=[0, 1])
