@@ -19,12 +19,9 @@ EXIT_USAGE, EXIT_DIVERGED = 2, 3
 
 def check_cv_flags(folds: int, fold: int) -> None:
     """--cv-folds and --cv-fold, as both experiments take them: 0 (off) or N >= 2, and K in 0..N-1."""
-    if folds == 1 or folds < 0:
-        raise ValueError(f"--cv-folds must be 0 (off) or >= 2, got {folds}")
-    if folds and not 0 <= fold < folds:
-        raise ValueError(f"--cv-fold must be in 0..{folds - 1} with --cv-folds={folds}, got {fold}")
-    if not folds and fold:
-        raise ValueError(f"--cv-fold={fold} needs --cv-folds=N (cross-validation is off)")
+    from jaxadl.data.base import check_cv
+
+    check_cv(folds, fold, ("--cv-folds", "--cv-fold"))
 
 
 def opt(default: Any, help: str, choices: Sequence[Any] | None = None, shown: str | None = None) -> Any:

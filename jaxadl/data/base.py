@@ -79,6 +79,17 @@ def hold_out_val(data: Dataset, fraction: float, seed: int) -> Dataset:
     return dataclasses.replace(data, train=pick(train_idx), val=pick(val_idx), meta=meta)
 
 
+def check_cv(folds: int, fold: int, names: tuple[str, str] = ("cv_folds", "cv_fold")) -> None:
+    """Cross-validation options: `folds` 0 (off) or >= 2, `fold` in 0..folds-1; errors name them as `names`."""
+    n, k = names
+    if folds == 1 or folds < 0:
+        raise ValueError(f"{n} must be 0 (off) or >= 2, got {folds}")
+    if folds and not 0 <= fold < folds:
+        raise ValueError(f"{k} must be in 0..{folds - 1} with {n}={folds}, got {fold}")
+    if not folds and fold:
+        raise ValueError(f"{k}={fold} needs {n}=N (cross-validation is off)")
+
+
 def cross_val_fold(data: Dataset, folds: int, fold: int, seed: int) -> Dataset:
     """`data` with its train and val cases pooled and cut into `folds` disjoint parts: part `fold` validates.
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxadl.data.base import Dataset, DatasetError, Split
+from jaxadl.data.base import Dataset, DatasetError, Split, check_cv
 from jaxadl.data.cache import default_cache_dir, load_arrays, prepare
 from jaxadl.data.gtsrb.builder import JaxadlGtsrb, gtsrb_config
 from jaxadl.data.gtsrb.fetch import resolve_source
@@ -78,13 +78,7 @@ def _check_options(image_size: Any, crop: str, val_fraction: float, cv: tuple[in
         raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
-    cv_folds, cv_fold = cv
-    if cv_folds == 1 or cv_folds < 0:
-        raise ValueError(f"cv_folds must be 0 (off) or >= 2, got {cv_folds}")
-    if cv_folds and not 0 <= cv_fold < cv_folds:
-        raise ValueError(f"cv_fold must be in 0..{cv_folds - 1} with cv_folds={cv_folds}, got {cv_fold}")
-    if not cv_folds and cv_fold:
-        raise ValueError(f"cv_fold={cv_fold} needs cv_folds=N (cross-validation is off)")
+    check_cv(*cv)
     return int(image_size)
 
 
