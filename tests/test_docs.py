@@ -136,3 +136,24 @@ def test_the_checks_catch_typos(flags):
     assert path_errors("see `jaxadl/trian.py`", page)
     assert path_errors("see [the notes](recipe_note.md)", page)
     assert not path_errors("see `jaxadl/train.py` and [the notes](recipe_notes.md#u-net-jsrt-lungs)", page)
+
+
+JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites name="pytest tests"><testsuite name="pytest"
+ errors="1" failures="2" skipped="3" tests="40" time="501.7" timestamp="2026-12-03T17:06:55+00:00"></testsuite>
+</testsuites>"""
+
+
+def test_suites_are_read_from_ci_junit_files(tmp_path: Path) -> None:
+    for stem in docs.SUITES:
+        (tmp_path / f"{stem}.xml").write_text(JUNIT)
+    records = docs.read_suites(tmp_path, "cpu2")
+    assert [r["suite"] for r in records] == ["fast", "slow", "lowest"]
+    fast = records[0]
+    counts = [fast[k] for k in ("tests", "passed", "skipped", "failures", "errors")]
+    assert counts == [40, 34, 3, 2, 1]
+    assert (fast["seconds"], fast["date"], fast["machine"]) == (502, "2026-12-03", "cpu2")
+    row = docs.suites_table({"machines": {"cpu2": ["2-core CPU", ""]}, "suites": records}).splitlines()[2]
+    assert row == "| fast | `python -m pytest -q` | 40 | 34 | 3 | 3 | 8:22 | 2-core CPU, 2026-12-03 |"
+    (tmp_path / "slow.xml").unlink()
+    with pytest.raises(FileNotFoundError, match="slow.xml"):
+        docs.read_suites(tmp_path, "cpu2")

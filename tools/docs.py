@@ -7,6 +7,11 @@ docs/cli.md: every option of every command-line tool, from the parsers the tools
 derives them from frozen config dataclasses). README.md and docs/results.md: the results tables, from
 docs/results.json (one record per measured figure: value, command, date, machine, source), between
 `<!-- generated: NAME -->` and `<!-- end generated: NAME -->`. tests/test_docs.py runs the check.
+
+    python -m tools.docs --suites=.ci/junit --machine=cpu2   # record the suites' sizes and times of a CI run
+
+docs/testing.md's table of the test suites comes from the JUnit files `.ci/run` writes (counts and
+seconds as pytest reported them), recorded in docs/results.json with the date and machine.
 """
 
 from __future__ import annotations
@@ -173,6 +178,62 @@ def full_table(results: dict[str, Any], name: str) -> str:
     return "\n".join(out)
 
 
+# ---- the test suites' sizes and times, from the JUnit files .ci/run writes
+
+SUITES = {  # JUnit file stem -> the command .ci/run runs
+    "fast": "python -m pytest -q",
+    "slow": "python -m pytest -q -m slow",
+    "lowest": "python -m pytest -q tests/test_xla_flags.py ... tests/test_lungs_data.py (lowest versions)",
+}
+
+
+def read_suites(folder: Path, machine: str) -> list[dict[str, Any]]:
+    """One record per JUnit file of `folder` that .ci/run writes: counts, seconds, date, machine."""
+    import xml.etree.ElementTree as ET
+
+    records = []
+    for stem, command in SUITES.items():
+        path = folder / f"{stem}.xml"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no JUnit file (.ci/run writes {', '.join(SUITES)}.xml)")
+        suite = ET.parse(path).getroot().find("testsuite")
+        if suite is None:
+            raise ValueError(f"{path}: no <testsuite> element")
+        counts = {k: int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}
+        records.append(
+            {
+                "suite": stem,
+                "command": command,
+                **counts,
+                "passed": counts["tests"] - counts["failures"] - counts["errors"] - counts["skipped"],
+                "seconds": round(float(suite.get("time", 0))),
+                "date": suite.get("timestamp", "")[:10],
+                "machine": machine,
+            }
+        )
+    return records
+
+
+def suites_table(results: dict[str, Any]) -> str:
+    """docs/testing.md's table: each suite's command, counts and time, with its date and machine."""
+    if not results.get("suites"):
+        return "Not recorded yet."
+    out = [
+        "| suite | command | tests | passed | skipped or xfailed | failed | time | machine, date |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results.get("suites", []):
+        minutes, seconds = divmod(r["seconds"], 60)
+        cells = [r["suite"], f"`{r['command']}`", r["tests"], r["passed"], r["skipped"]]
+        cells += [
+            r["failures"] + r["errors"],
+            f"{minutes}:{seconds:02d}",
+            f"{_machine(results, r['machine'])}, {r['date']}",
+        ]
+        out.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(out)
+
+
 BLOCKS = {
     "README.md": {
         "results-runs": lambda r: runs_table(r, "runs"),
@@ -184,6 +245,7 @@ BLOCKS = {
         "results-unet-full": lambda r: full_table(r, "unet"),
         "results-runs-full": lambda r: full_table(r, "runs"),
     },
+    "docs/testing.md": {"suites": suites_table},
 }
 
 
@@ -212,7 +274,20 @@ def generated() -> dict[Path, str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.docs", description=__doc__.split("\n\n")[0])
     ap.add_argument("--check", action="store_true", help="write nothing; exit 1 naming each stale file")
+    ap.add_argument("--suites", type=Path, help="record the JUnit files .ci/run wrote in this folder first")
+    ap.add_argument(
+        "--machine", help="with --suites: the key in docs/results.json's machines of where it ran"
+    )
     args = ap.parse_args(argv)
+    if args.suites:
+        results = load_results()
+        if args.machine not in results["machines"]:
+            ap.error(f"--machine={args.machine}: not one of {', '.join(results['machines'])}")
+        try:
+            results["suites"] = read_suites(args.suites, args.machine)
+        except (OSError, ValueError) as e:
+            ap.error(f"--suites={args.suites}: {e}")
+        RESULTS.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
     stale = []
     for path, text in generated().items():
         old = path.read_text() if path.exists() else None
