@@ -76,7 +76,9 @@ class ClassificationReport:
     def chance_level(self, labels: np.ndarray) -> float:
         """What a model that learned nothing scores: the majority class's share."""
         labels = np.asarray(labels)
-        return float(np.bincount(labels.ravel().astype(np.int64)).max() / max(labels.size, 1))
+        if labels.size == 0:
+            return 0.0
+        return float(np.bincount(labels.ravel().astype(np.int64)).max() / labels.size)
 
     def example_figure(self, split: Split, split_name: str, evaluation: Evaluation, title: str, path: Path):
         """No example figure for classification."""
@@ -123,8 +125,10 @@ class SegmentationReport:
     def chance_level(self, labels: np.ndarray) -> float:
         """What a model that learned nothing scores: the mean F1 of calling every pixel foreground."""
         labels = np.asarray(labels)
+        if len(labels) == 0:
+            return 0.0
         p = (labels > 0).reshape(len(labels), -1).mean(1)
-        return float(np.mean(2 * p / (1 + p))) if len(p) else 0.0
+        return float(np.mean(2 * p / (1 + p)))
 
     def example_figure(self, split: Split, split_name: str, evaluation: Evaluation, title: str, path: Path):
         """The hardest image (lowest F1), titled with its case name: image, true mask, predicted mask, overlay."""

@@ -351,11 +351,9 @@ def test_segmentation_chance_level_is_the_mean_f1_of_an_all_foreground_guess():
     assert report.for_task(Segmentation()).chance_level(masks) == pytest.approx(1.4 / 3, abs=1e-12)
 
 
-@pytest.mark.xfail(raises=ValueError, strict=True, reason="library bug: no labels raise instead of scoring 0")
 @pytest.mark.parametrize("task", [Classification(), Segmentation()])
 def test_chance_level_of_no_labels(task):
-    """Both chance levels guard against no labels (max(size, 1), `if len(p)`) but raise before the guard:
-    np.bincount([]).max() and a reshape of an empty array to (0, -1). Remove the xfail when fixed."""
+    """No labels score 0 (np.bincount([]).max() and reshaping an empty array to (0, -1) would raise)."""
     assert report.for_task(task).chance_level(np.zeros((0, 2, 2, 1), np.uint8)) == 0.0
 
 
