@@ -1,7 +1,7 @@
 """Wall time until the CNN's validation accuracy first reaches a target, jaxadl beside PyTorch.
 
-    python -m benchmarks.time_to_accuracy --data-dir=../shared/data/gtsrb              # 97 %, 5 epochs
-    python -m benchmarks.time_to_accuracy --data-dir=../shared/data/gtsrb --target=0.98 --epochs=10
+    python -m benchmarks.time_to_accuracy --data-dir=GTSRB_DIR              # 97 %, 5 epochs
+    python -m benchmarks.time_to_accuracy --data-dir=GTSRB_DIR --target=0.98 --epochs=10
     python -m benchmarks.time_to_accuracy --dataset=synthetic --target=0.5 --epochs=3  # offline
     python -m benchmarks.time_to_accuracy --dataset=npz --data-dir=gtsrb28.npz --target=0.98 --batch-size=512
 

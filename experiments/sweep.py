@@ -8,7 +8,7 @@ this is how the strong recipe's choices in experiments/cnn.py were measured.
 
 Example:
   printf 'base: --epochs=30\\nwd: --epochs=30 --weight-decay=0.05\\n' > jobs.txt
-  python -m experiments.sweep --jobs=jobs.txt --parallel=2 --common='--data-dir=../shared/data/gtsrb'
+  python -m experiments.sweep --jobs=jobs.txt --parallel=2 --common='--data-dir=GTSRB_DIR'
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ report: faithful to the report's code: inputs / 255, Adam / SGD / Rprop at 1e-3 
 strong (default): per-channel normalisation, on-device augmentation, AdamW 2e-3 one-cycle with weight
   decay 5e-4, label smoothing 0.1, 30 epochs, test-time augmentation, the best validation epoch kept;
   SGD 0.05 Nesterov; Rprop on the full batch (lr 3e-3, eta+ 1.5, 100 steps, per-image standardisation).
-  `python -m experiments.cnn --data-dir=../shared/data/gtsrb` (validation): baseline 98.77 % on the
+  `python -m experiments.cnn --data-dir=GTSRB_DIR` (validation): baseline 98.77 % on the
   2-core CPU, 99.05 % on the H200; batch norm 99.12 % (H200), SGD 99.30 % (H200), Rprop 97.64 % (CPU).
 Every run behind these choices, with its command, machine and date: docs/recipe_notes.md.
 """

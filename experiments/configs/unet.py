@@ -6,7 +6,7 @@ report: faithful to the report's code: inputs / 255, BCE, Adam 1e-3 constant, ba
 strong (default): each image standardised by its own mean and std, batch norm after every conv, BCE +
   soft Dice, on-device augmentation moving the masks with the images (+-5 deg, +-3 % shift, +-8 % scale,
   brightness, contrast), AdamW 1e-3 one-cycle with weight decay 1e-4, batch 4, 25 epochs, the best
-  validation epoch kept. `python -m experiments.unet --dataset=folder:../shared/data/lungs
+  validation epoch kept. `python -m experiments.unet --dataset=folder:LUNGS_DIR
   --test-fraction=0` on the 2-core CPU: validation per-image F1 mean 0.9801, min 0.9696 (12 cases,
   32-34 minutes); 3 folds x 2 seeds on the H200: 0.9798 mean, 0.9362 min (72 images).
 Every run behind these choices, with its command, machine and date: docs/recipe_notes.md.
