@@ -157,3 +157,12 @@ def test_suites_are_read_from_ci_junit_files(tmp_path: Path) -> None:
     (tmp_path / "slow.xml").unlink()
     with pytest.raises(FileNotFoundError, match="slow.xml"):
         docs.read_suites(tmp_path, "cpu2")
+
+
+def test_rows_marked_not_for_readme_stay_in_results_md():
+    results = docs.load_results()
+    hidden = [r for r in results["tables"]["runs"]["rows"] if r.get("readme") is False]
+    assert hidden, "docs/results.json marks no run row readme: false"
+    readme, full = docs.runs_table(results, "runs"), docs.full_table(results, "runs")
+    for r in hidden:
+        assert r["value"] not in readme and r["value"] in full

@@ -151,10 +151,11 @@ def compare_table(results: dict[str, Any], name: str) -> str:
 
 
 def runs_table(results: dict[str, Any], name: str) -> str:
-    """README's table of runs: command, data, result, time, machine and date."""
+    """README's table of runs: command, data, result, time, machine and date; rows marked
+    `"readme": false` (superseded by a later run of the command) only in docs/results.md."""
     table = results["tables"][name]
     out = ["| command | data | result | time | machine, date |", "|---|---|---|---|---|"]
-    for r in table["rows"]:
+    for r in (r for r in table["rows"] if r.get("readme", True)):
         machine = _machine(results, r["machine"])
         out.append(
             f"| `{r['command']}` | {r['original']} | {r['value']} | {_cell(r['detail'])} | {machine}, {r['date']} |"
