@@ -50,3 +50,23 @@ def test_a_folder_without_fold_runs_is_a_usage_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         cv_summary.main([str(tmp_path / "missing")])
     assert e.value.code == 2
+
+
+def test_a_sweep_still_running_compares_levers_on_common_folds(tmp_path, capsys):
+    _run(tmp_path, "default_f0", [_lungs(["A", "B"], [0.98, 0.90])])
+    _run(tmp_path, "default_f1", [_lungs(["C", "D"], [0.97, 0.99])])
+    _run(tmp_path, "focus1_f0", [_lungs(["A", "B"], [0.97, 0.95])])
+    (tmp_path / "focus1_f1" / "trials").mkdir(parents=True)  # started, nothing finished
+    assert cv_summary.main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| default | 0,1 | 4 |" in out and "| focus1 | 0 | 2 |" in out
+    assert cv_summary.main([str(tmp_path), "--common-folds"]) == 0
+    out = capsys.readouterr().out
+    assert "folds every lever finished: 0" in out
+    assert "| default | 0 | 2 | 0.9400 |" in out and "| focus1 | 0 | 2 | 0.9600 |" in out
+    (tmp_path / "seed1_f0" / "trials").mkdir(parents=True)
+    assert cv_summary.main([str(tmp_path)]) == 0
+    assert "| seed1 | none finished |" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        cv_summary.main([str(tmp_path), "--common-folds"])
+    assert e.value.code == 2 and "no fold is finished by every lever" in capsys.readouterr().err

@@ -26,12 +26,28 @@ def trials(folder: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted((folder / "trials").glob("*.json"))]
 
 
-def pool(sweep: Path) -> dict[str, dict[str, Any]]:
-    """Per lever: folds found, and either the pooled per-case F1 (name, value) or the per-fold accuracies."""
+def finished_folds(sweep: Path) -> dict[str, set[int]]:
+    """Per lever: the folds with a finished (not failed) trial."""
+    folds: dict[str, set[int]] = defaultdict(set)
+    for folder in sorted(p for p in sweep.iterdir() if p.is_dir()):
+        match = FOLDER.match(folder.name)
+        if match:
+            folds[match["lever"]]
+            if any("failed" not in r for r in trials(folder)):
+                folds[match["lever"]].add(int(match["fold"]))
+    return dict(folds)
+
+
+def pool(sweep: Path, only: set[int] | None = None) -> dict[str, dict[str, Any]]:
+    """Per lever: folds found, and either the pooled per-case F1 (name, value) or the per-fold accuracies;
+    `only`: pool these folds alone (the folds every lever finished, to compare a sweep still running)."""
     levers: dict[str, dict[str, Any]] = defaultdict(lambda: {"folds": set(), "cases": [], "accuracy": []})
     for folder in sorted(p for p in sweep.iterdir() if p.is_dir()):
         match = FOLDER.match(folder.name)
         if not match:
+            continue
+        if only is not None and int(match["fold"]) not in only:
+            levers[match["lever"]]
             continue
         lever = levers[match["lever"]]
         for record in trials(folder):
@@ -49,6 +65,8 @@ def pool(sweep: Path) -> dict[str, dict[str, Any]]:
 def row(name: str, lever: dict[str, Any]) -> str:
     """One markdown row: lever, folds, cases, mean, 5th percentile, minimum, worst case (or accuracy)."""
     folds = ",".join(str(k) for k in sorted(lever["folds"]))
+    if not lever["cases"] and not lever["accuracy"]:
+        return f"| {name} | none finished |"
     if lever["cases"]:
         values = np.array([v for _, v in lever["cases"]])
         worst = min(lever["cases"], key=lambda c: c[1])
@@ -63,11 +81,22 @@ def row(name: str, lever: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sweep", type=Path, help="a sweep folder holding <lever>_f<K> run folders")
+    parser.add_argument(
+        "--common-folds",
+        action="store_true",
+        help="pool only the folds every lever has finished (a fair comparison while the sweep runs)",
+    )
     args = parser.parse_args(argv)
     if not args.sweep.is_dir():
         parser.error(f"{args.sweep} is not a folder")
-    levers = pool(args.sweep)
-    if not levers:
+    only = None
+    if args.common_folds:
+        only = set.intersection(*finished_folds(args.sweep).values() or [set()])
+        if not only:
+            parser.error(f"{args.sweep}: no fold is finished by every lever yet")
+        print(f"folds every lever finished: {','.join(map(str, sorted(only)))}\n")
+    levers = pool(args.sweep, only)
+    if not any(lever["folds"] for lever in levers.values()):
         parser.error(f"{args.sweep} holds no finished run folders named <lever>_f<K>")
     segmentation = any(lever["cases"] for lever in levers.values())
     if segmentation:
