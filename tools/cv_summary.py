@@ -78,6 +78,19 @@ def row(name: str, lever: dict[str, Any]) -> str:
     return f"| {name} | {folds} | {len(acc)} runs | {100 * acc.mean():.2f} % | {100 * acc.min():.2f} % |"
 
 
+def worst_cases(levers: dict[str, dict[str, Any]], n: int, reference: str) -> str:
+    """A markdown table of the reference lever's n lowest cases with every lever's F1 on each (paired)."""
+    scores = {name: dict(lever["cases"]) for name, lever in levers.items() if lever["cases"]}
+    if reference not in scores:
+        raise ValueError(f"no finished segmentation fold of the reference lever {reference!r}")
+    names = [reference, *sorted(set(scores) - {reference})]
+    out = ["| case | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for case in sorted(scores[reference], key=scores[reference].get)[:n]:
+        cells = [f"{scores[k][case]:.4f}" if case in scores[k] else "" for k in names]
+        out.append(f"| {case} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sweep", type=Path, help="a sweep folder holding <lever>_f<K> run folders")
@@ -86,6 +99,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="pool only the folds every lever has finished (a fair comparison while the sweep runs)",
     )
+    parser.add_argument(
+        "--worst",
+        type=int,
+        default=0,
+        help="then the reference lever's N lowest cases, every lever's F1 on each",
+    )
+    parser.add_argument("--reference", default="default", help="the lever --worst ranks cases by")
     args = parser.parse_args(argv)
     if not args.sweep.is_dir():
         parser.error(f"{args.sweep} is not a folder")
@@ -107,6 +127,11 @@ def main(argv: list[str] | None = None) -> int:
         print("| lever | folds | runs | mean accuracy over folds | lowest fold |\n|---|---|---|---|---|")
     for name, lever in levers.items():
         print(row(name, lever))
+    if args.worst:
+        try:
+            print("\n" + worst_cases(levers, args.worst, args.reference))
+        except ValueError as e:
+            parser.error(f"--reference={args.reference}: {e}")
     return 0
 
 
