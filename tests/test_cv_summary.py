@@ -77,7 +77,10 @@ def test_the_worst_cases_of_the_reference_lever_are_paired_across_levers(tmp_pat
     _run(tmp_path, "focus1_f0", [_lungs(["A", "B", "C"], [0.97, 0.93, 0.96])])
     assert cv_summary.main([str(tmp_path), "--worst=2"]) == 0
     out = capsys.readouterr().out
-    assert "| case | default | focus1 |\n|---|---|---|\n| B | 0.9000 | 0.9300 |\n| C | 0.9500 | 0.9600 |\n" in out
+    assert (
+        "| case | default | focus1 |\n|---|---|---|\n| B | 0.9000 | 0.9300 |\n| C | 0.9500 | 0.9600 |\n"
+        in out
+    )
     with pytest.raises(SystemExit) as e:
         cv_summary.main([str(tmp_path), "--worst=2", "--reference=seed1"])
     assert e.value.code == 2 and "seed1" in capsys.readouterr().err
