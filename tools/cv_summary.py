@@ -28,14 +28,14 @@ def trials(folder: Path) -> list[dict[str, Any]]:
 
 def finished_folds(sweep: Path) -> dict[str, set[int]]:
     """Per lever: the folds with a finished (not failed) trial."""
-    folds: dict[str, set[int]] = defaultdict(set)
+    folds: dict[str, set[int]] = {}
     for folder in sorted(p for p in sweep.iterdir() if p.is_dir()):
         match = FOLDER.match(folder.name)
         if match:
-            folds[match["lever"]]
+            done = folds.setdefault(match["lever"], set())
             if any("failed" not in r for r in trials(folder)):
-                folds[match["lever"]].add(int(match["fold"]))
-    return dict(folds)
+                done.add(int(match["fold"]))
+    return folds
 
 
 def pool(sweep: Path, only: set[int] | None = None) -> dict[str, dict[str, Any]]:
@@ -46,10 +46,9 @@ def pool(sweep: Path, only: set[int] | None = None) -> dict[str, dict[str, Any]]
         match = FOLDER.match(folder.name)
         if not match:
             continue
+        lever = levers[match["lever"]]  # listed even with no fold pooled
         if only is not None and int(match["fold"]) not in only:
-            levers[match["lever"]]
             continue
-        lever = levers[match["lever"]]
         for record in trials(folder):
             if "failed" in record:
                 continue
