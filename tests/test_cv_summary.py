@@ -84,3 +84,37 @@ def test_the_worst_cases_of_the_reference_lever_are_paired_across_levers(tmp_pat
     with pytest.raises(SystemExit) as e:
         cv_summary.main([str(tmp_path), "--worst=2", "--reference=seed1"])
     assert e.value.code == 2 and "seed1" in capsys.readouterr().err
+
+
+def test_record_writes_each_lever_with_its_flags_and_command(tmp_path, monkeypatch, capsys):
+    from tools import docs
+
+    results = tmp_path / "results.json"
+    results.write_text(docs.RESULTS.read_text())
+    monkeypatch.setattr(docs, "RESULTS", results)
+    sweep = tmp_path / "sweep"
+    common = {"dataset": "folder:/data/lungs", "test_fraction": 0.0, "cv_folds": 5, "select": "last"}
+    for name, extra, f1 in [
+        ("default", {}, [0.98, 0.90]),
+        ("aspect15", {"aspect": 0.15, "augment": False}, [0.97, 0.95]),
+    ]:
+        _run(sweep, f"{name}_f0", [_lungs(["A", "B"], f1)])
+        cli = {**common, **extra, "cv_fold": 0, "out": str(sweep / f"{name}_f0")}
+        (sweep / f"{name}_f0" / "config.json").write_text(json.dumps({"experiment": "unet", "cli": cli}))
+    argv = [str(sweep), "--record=unet_cv", "--machine=cpu2", "--data-name=LUNGS_DIR"]
+    assert cv_summary.main(argv) == 0
+    assert "recorded 2 levers" in capsys.readouterr().out
+    rows = {r["variant"]: r for r in json.loads(results.read_text())["tables"]["unet_cv"]["rows"]}
+    assert rows["default"]["original"] == "none (the reference)"
+    assert rows["aspect15"]["original"] == "`--no-augment` `--aspect=0.15`"
+    assert rows["aspect15"]["value"] == "0.9600 / 0.9510 / 0.9500"
+    assert rows["default"]["detail"] == "2 cases; lowest B; folds 0"
+    assert rows["default"]["command"] == (
+        "python -m experiments.unet --dataset=folder:LUNGS_DIR --test-fraction=0.0 --select=last "
+        "--cv-folds=5 --cv-fold=K"
+    )
+    assert rows["aspect15"]["machine"] == "cpu2"
+    for bad in (["--machine=nowhere"], ["--record=no_table", "--machine=cpu2"]):
+        with pytest.raises(SystemExit) as e:
+            cv_summary.main([str(sweep), *(["--record=unet_cv"] if "--machine=nowhere" in bad else []), *bad])
+        assert e.value.code == 2

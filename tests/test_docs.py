@@ -166,3 +166,16 @@ def test_rows_marked_not_for_readme_stay_in_results_md():
     readme, full = docs.runs_table(results, "runs"), docs.full_table(results, "runs")
     for r in hidden:
         assert r["value"] not in readme and r["value"] in full
+
+
+def test_a_cross_validated_table_shows_its_reference_lever_in_readme():
+    results = docs.load_results()
+    results["tables"]["unet_cv"]["rows"] = []
+    assert docs.cv_line(results, "unet_cv", "default").endswith("not measured yet.")
+    assert docs.full_table(results, "unet_cv").endswith("not measured yet.")
+    row = {"variant": "default", "original": "none", "value": "0.98 / 0.96 / 0.94", "detail": "124 cases"}
+    row |= {"command": "python -m experiments.unet --cv-fold=K", "date": "2026-12-03", "machine": "cpu2"}
+    results["tables"]["unet_cv"]["rows"] = [{**row, "variant": "focus1", "value": "0.97 / 0.95 / 0.93"}, row]
+    line = docs.cv_line(results, "unet_cv", "default")
+    assert "**0.98 / 0.96 / 0.94** (124 cases)" in line and "0.97" not in line
+    assert "`python -m experiments.unet --cv-fold=K`, 2-core CPU, 2026-12-03" in line

@@ -4,11 +4,19 @@ Run folders named `<lever>_f<K>` (fold K of a `--cv-folds` sweep, e.g. experimen
 are grouped by lever. Segmentation: every fold's per-case F1 pooled, so each case counts once per seed:
 mean, 5th percentile, minimum and the worst case. Classification: the mean over folds of the evaluated
 accuracy (each fold's held-out tracks). Only finished trials count; a lever missing folds says so.
+
+    python -m tools.cv_summary SWEEP_DIR --record=unet_cv --machine=cpu2 --data-name=LUNGS_DIR
+
+records each lever as a row of docs/results.json's table `unet_cv` (its flags and the command read from the
+run folders' config.json), from which `python -m tools.docs` writes the tables of docs/results.md and README.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import datetime
+import importlib
 import json
 import re
 import sys
@@ -18,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+CONFIGS = {"unet": "UNetConfig", "cnn": "CNNConfig"}  # experiment -> its CLI's config dataclass
 FOLDER = re.compile(r"^(?P<lever>.+)_f(?P<fold>\d+)$")
 
 
@@ -59,6 +68,76 @@ def pool(sweep: Path, only: set[int] | None = None) -> dict[str, dict[str, Any]]
             else:
                 lever["accuracy"].append(record["eval"]["accuracy"]["mean"])
     return dict(levers)
+
+
+def _numbers(lever: dict[str, Any]) -> tuple[str, str]:
+    """A lever's figures and its worst case or lowest fold, as docs/results.json records them."""
+    if lever["cases"]:
+        values = np.array([v for _, v in lever["cases"]])
+        worst = min(lever["cases"], key=lambda c: c[1])
+        figures = f"{values.mean():.4f} / {np.percentile(values, 5):.4f} / {values.min():.4f}"
+        return figures, f"{len(values)} cases; lowest {worst[0]}"
+    acc = np.array(lever["accuracy"])
+    return f"{100 * acc.mean():.2f} %", f"{len(acc)} folds; lowest fold {100 * acc.min():.2f} %"
+
+
+def config_of(sweep: Path, lever: str, folds: set[int]) -> dict[str, Any]:
+    """The saved config.json of the lever's lowest finished fold."""
+    return json.loads((sweep / f"{lever}_f{min(folds)}" / "config.json").read_text())
+
+
+def flags(cli: dict[str, Any], against: dict[str, Any], experiment: str, data_name: str | None) -> list[str]:
+    """The command-line flags that turn the config `against` into `cli` (`--cv-fold` shown as K, `--out`
+    left out); the data path, when named, written as `data_name`."""
+    config = getattr(importlib.import_module(f"experiments.{experiment}"), CONFIGS[experiment])
+    out = []
+    for field in dataclasses.fields(config):
+        name, value = field.name, cli.get(field.name, field.default)
+        if name == "out" or (value == against.get(name, field.default) and name != "cv_fold"):
+            continue
+        flag = "--" + name.replace("_", "-")
+        if name == "cv_fold":
+            if cli.get("cv_folds"):
+                out.append(f"{flag}=K")
+        elif isinstance(value, bool):
+            out.append(flag if value else "--no-" + flag[2:])
+        elif value is not None:
+            text = str(value)
+            if data_name and name in ("dataset", "data_dir") and "/" in text:
+                text = (text.split(":", 1)[0] + ":" if ":" in text else "") + data_name
+            out.append(f"{flag}={text}")
+    return out
+
+
+def records(
+    sweep: Path, levers: dict[str, dict[str, Any]], machine: str, reference: str, data_name: str | None
+) -> list[dict[str, Any]]:
+    """docs/results.json rows, one per lever with a finished fold: flags against the reference lever,
+    pooled figures, the command (fold K), date and machine."""
+    finished = {name: lever for name, lever in levers.items() if lever["folds"]}
+    if reference not in finished:
+        raise ValueError(f"no finished fold of the reference lever {reference!r}")
+    base = config_of(sweep, reference, finished[reference]["folds"])
+    experiment = base["experiment"]
+    rows = []
+    for name, lever in finished.items():
+        cli = config_of(sweep, name, lever["folds"])["cli"]
+        figures, detail = _numbers(lever)
+        own = [f for f in flags(cli, base["cli"], experiment, data_name) if not f.startswith("--cv-fold=")]
+        full = flags(cli, {}, experiment, data_name)
+        rows.append(
+            {
+                "variant": name,
+                "original": " ".join(f"`{f}`" for f in own) or "none (the reference)",
+                "value": figures,
+                "detail": f"{detail}; folds {','.join(map(str, sorted(lever['folds'])))}",
+                "command": f"python -m experiments.{experiment} " + " ".join(full),
+                "date": datetime.date.today().isoformat(),
+                "machine": machine,
+                "source": f"python -m tools.cv_summary {sweep.name}",
+            }
+        )
+    return rows
 
 
 def row(name: str, lever: dict[str, Any]) -> str:
@@ -104,7 +183,18 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="then the reference lever's N lowest cases, every lever's F1 on each",
     )
-    parser.add_argument("--reference", default="default", help="the lever --worst ranks cases by")
+    parser.add_argument(
+        "--reference",
+        default="default",
+        help="the lever --worst ranks cases by and --record diffs flags against",
+    )
+    parser.add_argument(
+        "--record", metavar="TABLE", help="write the levers as the rows of this table of docs/results.json"
+    )
+    parser.add_argument("--machine", help="with --record: the key in docs/results.json's machines")
+    parser.add_argument(
+        "--data-name", help="with --record: how the commands name the data path (e.g. LUNGS_DIR)"
+    )
     args = parser.parse_args(argv)
     if not args.sweep.is_dir():
         parser.error(f"{args.sweep} is not a folder")
@@ -131,6 +221,21 @@ def main(argv: list[str] | None = None) -> int:
             print("\n" + worst_cases(levers, args.worst, args.reference))
         except ValueError as e:
             parser.error(f"--reference={args.reference}: {e}")
+    if args.record:
+        from tools import docs
+
+        results = docs.load_results(docs.RESULTS)
+        if args.machine not in results["machines"]:
+            parser.error(f"--machine={args.machine}: not one of {', '.join(results['machines'])}")
+        if args.record not in results["tables"]:
+            parser.error(f"--record={args.record}: docs/results.json has no such table")
+        try:
+            rows = records(args.sweep, levers, args.machine, args.reference, args.data_name)
+        except (OSError, ValueError) as e:
+            parser.error(f"--record: {e}")
+        results["tables"][args.record]["rows"] = rows
+        docs.RESULTS.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
+        print(f"\nrecorded {len(rows)} levers in {docs.RESULTS.name}'s table {args.record}")
     return 0
 
 

@@ -163,9 +163,23 @@ def runs_table(results: dict[str, Any], name: str) -> str:
     return "\n".join(out)
 
 
+def cv_line(results: dict[str, Any], name: str, lever: str) -> str:
+    """README's line for a cross-validated table: one lever's figures, with its command and date."""
+    table = results["tables"][name]
+    row = next((r for r in table["rows"] if r["variant"] == lever), None)
+    if row is None:
+        return f"{table['title']}: not measured yet."
+    return (
+        f"{table['title']}, {table['value']}: **{row['value']}** ({row['detail']}), "
+        f"`{row['command']}`, {_machine(results, row['machine'])}, {row['date']}."
+    )
+
+
 def full_table(results: dict[str, Any], name: str) -> str:
     """docs/results.md's table for one task: every field of every record."""
     table = results["tables"][name]
+    if not table["rows"]:
+        return f"{table['title']}: not measured yet."
     out = [
         f"{table['title']}:",
         "",
@@ -240,10 +254,12 @@ BLOCKS = {
         "results-runs": lambda r: runs_table(r, "runs"),
         "results-cnn": lambda r: compare_table(r, "cnn"),
         "results-unet": lambda r: compare_table(r, "unet"),
+        "results-unet-cv": lambda r: cv_line(r, "unet_cv", "default"),
     },
     "docs/results.md": {
         "results-cnn-full": lambda r: full_table(r, "cnn"),
         "results-unet-full": lambda r: full_table(r, "unet"),
+        "results-unet-cv-full": lambda r: full_table(r, "unet_cv"),
         "results-runs-full": lambda r: full_table(r, "runs"),
     },
     "docs/testing.md": {"suites": suites_table},
