@@ -1,6 +1,7 @@
 """tools/cv_summary pools a cross-validation sweep's run folders per lever (#33)."""
 
 import json
+import os
 
 import pytest
 
@@ -101,6 +102,8 @@ def test_record_writes_each_lever_with_its_flags_and_command(tmp_path, monkeypat
         _run(sweep, f"{name}_f0", [_lungs(["A", "B"], f1)])
         cli = {**common, **extra, "cv_fold": 0, "out": str(sweep / f"{name}_f0")}
         (sweep / f"{name}_f0" / "config.json").write_text(json.dumps({"experiment": "unet", "cli": cli}))
+    finished = 1_700_000_000  # 2023-11-14 22:13 UTC: each row is dated by its last finished fold
+    os.utime(sweep / "default_f0" / "trials" / "baseline_trial1.json", (finished, finished))
     argv = [str(sweep), "--record=unet_cv", "--machine=cpu2", "--data-name=LUNGS_DIR"]
     assert cv_summary.main(argv) == 0
     assert "recorded 2 levers" in capsys.readouterr().out
@@ -114,6 +117,7 @@ def test_record_writes_each_lever_with_its_flags_and_command(tmp_path, monkeypat
         "--cv-folds=5 --cv-fold=K"
     )
     assert rows["aspect15"]["machine"] == "cpu2"
+    assert rows["default"]["date"] == "2023-11-14"
     for bad in (["--machine=nowhere"], ["--record=no_table", "--machine=cpu2"]):
         with pytest.raises(SystemExit) as e:
             cv_summary.main([str(sweep), *(["--record=unet_cv"] if "--machine=nowhere" in bad else []), *bad])

@@ -31,8 +31,11 @@ FOLDER = re.compile(r"^(?P<lever>.+)_f(?P<fold>\d+)$")
 
 
 def trials(folder: Path) -> list[dict[str, Any]]:
-    """The finished trial records of a run folder."""
-    return [json.loads(p.read_text()) for p in sorted((folder / "trials").glob("*.json"))]
+    """The finished trial records of a run folder, each with the UTC time its file was written."""
+    return [
+        {**json.loads(p.read_text()), "_written": p.stat().st_mtime}
+        for p in sorted((folder / "trials").glob("*.json"))
+    ]
 
 
 def finished_folds(sweep: Path) -> dict[str, set[int]]:
@@ -50,7 +53,9 @@ def finished_folds(sweep: Path) -> dict[str, set[int]]:
 def pool(sweep: Path, only: set[int] | None = None) -> dict[str, dict[str, Any]]:
     """Per lever: folds found, and either the pooled per-case F1 (name, value) or the per-fold accuracies;
     `only`: pool these folds alone (the folds every lever finished, to compare a sweep still running)."""
-    levers: dict[str, dict[str, Any]] = defaultdict(lambda: {"folds": set(), "cases": [], "accuracy": []})
+    levers: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {"folds": set(), "cases": [], "accuracy": [], "written": 0.0}
+    )
     for folder in sorted(p for p in sweep.iterdir() if p.is_dir()):
         match = FOLDER.match(folder.name)
         if not match:
@@ -62,6 +67,7 @@ def pool(sweep: Path, only: set[int] | None = None) -> dict[str, dict[str, Any]]
             if "failed" in record:
                 continue
             lever["folds"].add(int(match["fold"]))
+            lever["written"] = max(lever["written"], record["_written"])
             if "per_image" in record:
                 per = record["per_image"]
                 lever["cases"] += list(zip(per["cases"], per["f1"], strict=True))
@@ -113,7 +119,7 @@ def records(
     sweep: Path, levers: dict[str, dict[str, Any]], machine: str, reference: str, data_name: str | None
 ) -> list[dict[str, Any]]:
     """docs/results.json rows, one per lever with a finished fold: flags against the reference lever,
-    pooled figures, the command (fold K), date and machine."""
+    pooled figures, the command (fold K), the day its last fold finished (UTC) and machine."""
     finished = {name: lever for name, lever in levers.items() if lever["folds"]}
     if reference not in finished:
         raise ValueError(f"no finished fold of the reference lever {reference!r}")
@@ -132,7 +138,7 @@ def records(
                 "value": figures,
                 "detail": f"{detail}; folds {','.join(map(str, sorted(lever['folds'])))}",
                 "command": f"python -m experiments.{experiment} " + " ".join(full),
-                "date": datetime.date.today().isoformat(),
+                "date": datetime.datetime.fromtimestamp(lever["written"], datetime.UTC).date().isoformat(),
                 "machine": machine,
                 "source": f"python -m tools.cv_summary {sweep.name}",
             }
@@ -224,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.record:
         from tools import docs
 
-        results = docs.load_results(docs.RESULTS)
+        results = docs.load_results()
         if args.machine not in results["machines"]:
             parser.error(f"--machine={args.machine}: not one of {', '.join(results['machines'])}")
         if args.record not in results["tables"]:
@@ -234,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError) as e:
             parser.error(f"--record: {e}")
         results["tables"][args.record]["rows"] = rows
-        docs.RESULTS.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
+        docs.save_results(results)
         print(f"\nrecorded {len(rows)} levers in {docs.RESULTS.name}'s table {args.record}")
     return 0
 

@@ -114,8 +114,13 @@ def cli_markdown() -> str:
 # ---- results tables from docs/results.json
 
 
-def load_results(path: Path = RESULTS) -> dict[str, Any]:
-    return json.loads(path.read_text())
+def load_results(path: Path | None = None) -> dict[str, Any]:
+    return json.loads((path or RESULTS).read_text())
+
+
+def save_results(results: dict[str, Any], path: Path | None = None) -> None:
+    """Write docs/results.json in the one form every tool writes it (indent 1, Unicode kept)."""
+    (path or RESULTS).write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
 
 
 def _machine(results: dict[str, Any], key: str, long: bool = False) -> str:
@@ -304,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
             results["suites"] = read_suites(args.suites, args.machine)
         except (OSError, ValueError) as e:
             ap.error(f"--suites={args.suites}: {e}")
-        RESULTS.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
+        save_results(results)
     stale = []
     for path, text in generated().items():
         old = path.read_text() if path.exists() else None
