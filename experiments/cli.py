@@ -70,6 +70,22 @@ def parser_for(cls: type, description: str, prog: str | None = None) -> argparse
     return parser
 
 
+def argv_for(cls: type, values: dict[str, Any], against: dict[str, Any] | None = None) -> list[str]:
+    """The flags parser_for(cls) reads back as `values`: one per field whose value differs from `against`
+    (a field missing there: its default); a switch turned off is `--no-<flag>`."""
+    out, against = [], against or {}
+    for f in dataclasses.fields(cls):
+        value = values.get(f.name, f.default)
+        if value == against.get(f.name, f.default):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(value, bool):
+            out.append(flag if value else "--no-" + flag[2:])
+        elif value is not None:
+            out.append(f"{flag}={value}")
+    return out
+
+
 def parse(cls: type[C], argv: Sequence[str] | None, description: str, prog: str | None = None) -> C:
     """Parse argv into a `cls` instance; bad flags or values exit with code 2 and a message."""
     parser = parser_for(cls, description, prog)

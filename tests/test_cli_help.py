@@ -98,3 +98,16 @@ def test_an_off_switch_still_parses():
     assert parse(unet.UNetConfig, ["--grid", "--tta"], "").grid is True
     assert parse(unet.UNetConfig, [], "").grid is False
     assert parse(cnn.CNNConfig, ["--no-tta"], "").tta is False  # a recipe option can be turned off
+
+
+@pytest.mark.parametrize("cls", [unet.UNetConfig, cnn.CNNConfig])
+def test_argv_for_gives_flags_the_parser_reads_back(cls):
+    from experiments.cli import argv_for, parse
+
+    default = cls()
+    changed = {"seed": 3, "out": "runs/x", "augment": False, "cv_folds": 5, "cv_fold": 2, "lr": 5e-4}
+    assert argv_for(cls, dataclasses.asdict(default)) == []
+    argv = argv_for(cls, changed)
+    assert "--no-augment" in argv and "--seed=3" in argv
+    assert parse(cls, argv, "") == dataclasses.replace(default, **changed)
+    assert argv_for(cls, changed, against={**changed, "seed": 1}) == ["--seed=3"]

@@ -14,7 +14,6 @@ run folders' config.json), from which `python -m tools.docs` writes the tables o
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import importlib
 import json
@@ -95,23 +94,19 @@ def config_of(sweep: Path, lever: str, folds: set[int]) -> dict[str, Any]:
 def flags(cli: dict[str, Any], against: dict[str, Any], experiment: str, data_name: str | None) -> list[str]:
     """The command-line flags that turn the config `against` into `cli` (`--cv-fold` shown as K, `--out`
     left out); the data path, when named, written as `data_name`."""
+    from experiments.cli import argv_for
+
     config = getattr(importlib.import_module(f"experiments.{experiment}"), CONFIGS[experiment])
-    out = []
-    for field in dataclasses.fields(config):
-        name, value = field.name, cli.get(field.name, field.default)
-        if name == "out" or (value == against.get(name, field.default) and name != "cv_fold"):
-            continue
-        flag = "--" + name.replace("_", "-")
-        if name == "cv_fold":
-            if cli.get("cv_folds"):
-                out.append(f"{flag}=K")
-        elif isinstance(value, bool):
-            out.append(flag if value else "--no-" + flag[2:])
-        elif value is not None:
-            text = str(value)
-            if data_name and name in ("dataset", "data_dir") and "/" in text:
-                text = (text.split(":", 1)[0] + ":" if ":" in text else "") + data_name
-            out.append(f"{flag}={text}")
+    values = {**cli, "out": against.get("out")}
+    out = [f for f in argv_for(config, values, against) if not f.startswith("--cv-fold=")]
+    if cli.get("cv_folds"):
+        at = next((i + 1 for i, f in enumerate(out) if f.startswith("--cv-folds=")), len(out))
+        out.insert(at, "--cv-fold=K")
+    if data_name:
+        for i, f in enumerate(out):
+            flag, _, text = f.partition("=")
+            if flag in ("--dataset", "--data-dir") and "/" in text:
+                out[i] = f"{flag}=" + (text.split(":", 1)[0] + ":" if ":" in text else "") + data_name
     return out
 
 
