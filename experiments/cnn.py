@@ -74,6 +74,10 @@ class CNNConfig:
     augment: bool | None = opt(None, "on-device random affine + brightness/contrast augmentation")
     normalize: bool | None = opt(None, "per-channel mean/std input normalisation (else inputs / 255)")
     image_norm: bool | None = opt(None, "standardise each image by its own mean and std (else per channel)")
+    equalize: bool | None = opt(
+        None,
+        "equalise each image's histogram (all channels pooled) before the normalisation, as classic GTSRB work did",
+    )
     full_batch: bool | None = opt(
         None, "one step per epoch on the whole-training-set gradient (Rprop's setting)"
     )

@@ -260,3 +260,12 @@ def test_keep_overwrite_and_devices_flags(tmp_path, capsys):
     capsys.readouterr()
     assert cnn.main([*tiny, "--epochs=1", "--devices=2", "--overwrite"]) == 2
     assert "--devices=2: between 1 and 1 devices are available" in capsys.readouterr().err
+
+
+def test_equalize_reaches_the_task_and_is_off_by_default():
+    from experiments.cli import parse
+
+    cfg = parse(cnn.CNNConfig, ["--equalize", "--optimizer=sgd"], "")
+    assert cfg.resolved("sgd").task(43, (0.5,), (0.2,)).equalize is True
+    assert cnn.CNNConfig().resolved("adam").task(43, (0.5,), (0.2,)).equalize is False
+    assert cnn.CNNConfig(recipe="report").resolved("rprop").equalize is False

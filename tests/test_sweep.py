@@ -3,13 +3,17 @@
 import ast
 import json
 import os
+import re
+import shlex
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from experiments import sweep
 
+ROOT = Path(__file__).resolve().parents[1]
 TINY = "--dataset=synthetic --synthetic-train=430 --batch-size=43 --recipe=report"
 
 
@@ -173,3 +177,19 @@ def test_the_time_limit_kills_a_running_job_and_skips_the_rest(tmp_path, fake_ex
     with pytest.raises(ProcessLookupError):  # killed (and reaped), not left running
         os.kill(int((state / "slow.pid").read_text()), 0)
     assert not (state / "slow.ended").exists() and not (state / "later.started").exists()
+
+
+@pytest.mark.parametrize(
+    "jobs", sorted((ROOT / "experiments" / "sweeps").glob("*.txt")), ids=lambda p: p.name
+)
+def test_every_bundled_jobs_file_parses_with_its_experiment(jobs):
+    """Each line of experiments/sweeps/*.txt, with the --common flags its header gives, is a valid command
+    (the configs check their recipes' values when built)."""
+    from experiments import cnn, unet
+    from experiments.cli import parse
+
+    text = jobs.read_text()
+    config = unet.UNetConfig if "--experiment=unet" in text else cnn.CNNConfig
+    common = shlex.split(re.search(r"--common='([^']*)'", text)[1])
+    names = [name for name, flags in sweep.read_jobs(jobs) if parse(config, [*common, *flags], "")]
+    assert len(names) == len(set(names)) > 1

@@ -34,6 +34,7 @@ class CNNRecipe:
     augment: bool
     normalize: bool
     image_norm: bool
+    equalize: bool
     full_batch: bool
     select: str
     momentum: float
@@ -78,6 +79,7 @@ class CNNRecipe:
             std if self.normalize else (1.0,),
             label_smoothing=self.label_smoothing,
             image_norm=self.image_norm,
+            equalize=self.equalize,
         )
 
 
@@ -91,6 +93,7 @@ _REPORT = CNNRecipe(
     augment=False,
     normalize=False,
     image_norm=False,
+    equalize=False,
     full_batch=False,
     select="last",
     momentum=0.0,
