@@ -169,15 +169,20 @@ def runs_table(results: dict[str, Any], name: str) -> str:
 
 
 def cv_line(results: dict[str, Any], name: str, lever: str) -> str:
-    """README's line for a cross-validated table: one lever's figures, with its command and date."""
+    """README's line for a cross-validated table: the reference lever's figures, with its command and date,
+    then every other lever's figures (its flags against the reference)."""
     table = results["tables"][name]
     row = next((r for r in table["rows"] if r["variant"] == lever), None)
     if row is None:
         return f"{table['title']}: not measured yet."
-    return (
+    line = (
         f"{table['title']}, {table['value']}: **{row['value']}** ({row['detail']}), "
         f"`{row['command']}`, {_machine(results, row['machine'])}, {row['date']}."
     )
+    others = [f"{r['original'].replace('` `', ' ')} {r['value']}" for r in table["rows"] if r is not row]
+    if others:
+        line += " The same with " + "; ".join(others) + "."
+    return line
 
 
 def full_table(results: dict[str, Any], name: str) -> str:
