@@ -122,3 +122,29 @@ def test_record_writes_each_lever_with_its_flags_and_command(tmp_path, monkeypat
         with pytest.raises(SystemExit) as e:
             cv_summary.main([str(sweep), *(["--record=unet_cv"] if "--machine=nowhere" in bad else []), *bad])
         assert e.value.code == 2
+
+
+def test_by_epoch_compares_the_epoch_selection_rules_over_folds(tmp_path, capsys):
+    curves = [[0.90, 0.95, 0.94, 0.93], [0.91, 0.92, 0.955, 0.95], [0.92, 0.97, 0.93, 0.935]]
+    sweep = tmp_path / "sweep"
+    for fold, curve in enumerate(curves):
+        record = {"eval": {"accuracy": {"mean": curve[-1]}}, "history": [{"val_accuracy": v} for v in curve]}
+        _run(sweep, f"base_f{fold}", [record])
+    assert cv_summary.main([str(sweep), "--by-epoch"]) == 0
+    out = capsys.readouterr().out
+    assert "| base | last epoch | 0.9383 | epoch 4 |" in out
+    # fold K scored at the epoch that maximises the mean of the other folds: epochs 2, 2, 3
+    assert "| base | epoch chosen on the other folds | 0.9333 | epochs 2,2,3 |" in out
+    assert "| base | best fixed epoch (optimistic) | 0.9467 | epoch 2 |" in out
+    assert "| base | each fold's best epoch (optimistic) | 0.9583 | epochs 2,3,2 |" in out
+
+
+def test_by_epoch_averages_a_folds_trials_and_names_a_fold_without_history(tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    two = [{"per_image": {"cases": ["A"], "f1": [v]}, "history": [{"val_f1": v}]} for v in (0.90, 0.96)]
+    _run(sweep, "seeds_f0", two)
+    _run(sweep, "bare_f0", [_lungs(["A"], [0.9])])
+    assert cv_summary.main([str(sweep), "--by-epoch"]) == 0
+    out = capsys.readouterr().out
+    assert "| seeds | last epoch | 0.9300 | epoch 1 |" in out
+    assert "| bare | fold 0 has no validation history | | |" in out

@@ -5,6 +5,11 @@ are grouped by lever. Segmentation: every fold's per-case F1 pooled, so each cas
 mean, 5th percentile, minimum and the worst case. Classification: the mean over folds of the evaluated
 accuracy (each fold's held-out tracks). Only finished trials count; a lever missing folds says so.
 
+    python -m tools.cv_summary SWEEP_DIR --by-epoch
+
+adds, per lever, the validation metric's mean over folds under each epoch-selection rule (the last epoch, the
+epoch count chosen on the other folds, and the optimistic best epochs), read from the runs' histories;
+
     python -m tools.cv_summary SWEEP_DIR --record=unet_cv --machine=cpu2 --data-name=LUNGS_DIR
 
 records each lever as a row of docs/results.json's table `unet_cv` (its flags and the command read from the
@@ -53,7 +58,7 @@ def pool(sweep: Path, only: set[int] | None = None) -> dict[str, dict[str, Any]]
     """Per lever: folds found, and either the pooled per-case F1 (name, value) or the per-fold accuracies;
     `only`: pool these folds alone (the folds every lever finished, to compare a sweep still running)."""
     levers: dict[str, dict[str, Any]] = defaultdict(
-        lambda: {"folds": set(), "cases": [], "accuracy": [], "written": 0.0}
+        lambda: {"folds": set(), "cases": [], "accuracy": [], "written": 0.0, "histories": {}}
     )
     for folder in sorted(p for p in sweep.iterdir() if p.is_dir()):
         match = FOLDER.match(folder.name)
@@ -67,6 +72,7 @@ def pool(sweep: Path, only: set[int] | None = None) -> dict[str, dict[str, Any]]
                 continue
             lever["folds"].add(int(match["fold"]))
             lever["written"] = max(lever["written"], record["_written"])
+            lever["histories"].setdefault(int(match["fold"]), []).append(record.get("history", []))
             if "per_image" in record:
                 per = record["per_image"]
                 lever["cases"] += list(zip(per["cases"], per["f1"], strict=True))
@@ -157,6 +163,43 @@ def row(name: str, lever: dict[str, Any]) -> str:
     return f"| {name} | {folds} | {len(acc)} runs | {100 * acc.mean():.2f} % | {100 * acc.min():.2f} % |"
 
 
+def validation_curves(lever: dict[str, Any]) -> np.ndarray:
+    """[folds, epochs]: each fold's validation metric (F1 or accuracy) per epoch, its trials averaged; the
+    folds cut to the shortest history."""
+    curves = []
+    for fold in sorted(lever["histories"]):
+        runs = [[e.get("val_f1", e.get("val_accuracy")) for e in h] for h in lever["histories"][fold] if h]
+        if not runs or None in runs[0]:
+            raise ValueError(f"fold {fold} has no validation history")
+        n = min(map(len, runs))
+        curves.append(np.mean([r[:n] for r in runs], axis=0))
+    if not curves:
+        raise ValueError("no finished fold")
+    n = min(map(len, curves))
+    return np.array([c[:n] for c in curves])
+
+
+def epoch_rules(curves: np.ndarray) -> dict[str, tuple[float, str]]:
+    """The validation metric's mean over folds under each way of choosing the epoch, with what it chose:
+    the last; the epoch count chosen on the other folds (honest); and two chosen on the scored folds
+    themselves (optimistic): the best fixed epoch for all folds, and each fold's own best (--select=best)."""
+    folds, epochs = curves.shape
+    mean = curves.mean(0)
+    fixed = int(mean.argmax())
+    rules = {"last epoch": (float(mean[-1]), f"epoch {epochs}")}
+    if folds > 1:
+        chosen = [int(np.delete(curves, f, 0).mean(0).argmax()) for f in range(folds)]
+        honest = float(np.mean([curves[f, e] for f, e in enumerate(chosen)]))
+        rules["epoch chosen on the other folds"] = (honest, "epochs " + ",".join(str(e + 1) for e in chosen))
+    rules["best fixed epoch (optimistic)"] = (float(mean[fixed]), f"epoch {fixed + 1}")
+    own = curves.argmax(1)
+    rules["each fold's best epoch (optimistic)"] = (
+        float(curves.max(1).mean()),
+        "epochs " + ",".join(str(e + 1) for e in own),
+    )
+    return rules
+
+
 def worst_cases(levers: dict[str, dict[str, Any]], n: int, reference: str) -> str:
     """A markdown table of the reference lever's n lowest cases with every lever's F1 on each (paired)."""
     scores = {name: dict(lever["cases"]) for name, lever in levers.items() if lever["cases"]}
@@ -188,6 +231,11 @@ def main(argv: list[str] | None = None) -> int:
         "--reference",
         default="default",
         help="the lever --worst ranks cases by and --record diffs flags against",
+    )
+    parser.add_argument(
+        "--by-epoch",
+        action="store_true",
+        help="then, per lever, the mean over folds of the validation metric under each epoch-selection rule",
     )
     parser.add_argument(
         "--record", metavar="TABLE", help="write the levers as the rows of this table of docs/results.json"
@@ -222,6 +270,16 @@ def main(argv: list[str] | None = None) -> int:
             print("\n" + worst_cases(levers, args.worst, args.reference))
         except ValueError as e:
             parser.error(f"--reference={args.reference}: {e}")
+    if args.by_epoch:
+        print("\n| lever | rule | mean validation metric over folds | chosen |\n|---|---|---|---|")
+        for name, lever in levers.items():
+            try:
+                rules = epoch_rules(validation_curves(lever))
+            except ValueError as e:
+                print(f"| {name} | {e} | | |")
+                continue
+            for rule, (value, chosen) in rules.items():
+                print(f"| {name} | {rule} | {value:.4f} | {chosen} |")
     if args.record:
         from tools import docs
 
