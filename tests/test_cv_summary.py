@@ -63,11 +63,14 @@ def test_a_sweep_still_running_compares_levers_on_common_folds(tmp_path, capsys)
     assert "| default | 0,1 | 4 |" in out and "| focus1 | 0 | 2 |" in out
     assert cv_summary.main([str(tmp_path), "--common-folds"]) == 0
     out = capsys.readouterr().out
-    assert "folds every lever finished: 0" in out
+    assert "folds every lever with a finished run finished: 0" in out
     assert "| default | 0 | 2 | 0.9400 |" in out and "| focus1 | 0 | 2 | 0.9600 |" in out
-    (tmp_path / "seed1_f0" / "trials").mkdir(parents=True)
-    assert cv_summary.main([str(tmp_path)]) == 0
-    assert "| seed1 | none finished |" in capsys.readouterr().out
+    (tmp_path / "seed1_f0" / "trials").mkdir(parents=True)  # a lever just begun does not hold the others up
+    assert cv_summary.main([str(tmp_path), "--common-folds"]) == 0
+    out = capsys.readouterr().out
+    assert "| seed1 | none finished |" in out and "| focus1 | 0 | 2 | 0.9600 |" in out
+    _run(tmp_path, "seed1_f1", [_lungs(["C", "D"], [0.96, 0.99])])  # finished levers sharing no fold
+    (tmp_path / "default_f0" / "trials" / "baseline_trial1.json").unlink()
     with pytest.raises(SystemExit) as e:
         cv_summary.main([str(tmp_path), "--common-folds"])
     assert e.value.code == 2 and "no fold is finished by every lever" in capsys.readouterr().err

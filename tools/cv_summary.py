@@ -219,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--common-folds",
         action="store_true",
-        help="pool only the folds every lever has finished (a fair comparison while the sweep runs)",
+        help="pool only the folds every lever with a finished run has finished (a fair comparison while the "
+        "sweep runs)",
     )
     parser.add_argument(
         "--worst",
@@ -249,10 +250,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.sweep} is not a folder")
     only = None
     if args.common_folds:
-        only = set.intersection(*finished_folds(args.sweep).values() or [set()])
+        started = [
+            folds for folds in finished_folds(args.sweep).values() if folds
+        ]  # none yet: listed, not waited on
+        only = set.intersection(*started or [set()])
         if not only:
             parser.error(f"{args.sweep}: no fold is finished by every lever yet")
-        print(f"folds every lever finished: {','.join(map(str, sorted(only)))}\n")
+        print(f"folds every lever with a finished run finished: {','.join(map(str, sorted(only)))}\n")
     levers = pool(args.sweep, only)
     if not any(lever["folds"] for lever in levers.values()):
         parser.error(f"{args.sweep} holds no finished run folders named <lever>_f<K>")
