@@ -250,9 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.sweep} is not a folder")
     only = None
     if args.common_folds:
-        started = [
-            folds for folds in finished_folds(args.sweep).values() if folds
-        ]  # none yet: listed, not waited on
+        # a lever with no finished run yet is listed, not waited on
+        started = [folds for folds in finished_folds(args.sweep).values() if folds]
         only = set.intersection(*started or [set()])
         if not only:
             parser.error(f"{args.sweep}: no fold is finished by every lever yet")
