@@ -127,6 +127,37 @@ def test_record_writes_each_lever_with_its_flags_and_command(tmp_path, monkeypat
         assert e.value.code == 2
 
 
+def test_record_keeps_other_levers_and_reads_an_absent_reference_from_its_row(tmp_path, monkeypatch, capsys):
+    from tools import docs
+
+    results = tmp_path / "results.json"
+    results.write_text(docs.RESULTS.read_text())
+    monkeypatch.setattr(docs, "RESULTS", results)
+    before = {r["variant"]: r for r in json.loads(results.read_text())["tables"]["unet_cv"]["rows"]}
+    assert "default" in before and "--select=last" in before["default"]["command"]
+    sweep = tmp_path / "later-sweep"  # a new folder: the reference's runs are not in it
+    cli = {"dataset": "folder:/elsewhere/lungs", "test_fraction": 0.0, "cv_folds": 5, "cv_fold": 0}
+    cli |= {"select": "last", "keep": 1, "upsample": "nearest", "out": str(sweep / "nearest_f0")}
+    _run(sweep, "nearest_f0", [_lungs(["A", "B"], [0.96, 0.94])])
+    (sweep / "nearest_f0" / "config.json").write_text(json.dumps({"experiment": "unet", "cli": cli}))
+    argv = [str(sweep), "--record=unet_cv", "--machine=cpu2", "--data-name=LUNGS_DIR"]
+    assert cv_summary.main(argv) == 0
+    assert f"recorded 1 levers in results.json's table unet_cv; kept {len(before)}" in capsys.readouterr().out
+    rows = json.loads(results.read_text())["tables"]["unet_cv"]["rows"]
+    assert [r["variant"] for r in rows] == sorted([*before, "nearest"])
+    after = {r["variant"]: r for r in rows}
+    assert all(after[name] == row for name, row in before.items())
+    assert after["nearest"]["original"] == "`--upsample=nearest`"  # not the data path, not the common flags
+    assert after["nearest"]["source"] == "python -m tools.cv_summary later-sweep"
+    table = json.loads(results.read_text())
+    table["tables"]["unet_cv"]["rows"] = [r for r in rows if r["variant"] != "default"]
+    results.write_text(json.dumps(table))
+    with pytest.raises(SystemExit) as e:
+        cv_summary.main(argv)
+    assert e.value.code == 2
+    assert "nor a recorded row" in capsys.readouterr().err
+
+
 def test_by_epoch_compares_the_epoch_selection_rules_over_folds(tmp_path, capsys):
     curves = [[0.90, 0.95, 0.94, 0.93], [0.91, 0.92, 0.955, 0.95], [0.92, 0.97, 0.93, 0.935]]
     sweep = tmp_path / "sweep"

@@ -13,7 +13,7 @@ epoch count chosen on the other folds, and the optimistic best epochs), read fro
     python -m tools.cv_summary SWEEP_DIR --record=unet_cv --machine=cpu2 --data-name=LUNGS_DIR
 
 records each lever as a row of docs/results.json's table `unet_cv` (its flags and the command read from the
-run folders' config.json), from which `python -m tools.docs` writes the tables of docs/results.md and README.
+run folders' config.json; rows of levers not in this folder stay), from which `python -m tools.docs` writes the tables of docs/results.md and README.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import datetime
 import importlib
 import json
 import re
+import shlex
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -116,21 +117,52 @@ def flags(cli: dict[str, Any], against: dict[str, Any], experiment: str, data_na
     return out
 
 
+def reference_cli(row: dict[str, Any], like: dict[str, Any], data_name: str | None) -> dict[str, Any]:
+    """The reference lever's CLI values read back from its recorded command (its data path: the one `like`
+    was run on), for a sweep folder that does not hold the reference's runs."""
+    from experiments.cli import parser_for
+
+    words = shlex.split(row["command"])
+    experiment = words[2].removeprefix("experiments.")
+    config = getattr(importlib.import_module(f"experiments.{experiment}"), CONFIGS[experiment])
+    argv = [w.replace("--cv-fold=K", "--cv-fold=0") for w in words[3:]]
+    cli = vars(parser_for(config, "").parse_args(argv))
+    for key in ("dataset", "data_dir"):
+        if data_name and data_name in str(cli.get(key)):
+            cli[key] = like.get(key)
+    return cli
+
+
 def records(
-    sweep: Path, levers: dict[str, dict[str, Any]], machine: str, reference: str, data_name: str | None
+    sweep: Path,
+    levers: dict[str, dict[str, Any]],
+    machine: str,
+    reference: str,
+    data_name: str | None,
+    recorded: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """docs/results.json rows, one per lever with a finished fold: flags against the reference lever,
-    pooled figures, the command (fold K), the day its last fold finished (UTC) and machine."""
+    pooled figures, the command (fold K), the day its last fold finished (UTC) and machine. The rows
+    `recorded` before stay, but for the levers found again; the reference, when the folder lacks it, is
+    read from its recorded row."""
     finished = {name: lever for name, lever in levers.items() if lever["folds"]}
-    if reference not in finished:
-        raise ValueError(f"no finished fold of the reference lever {reference!r}")
-    base = config_of(sweep, reference, finished[reference]["folds"])
-    experiment = base["experiment"]
+    if not finished:
+        raise ValueError("no finished fold of any lever")
+    kept = {r["variant"]: r for r in recorded or [] if r["variant"] not in finished}
+    if reference in finished:
+        base = config_of(sweep, reference, finished[reference]["folds"])
+        experiment, base_cli = base["experiment"], base["cli"]
+    elif reference in kept:
+        some = next(iter(finished))
+        like = config_of(sweep, some, finished[some]["folds"])
+        experiment, base_cli = like["experiment"], reference_cli(kept[reference], like["cli"], data_name)
+    else:
+        raise ValueError(f"no finished fold of the reference lever {reference!r}, nor a recorded row of it")
     rows = []
     for name, lever in finished.items():
         cli = config_of(sweep, name, lever["folds"])["cli"]
         figures, detail = _numbers(lever)
-        own = [f for f in flags(cli, base["cli"], experiment, data_name) if not f.startswith("--cv-fold=")]
+        own = [f for f in flags(cli, base_cli, experiment, data_name) if not f.startswith("--cv-fold=")]
         full = flags(cli, {}, experiment, data_name)
         rows.append(
             {
@@ -144,7 +176,7 @@ def records(
                 "source": f"python -m tools.cv_summary {sweep.name}",
             }
         )
-    return rows
+    return sorted([*rows, *kept.values()], key=lambda r: r["variant"])
 
 
 def row(name: str, lever: dict[str, Any]) -> str:
@@ -292,12 +324,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.record not in results["tables"]:
             parser.error(f"--record={args.record}: docs/results.json has no such table")
         try:
-            rows = records(args.sweep, levers, args.machine, args.reference, args.data_name)
+            table = results["tables"][args.record]
+            rows = records(args.sweep, levers, args.machine, args.reference, args.data_name, table["rows"])
         except (OSError, ValueError) as e:
             parser.error(f"--record: {e}")
-        results["tables"][args.record]["rows"] = rows
+        found = sum(bool(lever["folds"]) for lever in levers.values())
+        table["rows"] = rows
         docs.save_results(results)
-        print(f"\nrecorded {len(rows)} levers in {docs.RESULTS.name}'s table {args.record}")
+        print(
+            f"\nrecorded {found} levers in {docs.RESULTS.name}'s table {args.record}; kept {len(rows) - found}"
+        )
     return 0
 
 
