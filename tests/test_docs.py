@@ -176,8 +176,11 @@ def test_a_cross_validated_table_shows_its_reference_lever_in_readme():
     row = {"variant": "default", "original": "none", "value": "0.98 / 0.96 / 0.94", "detail": "124 cases"}
     row |= {"command": "python -m experiments.unet --cv-fold=K", "date": "2026-12-03", "machine": "cpu2"}
     focus = {**row, "variant": "focus1", "original": "`--focus=1`", "value": "0.97 / 0.95 / 0.93"}
-    results["tables"]["unet_cv"]["rows"] = [focus, row]
+    elu = {**row, "variant": "elu", "original": "`--a=1` `--b=2`", "value": "0.99 / 0.95 / 0.92"}
+    results["tables"]["unet_cv"]["rows"] = [focus, row, elu]
     line = docs.cv_line(results, "unet_cv", "default")
     assert "**0.98 / 0.96 / 0.94** (124 cases)" in line
-    assert line.endswith(" The same with `--focus=1` 0.97 / 0.95 / 0.93.")
+    assert line.endswith(
+        " 2 other levers in [docs/results.md](docs/results.md); the highest minimum: `--focus=1` 0.97 / 0.95 / 0.93."
+    )
     assert "`python -m experiments.unet --cv-fold=K`, 2-core CPU, 2026-12-03" in line

@@ -170,7 +170,7 @@ def runs_table(results: dict[str, Any], name: str) -> str:
 
 def cv_line(results: dict[str, Any], name: str, lever: str) -> str:
     """README's line for a cross-validated table: the reference lever's figures, with its command and date,
-    then every other lever's figures (its flags against the reference)."""
+    then of the other levers (all in docs/results.md) the one whose last figure (the minimum) is highest."""
     table = results["tables"][name]
     row = next((r for r in table["rows"] if r["variant"] == lever), None)
     if row is None:
@@ -179,9 +179,14 @@ def cv_line(results: dict[str, Any], name: str, lever: str) -> str:
         f"{table['title']}, {table['value']}: **{row['value']}** ({row['detail']}), "
         f"`{row['command']}`, {_machine(results, row['machine'])}, {row['date']}."
     )
-    others = [f"{r['original'].replace('` `', ' ')} {r['value']}" for r in table["rows"] if r is not row]
+    others = [r for r in table["rows"] if r is not row]
     if others:
-        line += " The same with " + "; ".join(others) + "."
+        best = max(others, key=lambda r: float(re.findall(r"\d+\.?\d*", r["value"])[-1]))
+        label = "minimum" if table["value"].rstrip().endswith("min") else "figure"
+        line += (
+            f" {len(others)} other lever{'s' * (len(others) > 1)} in [docs/results.md](docs/results.md); the "
+            f"highest {label}: {best['original'].replace('` `', ' ')} {best['value']}."
+        )
     return line
 
 
