@@ -178,7 +178,10 @@ def test_by_epoch_averages_a_folds_trials_and_names_a_fold_without_history(tmp_p
     two = [{"per_image": {"cases": ["A"], "f1": [v]}, "history": [{"val_f1": v}]} for v in (0.90, 0.96)]
     _run(sweep, "seeds_f0", two)
     _run(sweep, "bare_f0", [_lungs(["A"], [0.9])])
+    no_val = {"per_image": {"cases": ["A"], "f1": [0.9]}, "history": [{"loss": 0.1}]}  # --val-fraction=0
+    _run(sweep, "mixed_f0", [two[0], no_val])
     assert cv_summary.main([str(sweep), "--by-epoch"]) == 0
     out = capsys.readouterr().out
     assert "| seeds | last epoch | 0.9300 | epoch 1 |" in out
     assert "| bare | fold 0 has no validation history | | |" in out
+    assert "| mixed | fold 0 has no validation history | | |" in out

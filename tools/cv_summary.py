@@ -104,8 +104,7 @@ def flags(cli: dict[str, Any], against: dict[str, Any], experiment: str, data_na
     from experiments.cli import argv_for
 
     config = getattr(importlib.import_module(f"experiments.{experiment}"), CONFIGS[experiment])
-    values = {**cli, "out": against.get("out")}
-    out = [f for f in argv_for(config, values, against) if not f.startswith("--cv-fold=")]
+    out = [f for f in argv_for(config, cli, against) if not f.startswith(("--cv-fold=", "--out="))]
     if cli.get("cv_folds"):
         at = next((i + 1 for i, f in enumerate(out) if f.startswith("--cv-folds=")), len(out))
         out.insert(at, "--cv-fold=K")
@@ -201,7 +200,7 @@ def validation_curves(lever: dict[str, Any]) -> np.ndarray:
     curves = []
     for fold in sorted(lever["histories"]):
         runs = [[e.get("val_f1", e.get("val_accuracy")) for e in h] for h in lever["histories"][fold] if h]
-        if not runs or None in runs[0]:
+        if not runs or any(None in r for r in runs):
             raise ValueError(f"fold {fold} has no validation history")
         n = min(map(len, runs))
         curves.append(np.mean([r[:n] for r in runs], axis=0))
