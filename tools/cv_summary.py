@@ -13,7 +13,8 @@ epoch count chosen on the other folds, and the optimistic best epochs), read fro
     python -m tools.cv_summary SWEEP_DIR --record=unet_cv --machine=cpu2 --data-name=LUNGS_DIR
 
 records each lever as a row of docs/results.json's table `unet_cv` (its flags and the command read from the
-run folders' config.json; rows of levers not in this folder stay), from which `python -m tools.docs` writes the tables of docs/results.md and README.
+run folders' config.json; the rows of levers not in this folder stay), from which `python -m tools.docs`
+writes the tables of docs/results.md and README.
 """
 
 from __future__ import annotations
