@@ -4,7 +4,9 @@ FILE holds one run per line, `name: flags` (flags of `python -m experiments.cnn`
 a comment. Each run is its own process writing OUT/<name>/ (log in OUT/<name>.log); OUT/sweep.md and
 sweep.json give per run the best validation metric and its epoch, the metric after 10, 20 and 30
 epochs, and compile and training seconds. One GPU holds several small runs at once (`--parallel`);
-this is how the strong recipe's choices in experiments/cnn.py were measured.
+this is how the strong recipe's choices in experiments/cnn.py were measured. To end a sweep early but
+keep what is running, create the file OUT/stop: no run starts after that, the running ones finish, and
+the table is written.
 
 Example:
   printf 'base: --epochs=30\\nwd: --epochs=30 --weight-decay=0.05\\n' > jobs.txt
@@ -143,6 +145,12 @@ def run_sweep(cfg: SweepConfig, log=print) -> list[dict[str, Any]]:
     if taken:
         raise ValueError(f"{out} already holds runs named {', '.join(taken)}; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
+    stop = out / "stop"
+    if stop.exists():  # left by an earlier sweep in this folder
+        stop.unlink()
+    log(
+        f"[sweep] {len(jobs)} runs into {out}; `touch {stop}` to start no more and let the running ones finish"
+    )
     env = dict(os.environ)
     if cfg.parallel > 1:  # on a GPU each process would otherwise take 75 % of its memory
         env.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", f"{0.9 / cfg.parallel:.3f}")
@@ -162,6 +170,9 @@ def run_sweep(cfg: SweepConfig, log=print) -> list[dict[str, Any]]:
         if left is not None and left < 1:
             log(f"[sweep] {name}: not started (time limit reached)")
             return {"name": name, "flags": flags, "status": "not started", "rows": []}
+        if stop.exists():
+            log(f"[sweep] {name}: not started ({stop} exists)")
+            return {"name": name, "flags": flags, "status": "not started (stop file)", "rows": []}
         log(f"[sweep] start {name}: {' '.join(flags)}")
         t0 = time.perf_counter()
         with (out / f"{name}.log").open("w") as f:
@@ -192,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse(SweepConfig, argv, __doc__, prog="python -m experiments.sweep")
 
     def run() -> int:
-        results = run_sweep(cfg)
+        results = run_sweep(cfg, log=lambda line: print(line, flush=True))  # a log file sees each line now
         return 0 if all(r["status"] == "done" for r in results) else 1
 
     return main_guard(run)

@@ -90,7 +90,7 @@ def test_the_metric_is_the_recorded_tasks_main_metric(tmp_path):
 # A stand-in for `python -m experiments.X` (the sweep runs sys.executable with the job's flags): it
 # records its pid, argv and start and end times in --state; waits until --wait-for runs have started (exit 3
 # if that does not happen within --hold seconds), then until --linger-for have (at most --linger seconds);
-# then sleeps --sleep seconds.
+# then sleeps --sleep seconds; creates the file --touch, if given.
 FAKE_EXPERIMENT = """\
 import os, sys, time
 from pathlib import Path
@@ -114,6 +114,8 @@ if "wait-for" in args and not wait(int(args["wait-for"]), float(args["hold"])):
 if "linger-for" in args:
     wait(int(args["linger-for"]), float(args["linger"]))
 time.sleep(float(args.get("sleep", 0)))
+if "touch" in args:
+    Path(args["touch"]).touch()
 (state / f"{name}.ended").write_text(repr(time.time()))
 sys.exit(code)
 """
@@ -177,6 +179,27 @@ def test_the_time_limit_kills_a_running_job_and_skips_the_rest(tmp_path, fake_ex
     with pytest.raises(ProcessLookupError):  # killed (and reaped), not left running
         os.kill(int((state / "slow.pid").read_text()), 0)
     assert not (state / "slow.ended").exists() and not (state / "later.started").exists()
+
+
+def test_a_stop_file_lets_the_running_job_finish_and_starts_no_more(tmp_path, fake_experiment, capsys):
+    """OUT/stop, created while the first run goes (here by that run itself), lets it finish and starts
+    no other; the table is still written and the exit code is 1. A stop file left in OUT before the sweep
+    is removed."""
+    state, out = fake_experiment, tmp_path / "s"
+    out.mkdir()
+    (out / "stop").touch()
+    jobs = tmp_path / "jobs.txt"
+    jobs.write_text(f"first: --sleep=0.5 --touch={out / 'stop'}\nsecond: --sleep=0\nthird: --sleep=0\n")
+    code = sweep.main([f"--jobs={jobs}", f"--common=--state={state}", f"--out={out}"])
+    runs = json.loads((out / "sweep.json").read_text())["runs"]
+    assert [(r["name"], r["status"]) for r in runs] == [
+        ("first", "done"),
+        ("second", "not started (stop file)"),
+        ("third", "not started (stop file)"),
+    ]
+    assert code == 1
+    assert (state / "first.ended").exists() and not (state / "second.started").exists()
+    assert f"`touch {out / 'stop'}`" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
