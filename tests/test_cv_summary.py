@@ -137,18 +137,19 @@ def test_record_keeps_other_levers_and_reads_an_absent_reference_from_its_row(tm
     assert "default" in before and "--select=last" in before["default"]["command"]
     sweep = tmp_path / "later-sweep"  # a new folder: the reference's runs are not in it
     cli = {"dataset": "folder:/elsewhere/lungs", "test_fraction": 0.0, "cv_folds": 5, "cv_fold": 0}
-    cli |= {"select": "last", "keep": 1, "upsample": "nearest", "out": str(sweep / "nearest_f0")}
-    _run(sweep, "nearest_f0", [_lungs(["A", "B"], [0.96, 0.94])])
-    (sweep / "nearest_f0" / "config.json").write_text(json.dumps({"experiment": "unet", "cli": cli}))
+    cli |= {"select": "last", "keep": 1, "upsample": "nearest", "out": str(sweep / "probe_f0")}
+    _run(sweep, "probe_f0", [_lungs(["A", "B"], [0.96, 0.94])])
+    (sweep / "probe_f0" / "config.json").write_text(json.dumps({"experiment": "unet", "cli": cli}))
     argv = [str(sweep), "--record=unet_cv", "--machine=cpu2", "--data-name=LUNGS_DIR"]
     assert cv_summary.main(argv) == 0
     assert f"recorded 1 levers in results.json's table unet_cv; kept {len(before)}" in capsys.readouterr().out
     rows = json.loads(results.read_text())["tables"]["unet_cv"]["rows"]
-    assert [r["variant"] for r in rows] == sorted([*before, "nearest"])
+    assert [r["variant"] for r in rows] == sorted([*before, "probe"])
     after = {r["variant"]: r for r in rows}
     assert all(after[name] == row for name, row in before.items())
-    assert after["nearest"]["original"] == "`--upsample=nearest`"  # not the data path, not the common flags
-    assert after["nearest"]["source"] == "python -m tools.cv_summary later-sweep"
+    assert after["probe"]["original"] == "`--upsample=nearest`"  # not the data path, not the common flags
+    assert after["probe"]["source"] == "python -m tools.cv_summary later-sweep"
+    assert after["probe"]["cases"] == {"A": 0.96, "B": 0.94}  # kept for pairing by a later sweep
     table = json.loads(results.read_text())
     table["tables"]["unet_cv"]["rows"] = [r for r in rows if r["variant"] != "default"]
     results.write_text(json.dumps(table))
@@ -156,6 +157,28 @@ def test_record_keeps_other_levers_and_reads_an_absent_reference_from_its_row(tm
         cv_summary.main(argv)
     assert e.value.code == 2
     assert "nor a recorded row" in capsys.readouterr().err
+
+
+def test_worst_cases_pair_a_new_lever_with_the_recorded_references_cases(tmp_path, monkeypatch, capsys):
+    from tools import docs
+
+    results = tmp_path / "results.json"
+    table = json.loads(docs.RESULTS.read_text())
+    default = {"variant": "default", "cases": {"A": 0.90, "B": 0.95, "C": 0.97}}
+    table["tables"]["unet_cv"]["rows"] = [default, {"variant": "old", "value": "no cases kept"}]
+    results.write_text(json.dumps(table))
+    monkeypatch.setattr(docs, "RESULTS", results)
+    sweep = tmp_path / "sweep"
+    _run(sweep, "probe_f0", [_lungs(["A", "B", "C"], [0.93, 0.94, 0.99])])
+    assert cv_summary.main([str(sweep), "--worst=2", "--recorded=unet_cv"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "| case | default | probe |\n|---|---|---|\n| A | 0.9000 | 0.9300 |\n| B | 0.9500 | 0.9400 |" in out
+    )
+    for argv in (["--worst=2"], ["--worst=2", "--recorded=no_table"]):
+        with pytest.raises(SystemExit) as e:
+            cv_summary.main([str(sweep), *argv])
+        assert e.value.code == 2
 
 
 def test_by_epoch_compares_the_epoch_selection_rules_over_folds(tmp_path, capsys):

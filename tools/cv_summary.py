@@ -15,6 +15,10 @@ epoch count chosen on the other folds, and the optimistic best epochs), read fro
 records each lever as a row of docs/results.json's table `unet_cv` (its flags and the command read from the
 run folders' config.json; the rows of levers not in this folder stay), from which `python -m tools.docs`
 writes the tables of docs/results.md and README.
+A segmentation row keeps each case's F1, so that a later sweep pairs its levers case by case with those
+recorded (the run folders need not survive):
+
+    python -m tools.cv_summary SWEEP_DIR --worst=8 --recorded=unet_cv
 """
 
 from __future__ import annotations
@@ -176,7 +180,19 @@ def records(
                 "source": f"python -m tools.cv_summary {sweep.name}",
             }
         )
+        if lever["cases"]:  # each case's F1, so a later sweep can pair its levers with this one's cases
+            rows[-1]["cases"] = {case: round(float(v), 6) for case, v in sorted(lever["cases"])}
     return sorted([*rows, *kept.values()], key=lambda r: r["variant"])
+
+
+def recorded_levers(rows: list[dict[str, Any]], have: set[str]) -> dict[str, dict[str, Any]]:
+    """The levers of recorded rows that kept each case's F1, but for those in `have`, as pool() gives them
+    (their folds unknown: only --worst reads them)."""
+    return {
+        r["variant"]: {"folds": set(), "cases": list(r["cases"].items()), "accuracy": [], "histories": {}}
+        for r in rows
+        if r.get("cases") and r["variant"] not in have
+    }
 
 
 def row(name: str, lever: dict[str, Any]) -> str:
@@ -261,6 +277,12 @@ def main(argv: list[str] | None = None) -> int:
         help="then the reference lever's N lowest cases, every lever's F1 on each",
     )
     parser.add_argument(
+        "--recorded",
+        metavar="TABLE",
+        help="with --worst: pair also the levers recorded in this table of docs/results.json that the folder "
+        "lacks (from each case's F1 kept there), the reference among them",
+    )
+    parser.add_argument(
         "--reference",
         default="default",
         help="the lever --worst ranks cases by and --record diffs flags against",
@@ -301,8 +323,16 @@ def main(argv: list[str] | None = None) -> int:
     for name, lever in levers.items():
         print(row(name, lever))
     if args.worst:
+        paired = dict(levers)
+        if args.recorded:
+            from tools import docs
+
+            table = docs.load_results()["tables"].get(args.recorded)
+            if table is None:
+                parser.error(f"--recorded={args.recorded}: docs/results.json has no such table")
+            paired |= recorded_levers(table["rows"], set(levers))
         try:
-            print("\n" + worst_cases(levers, args.worst, args.reference))
+            print("\n" + worst_cases(paired, args.worst, args.reference))
         except ValueError as e:
             parser.error(f"--reference={args.reference}: {e}")
     if args.by_epoch:
