@@ -184,3 +184,5 @@ def test_a_cross_validated_table_shows_its_reference_lever_in_readme():
         " 2 other levers in [docs/results.md](docs/results.md); the highest minimum: `--focus=1` 0.97 / 0.95 / 0.93."
     )
     assert "`python -m experiments.unet --cv-fold=K`, 2-core CPU, 2026-12-03" in line
+    focus["detail"], row["detail"] = "100 cases; folds 0,1,2,3", "124 cases; folds 0,1,2,3,4"
+    assert docs.cv_line(results, "unet_cv", "default").endswith(" 0.97 / 0.95 / 0.93 (folds 0,1,2,3 only).")

@@ -185,8 +185,10 @@ def cv_line(results: dict[str, Any], name: str, lever: str) -> str:
         label = "minimum" if table["value"].rstrip().endswith("min") else "figure"
         line += (
             f" {len(others)} other lever{'s' * (len(others) > 1)} in [docs/results.md](docs/results.md); the "
-            f"highest {label}: {best['original'].replace('` `', ' ')} {best['value']}."
+            f"highest {label}: {best['original'].replace('` `', ' ')} {best['value']}"
         )
+        folds = best["detail"].rpartition("; ")[2]
+        line += f" ({folds} only)." if folds != row["detail"].rpartition("; ")[2] else "."  # a sweep not done
     return line
 
 
