@@ -208,3 +208,43 @@ def test_by_epoch_averages_a_folds_trials_and_names_a_fold_without_history(tmp_p
     assert "| seeds | last epoch | 0.9300 | epoch 1 |" in out
     assert "| bare | fold 0 has no validation history | | |" in out
     assert "| mixed | fold 0 has no validation history | | |" in out
+
+
+def test_top_up_finishes_a_recorded_lever_from_a_new_folder(tmp_path, monkeypatch, capsys):
+    from tools import docs
+
+    results = tmp_path / "results.json"
+    results.write_text(docs.RESULTS.read_text())
+    monkeypatch.setattr(docs, "RESULTS", results)
+    cli = {"dataset": "folder:/data/lungs", "test_fraction": 0.0, "cv_folds": 3, "select": "last"}
+
+    def fold(sweep, name, k, cases, f1, **extra):
+        _run(sweep, f"{name}_f{k}", [_lungs(cases, f1)])
+        config = {"experiment": "unet", "cli": {**cli, **extra, "cv_fold": k}}
+        (sweep / f"{name}_f{k}" / "config.json").write_text(json.dumps(config))
+
+    first, later = tmp_path / "cut-short", tmp_path / "later"
+    fold(first, "deep", 0, ["A", "B"], [0.98, 0.90], depth=5)
+    fold(first, "deep", 1, ["C"], [0.97], depth=5)
+    fold(first, "wide", 0, ["A", "B"], [0.95, 0.95], width=32)
+    argv = ["--record=unet_cv", "--machine=cpu2", "--data-name=LUNGS_DIR"]
+    assert cv_summary.main([str(first), *argv]) == 0
+    rows = {r["variant"]: r for r in json.loads(results.read_text())["tables"]["unet_cv"]["rows"]}
+    assert rows["deep"]["case_folds"] == {"0": ["A", "B"], "1": ["C"]}
+    fold(later, "deep", 1, ["C"], [0.99], depth=5)  # fold 1 again: the folder's run replaces the recorded one
+    fold(later, "deep", 2, ["D"], [0.96], depth=5)
+    fold(later, "wide", 1, ["C"], [0.95], width=64)  # not the recorded command: not topped up
+    capsys.readouterr()
+    assert cv_summary.main([str(later), *argv, "--top-up"]) == 0
+    out = capsys.readouterr().out
+    assert "top-up: deep: folds 0 added from its recorded row" in out
+    assert "top-up: wide: recorded as" in out and "--width=64" in out and "not topped up" in out
+    assert "| deep | 0,1,2 | 4 | 0.9575 |" in out  # the printed table pools the topped-up folds
+    rows = {r["variant"]: r for r in json.loads(results.read_text())["tables"]["unet_cv"]["rows"]}
+    assert rows["deep"]["cases"] == {"A": 0.98, "B": 0.90, "C": 0.99, "D": 0.96}
+    assert rows["deep"]["case_folds"] == {"0": ["A", "B"], "1": ["C"], "2": ["D"]}
+    assert rows["deep"]["detail"] == "4 cases; lowest B; folds 0,1,2"
+    assert rows["wide"]["cases"] == {"C": 0.95}  # replaced by the folder's run, as without --top-up
+    with pytest.raises(SystemExit) as e:
+        cv_summary.main([str(later), "--top-up"])
+    assert e.value.code == 2

@@ -15,10 +15,12 @@ epoch count chosen on the other folds, and the optimistic best epochs), read fro
 records each lever as a row of docs/results.json's table `unet_cv` (its flags and the command read from the
 run folders' config.json; the rows of levers not in this folder stay), from which `python -m tools.docs`
 writes the tables of docs/results.md and README.
-A segmentation row keeps each case's F1, so that a later sweep pairs its levers case by case with those
-recorded (the run folders need not survive):
+A segmentation row keeps each case's F1 and fold, so that a later sweep pairs its levers case by case with
+those recorded (the run folders need not survive), or finishes a lever cut short (`--top-up`: the folds
+recorded and not in the folder are added, when the command is the same):
 
     python -m tools.cv_summary SWEEP_DIR --worst=8 --recorded=unet_cv
+    python -m tools.cv_summary NEW_SWEEP_DIR --record=unet_cv --top-up --machine=cpu2 --data-name=LUNGS_DIR
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def pool(sweep: Path, only: set[int] | None = None) -> dict[str, dict[str, Any]]
     """Per lever: folds found, and either the pooled per-case F1 (name, value) or the per-fold accuracies;
     `only`: pool these folds alone (the folds every lever finished, to compare a sweep still running)."""
     levers: dict[str, dict[str, Any]] = defaultdict(
-        lambda: {"folds": set(), "cases": [], "accuracy": [], "written": 0.0, "histories": {}}
+        lambda: {"folds": set(), "cases": [], "fold_of": {}, "accuracy": [], "written": 0.0, "histories": {}}
     )
     for folder in sorted(p for p in sweep.iterdir() if p.is_dir()):
         match = FOLDER.match(folder.name)
@@ -82,6 +84,7 @@ def pool(sweep: Path, only: set[int] | None = None) -> dict[str, dict[str, Any]]
             if "per_image" in record:
                 per = record["per_image"]
                 lever["cases"] += list(zip(per["cases"], per["f1"], strict=True))
+                lever["fold_of"] |= dict.fromkeys(per["cases"], int(match["fold"]))
             else:
                 lever["accuracy"].append(record["eval"]["accuracy"]["mean"])
     return dict(levers)
@@ -99,8 +102,17 @@ def _numbers(lever: dict[str, Any]) -> tuple[str, str]:
 
 
 def config_of(sweep: Path, lever: str, folds: set[int]) -> dict[str, Any]:
-    """The saved config.json of the lever's lowest finished fold."""
-    return json.loads((sweep / f"{lever}_f{min(folds)}" / "config.json").read_text())
+    """The saved config.json of the lever's lowest finished fold in the folder (not one topped up)."""
+    here = [k for k in folds if (sweep / f"{lever}_f{k}").is_dir()]
+    return json.loads((sweep / f"{lever}_f{min(here or folds)}" / "config.json").read_text())
+
+
+def command_of(sweep: Path, lever: str, folds: set[int], data_name: str | None) -> str:
+    """The lever's command as docs/results.json records it (fold K, the data path named `data_name`)."""
+    config = config_of(sweep, lever, folds)
+    return f"python -m experiments.{config['experiment']} " + " ".join(
+        flags(config["cli"], {}, config["experiment"], data_name)
+    )
 
 
 def flags(cli: dict[str, Any], against: dict[str, Any], experiment: str, data_name: str | None) -> list[str]:
@@ -167,22 +179,57 @@ def records(
         cli = config_of(sweep, name, lever["folds"])["cli"]
         figures, detail = _numbers(lever)
         own = [f for f in flags(cli, base_cli, experiment, data_name) if not f.startswith("--cv-fold=")]
-        full = flags(cli, {}, experiment, data_name)
         rows.append(
             {
                 "variant": name,
                 "original": " ".join(f"`{f}`" for f in own) or "none (the reference)",
                 "value": figures,
                 "detail": f"{detail}; folds {','.join(map(str, sorted(lever['folds'])))}",
-                "command": f"python -m experiments.{experiment} " + " ".join(full),
+                "command": command_of(sweep, name, lever["folds"], data_name),
                 "date": datetime.datetime.fromtimestamp(lever["written"], datetime.UTC).date().isoformat(),
                 "machine": machine,
                 "source": f"python -m tools.cv_summary {sweep.name}",
             }
         )
-        if lever["cases"]:  # each case's F1, so a later sweep can pair its levers with this one's cases
+        if lever["cases"]:  # each case's F1 and fold, so a later sweep can pair with or top up these cases
             rows[-1]["cases"] = {case: round(float(v), 6) for case, v in sorted(lever["cases"])}
+            rows[-1]["case_folds"] = {
+                str(k): sorted(c for c, f in lever["fold_of"].items() if f == k)
+                for k in sorted(lever["folds"])
+            }
     return sorted([*rows, *kept.values()], key=lambda r: r["variant"])
+
+
+def top_up(
+    sweep: Path, levers: dict[str, dict[str, Any]], rows: list[dict[str, Any]], data_name: str | None
+) -> list[str]:
+    """Add to each lever of the folder the folds its recorded row holds and the folder lacks (a sweep cut
+    short, finished from another folder), when the row's command is the lever's; what was done, in words."""
+    said = []
+    recorded = {r["variant"]: r for r in rows}
+    for name, lever in levers.items():
+        row = recorded.get(name)
+        if not lever["folds"] or row is None:
+            continue
+        if not row.get("case_folds"):
+            said.append(
+                f"{name}: its recorded row does not say which fold each case came from; not topped up"
+            )
+            continue
+        command = command_of(sweep, name, lever["folds"], data_name)
+        if row["command"] != command:
+            said.append(f"{name}: recorded as `{row['command']}`, run here as `{command}`; not topped up")
+            continue
+        added = sorted(int(k) for k in row["case_folds"] if int(k) not in lever["folds"])
+        for k in added:
+            cases = row["case_folds"][str(k)]
+            lever["cases"] += [(c, row["cases"][c]) for c in cases]
+            lever["fold_of"] |= dict.fromkeys(cases, k)
+        lever["folds"] |= set(added)
+        day = datetime.datetime.fromisoformat(row["date"]).replace(tzinfo=datetime.UTC).timestamp()
+        lever["written"] = max(lever["written"], day) if added else lever["written"]
+        said.append(f"{name}: folds {','.join(map(str, added)) or 'none'} added from its recorded row")
+    return said
 
 
 def recorded_levers(rows: list[dict[str, Any]], have: set[str]) -> dict[str, dict[str, Any]]:
@@ -295,6 +342,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--record", metavar="TABLE", help="write the levers as the rows of this table of docs/results.json"
     )
+    parser.add_argument(
+        "--top-up",
+        action="store_true",
+        help="with --record: add to a lever the folds its recorded row holds and this folder lacks (same "
+        "command), so a sweep cut short can be finished from a new folder",
+    )
     parser.add_argument("--machine", help="with --record: the key in docs/results.json's machines")
     parser.add_argument(
         "--data-name", help="with --record: how the commands name the data path (e.g. LUNGS_DIR)"
@@ -313,6 +366,14 @@ def main(argv: list[str] | None = None) -> int:
     levers = pool(args.sweep, only)
     if not any(lever["folds"] for lever in levers.values()):
         parser.error(f"{args.sweep} holds no finished run folders named <lever>_f<K>")
+    if args.top_up:
+        if not args.record or args.common_folds:
+            parser.error("--top-up: only with --record, and not with --common-folds")
+        from tools import docs
+
+        table = docs.load_results()["tables"].get(args.record, {"rows": []})
+        for line in top_up(args.sweep, levers, table["rows"], args.data_name):
+            print(f"top-up: {line}")
     segmentation = any(lever["cases"] for lever in levers.values())
     if segmentation:
         print(
