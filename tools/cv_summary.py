@@ -108,8 +108,14 @@ def config_of(sweep: Path, lever: str, folds: set[int]) -> dict[str, Any]:
 
 
 def command_of(sweep: Path, lever: str, folds: set[int], data_name: str | None) -> str:
-    """The lever's command as docs/results.json records it (fold K, the data path named `data_name`)."""
+    """The lever's command as docs/results.json records it (fold K, the data path named `data_name`; for
+    the mean of other levers' logits, the tools.cv_ensemble command that wrote it)."""
     config = config_of(sweep, lever, folds)
+    if "ensemble_levers" in config:
+        named = "+".join(config["ensemble_levers"])
+        return f"python -m tools.cv_ensemble {sweep.name} --levers={','.join(config['ensemble_levers'])}" + (
+            f" --name={lever}" if lever != named else ""
+        )
     return f"python -m experiments.{config['experiment']} " + " ".join(
         flags(config["cli"], {}, config["experiment"], data_name)
     )
@@ -176,13 +182,18 @@ def records(
         raise ValueError(f"no finished fold of the reference lever {reference!r}, nor a recorded row of it")
     rows = []
     for name, lever in finished.items():
-        cli = config_of(sweep, name, lever["folds"])["cli"]
+        config = config_of(sweep, name, lever["folds"])
         figures, detail = _numbers(lever)
-        own = [f for f in flags(cli, base_cli, experiment, data_name) if not f.startswith("--cv-fold=")]
+        own = [
+            f for f in flags(config["cli"], base_cli, experiment, data_name) if not f.startswith("--cv-fold=")
+        ]
+        if "ensemble_levers" in config:
+            own = ["the mean of the logits of " + " and ".join(config["ensemble_levers"])]
         rows.append(
             {
                 "variant": name,
-                "original": " ".join(f"`{f}`" for f in own) or "none (the reference)",
+                "original": " ".join(f if f.startswith("the mean") else f"`{f}`" for f in own)
+                or "none (the reference)",
                 "value": figures,
                 "detail": f"{detail}; folds {','.join(map(str, sorted(lever['folds'])))}",
                 "command": command_of(sweep, name, lever["folds"], data_name),

@@ -1,0 +1,95 @@
+"""tools/cv_ensemble: the mean of several levers' logits on each cross-validation fold, as a lever (#33)."""
+
+import json
+import shutil
+
+import pytest
+
+from experiments import unet
+from tools import cv_ensemble, cv_summary
+
+TINY = [
+    "--dataset=synthetic",
+    "--image-size=16",
+    "--depth=1",
+    "--width=4",
+    "--epochs=1",
+    "--synthetic-train=8",
+    "--synthetic-val=2",
+    "--synthetic-test=0",
+    "--batch-size=4",
+    "--cv-folds=2",
+    "--keep=1",
+]
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """Lever a on fold 0 (and, copied, fold 1), lever b (another seed) on fold 0; c a copy of a's fold 0."""
+    out = tmp_path_factory.mktemp("sweep")
+    assert unet.main([*TINY, "--cv-fold=0", f"--out={out / 'a_f0'}"]) == 0
+    assert unet.main([*TINY, "--cv-fold=0", "--seed=1", f"--out={out / 'b_f0'}"]) == 0
+    shutil.copytree(out / "a_f0", out / "c_f0")
+    shutil.copytree(out / "a_f0", out / "a_f1")  # a finished fold 1 that c lacks
+    return out
+
+
+def _trial(folder):
+    (path,) = (folder / "trials").glob("*.json")
+    return json.loads(path.read_text())
+
+
+def test_the_mean_of_identical_models_scores_each_case_as_the_run_did(sweep, capsys):
+    assert cv_ensemble.main([str(sweep), "--levers=a,c", "--name=same"]) == 0
+    assert "on folds 0 ->" in capsys.readouterr().out  # c has no fold 1
+    assert not (sweep / "same_f1").exists()
+    own, mean = _trial(sweep / "a_f0"), _trial(sweep / "same_f0")
+    assert mean["per_image"]["cases"] == own["per_image"]["cases"]
+    assert mean["per_image"]["f1"] == pytest.approx(own["per_image"]["f1"], abs=1e-5)
+    assert mean["ensemble_of"] == ["a_f0", "c_f0"]
+    assert mean["eval_split"] == "val" and len(mean["per_image"]["cases"]) == 5  # fold 0 of the 10
+
+
+def test_two_seeds_averaged_become_a_lever_cv_summary_pools_and_records(sweep, tmp_path, monkeypatch, capsys):
+    from tools import docs
+
+    assert cv_ensemble.main([str(sweep), "--levers=a,b"]) == 0
+    a, b, mean = (_trial(sweep / f"{n}_f0")["per_image"]["f1"] for n in ("a", "b", "a+b"))
+    assert len(mean) == len(a) and mean != a and mean != b
+    assert all(0.0 <= v <= 1.0 for v in mean)
+    results = tmp_path / "results.json"
+    results.write_text(docs.RESULTS.read_text())
+    monkeypatch.setattr(docs, "RESULTS", results)
+    capsys.readouterr()
+    argv = [str(sweep), "--reference=a", "--record=unet_cv", "--machine=cpu2"]
+    assert cv_summary.main(argv) == 0
+    assert "| a+b | 0 | 5 |" in capsys.readouterr().out
+    rows = {r["variant"]: r for r in json.loads(results.read_text())["tables"]["unet_cv"]["rows"]}
+    assert rows["a+b"]["original"] == "the mean of the logits of a and b"
+    assert rows["a+b"]["command"] == f"python -m tools.cv_ensemble {sweep.name} --levers=a,b"
+    assert rows["b"]["original"] == "`--seed=1`"
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--levers=a"], "name two or more different levers"),
+        (["--levers=a,a"], "name two or more different levers"),
+        (["--levers=a,nothing"], "no finished run of nothing"),
+        (["--levers=a,c", "--name=same"], "already holds same_f0"),
+        (["--levers=a,c", "--name=no/slash"], "not usable as a run folder's name"),
+        (["--levers=a,moved"], "was evaluated on other data"),
+    ],
+)
+def test_bad_levers_are_usage_errors(sweep, argv, message, capsys):
+    if not (sweep / "moved_f0").exists():  # the same model, but its fold drawn with another split seed
+        shutil.copytree(sweep / "a_f0", sweep / "moved_f0")
+        config = json.loads((sweep / "moved_f0" / "config.json").read_text())
+        config["cli"]["split_seed"] = 7
+        (sweep / "moved_f0" / "config.json").write_text(json.dumps(config))
+    if "same_f0" in message and not (sweep / "same_f0").exists():
+        cv_ensemble.main([str(sweep), "--levers=a,c", "--name=same"])
+    with pytest.raises(SystemExit) as e:
+        cv_ensemble.main([str(sweep), *argv])
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err

@@ -1,0 +1,135 @@
+"""The mean of several levers' logits on each cross-validation fold, as one more lever of the sweep folder:
+`python -m tools.cv_ensemble SWEEP_DIR --levers=depth5,depth5_seed1`.
+
+Two seeds of one recipe averaged this way are the report's "mean of trials" measured on the folds (it evens
+out seed-to-seed spread, which is what the worst cases suffer from). For every fold K that each lever has
+finished (`<lever>_f<K>` run folders kept with `--keep=1`), the fold's evaluation cases are drawn again from
+the first lever's config, each run's saved model predicts them (a run of several trials: their mean), and
+the mean of the logits is scored like a trial. The result is written as `<name>_f<K>` run folders beside
+the others, so `python -m tools.cv_summary SWEEP_DIR` pools, pairs (`--worst`) and records it like any lever.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from tools.cv_summary import CONFIGS, finished_folds
+
+# the config fields that decide which cases a fold's run is evaluated on (and how they are read)
+DATA_FIELDS = ("dataset", "data_dir", "cv_folds", "cv_fold", "split_seed", "image_size", "test_fraction")
+
+
+def common_folds(sweep: Path, levers: list[str]) -> list[int]:
+    """The folds every lever has finished in the sweep folder; a lever with none is an error."""
+    done = finished_folds(sweep)
+    missing = [name for name in levers if not done.get(name)]
+    if missing:
+        raise ValueError(f"{sweep} holds no finished run of {', '.join(missing)} (folders <lever>_f<K>)")
+    folds = sorted(set.intersection(*(done[name] for name in levers)))
+    if not folds:
+        raise ValueError(f"{sweep}: no fold is finished by all of {', '.join(levers)}")
+    return folds
+
+
+def _data_of(config: dict[str, Any]) -> dict[str, Any]:
+    cli = config["cli"]
+    return {k: v for k, v in cli.items() if k in DATA_FIELDS or k.startswith("synthetic_")}
+
+
+def ensemble_fold(runs: list[Path]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The mean of the runs' logits on their (shared) evaluation split: the trial record and the config
+    the ensemble's run folder keeps."""
+    from experiments.cli import saved_config
+    from jaxadl.predict import load
+    from jaxadl.saved_runs import case_names, eval_split, summary
+
+    configs = [json.loads((run / "config.json").read_text()) for run in runs]
+    for run, config in zip(runs[1:], configs[1:], strict=True):
+        if config["experiment"] != configs[0]["experiment"] or _data_of(config) != _data_of(configs[0]):
+            raise ValueError(f"{run} was evaluated on other data than {runs[0]}: {_data_of(config)}")
+    experiment = configs[0]["experiment"]
+    module = __import__(f"experiments.{experiment}", fromlist=[CONFIGS[experiment]])
+    where = SimpleNamespace(from_run=str(runs[0]), data_dir=None, cache_dir=None)
+    data = module.load_data(saved_config(getattr(module, CONFIGS[experiment]), where, experiment))
+    split_name, split = eval_split(data)
+    cases = case_names(data, split_name, len(split))
+    predictors = [load(run, trial="all") for run in runs]
+    batch = int(predictors[0].record["train_config"].get("eval_batch_size", 16))
+    logits = np.mean([p.batch_logits(split.images, batch) for p in predictors], axis=0)
+    evaluation = predictors[0].task.evaluate_logits(logits, split, cases)
+    record = {
+        "variant": predictors[0].record["variant"],
+        "trial": 1,
+        "task": predictors[0].record["task"],
+        "ensemble_of": [run.name for run in runs],
+        "eval_split": split_name,
+        **evaluation.record,
+        "eval": summary(evaluation),
+    }
+    return record, {**configs[0], "ensemble_of": [run.name for run in runs]}
+
+
+def write_fold(sweep: Path, name: str, fold: int, record: dict[str, Any], config: dict[str, Any]) -> Path:
+    """`<name>_f<fold>` in the sweep folder, complete or not at all (written aside, then renamed)."""
+    final = sweep / f"{name}_f{fold}"
+    partial = sweep / f".{name}_f{fold}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    (partial / "trials").mkdir(parents=True)
+    (partial / "config.json").write_text(json.dumps(config, indent=1))
+    (partial / "trials" / f"{record['variant']}_trial1.json").write_text(json.dumps(record, indent=1))
+    partial.rename(final)
+    return final
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sweep", type=Path, help="a sweep folder holding <lever>_f<K> run folders")
+    parser.add_argument(
+        "--levers",
+        required=True,
+        help="comma-separated levers whose logits are averaged, e.g. depth5,depth5_seed1",
+    )
+    parser.add_argument("--name", help="the new lever's name (default: the levers joined by +)")
+    args = parser.parse_args(argv)
+    levers = [s for s in args.levers.split(",") if s]
+    if len(levers) < 2 or len(set(levers)) < len(levers):
+        parser.error(f"--levers={args.levers}: name two or more different levers")
+    name = args.name or "+".join(levers)
+    if not re.fullmatch(r"[\w.+-]+", name):
+        parser.error(f"--name={name}: not usable as a run folder's name")
+    if not args.sweep.is_dir():
+        parser.error(f"{args.sweep} is not a folder")
+    try:
+        folds = common_folds(args.sweep, levers)
+    except ValueError as e:
+        parser.error(str(e))
+    taken = [f"{name}_f{k}" for k in folds if (args.sweep / f"{name}_f{k}").exists()]
+    if taken:
+        parser.error(f"{args.sweep} already holds {', '.join(taken)}; choose another --name")
+    import jaxadl  # noqa: F401  (the fast XLA:CPU flags, before JAX starts)
+    from jaxadl.tasks import from_record
+
+    print(f"mean of {', '.join(levers)} on folds {','.join(map(str, folds))} -> {name}_f<K>")
+    for k in folds:
+        try:
+            record, config = ensemble_fold([args.sweep / f"{lever}_f{k}" for lever in levers])
+        except (OSError, ValueError) as e:
+            parser.error(f"fold {k}: {e}")
+        folder = write_fold(args.sweep, name, k, record, {**config, "ensemble_levers": levers})
+        metric = from_record(record["task"]).main_metric
+        print(f"fold {k}: {metric} {record['eval'][metric]['mean']:.4f} -> {folder}", flush=True)
+    print(f"\npool it with the others: python -m tools.cv_summary {args.sweep}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
