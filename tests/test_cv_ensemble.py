@@ -48,6 +48,10 @@ def test_the_mean_of_identical_models_scores_each_case_as_the_run_did(sweep, cap
     assert mean["per_image"]["f1"] == pytest.approx(own["per_image"]["f1"], abs=1e-5)
     assert mean["ensemble_of"] == ["a_f0", "c_f0"]
     assert mean["eval_split"] == "val" and len(mean["per_image"]["cases"]) == 5  # fold 0 of the 10
+    written = (sweep / "same_f0" / "config.json").stat().st_mtime_ns
+    assert cv_ensemble.main([str(sweep), "--levers=a,c", "--name=same"]) == 0  # again, as a sweep goes on
+    assert "folds 0: same_f<K> already written (kept)" in capsys.readouterr().out
+    assert (sweep / "same_f0" / "config.json").stat().st_mtime_ns == written
 
 
 def test_two_seeds_averaged_become_a_lever_cv_summary_pools_and_records(sweep, tmp_path, monkeypatch, capsys):
@@ -76,7 +80,7 @@ def test_two_seeds_averaged_become_a_lever_cv_summary_pools_and_records(sweep, t
         (["--levers=a"], "name two or more different levers"),
         (["--levers=a,a"], "name two or more different levers"),
         (["--levers=a,nothing"], "no finished run of nothing"),
-        (["--levers=a,c", "--name=same"], "already holds same_f0"),
+        (["--levers=a,b", "--name=same"], "already holds same_f0, not of these levers"),
         (["--levers=a,c", "--name=no/slash"], "not usable as a run folder's name"),
         (["--levers=a,moved"], "was evaluated on other data"),
     ],

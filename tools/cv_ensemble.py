@@ -7,6 +7,7 @@ finished (`<lever>_f<K>` run folders kept with `--keep=1`), the fold's evaluatio
 the first lever's config, each run's saved model predicts them (a run of several trials: their mean), and
 the mean of the logits is scored like a trial. The result is written as `<name>_f<K>` run folders beside
 the others, so `python -m tools.cv_summary SWEEP_DIR` pools, pairs (`--worst`) and records it like any lever.
+Run again as a sweep goes on, it adds the folds finished since and keeps those it wrote before.
 """
 
 from __future__ import annotations
@@ -78,6 +79,15 @@ def ensemble_fold(runs: list[Path]) -> tuple[dict[str, Any], dict[str, Any]]:
     return record, {**configs[0], "ensemble_of": [run.name for run in runs]}
 
 
+def _same_ensemble(folder: Path, levers: list[str]) -> bool:
+    """Whether the folder is this tool's finished mean of the same levers (a fold done by an earlier call)."""
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return config.get("ensemble_levers") == levers and any((folder / "trials").glob("*.json"))
+
+
 def write_fold(sweep: Path, name: str, fold: int, record: dict[str, Any], config: dict[str, Any]) -> Path:
     """`<name>_f<fold>` in the sweep folder, complete or not at all (written aside, then renamed)."""
     final = sweep / f"{name}_f{fold}"
@@ -112,9 +122,15 @@ def main(argv: list[str] | None = None) -> int:
         folds = common_folds(args.sweep, levers)
     except ValueError as e:
         parser.error(str(e))
-    taken = [f"{name}_f{k}" for k in folds if (args.sweep / f"{name}_f{k}").exists()]
+    done = [k for k in folds if _same_ensemble(args.sweep / f"{name}_f{k}", levers)]
+    taken = [f"{name}_f{k}" for k in folds if k not in done and (args.sweep / f"{name}_f{k}").exists()]
     if taken:
-        parser.error(f"{args.sweep} already holds {', '.join(taken)}; choose another --name")
+        parser.error(
+            f"{args.sweep} already holds {', '.join(taken)}, not of these levers; choose another --name"
+        )
+    if done:
+        print(f"folds {','.join(map(str, done))}: {name}_f<K> already written (kept)")
+    folds = [k for k in folds if k not in done]
     import jaxadl  # noqa: F401  (the fast XLA:CPU flags, before JAX starts)
     from jaxadl.tasks import from_record
 
