@@ -6,16 +6,13 @@ import shutil
 import pytest
 
 from experiments import unet
+from tests.test_cli_unet import TINY as UNET_TINY
 from tools import cv_ensemble, cv_summary
 
+# test_cli_unet's tiny synthetic run, with no test split (so each fold's validation cases are the ones
+# scored), two folds, and the checkpoints kept for the ensemble to load
 TINY = [
-    "--dataset=synthetic",
-    "--image-size=16",
-    "--depth=1",
-    "--width=4",
-    "--epochs=1",
-    "--synthetic-train=8",
-    "--synthetic-val=2",
+    *(a for a in UNET_TINY if not a.startswith("--synthetic-test=")),
     "--synthetic-test=0",
     "--batch-size=4",
     "--cv-folds=2",
