@@ -13,6 +13,7 @@ Run again as a sweep goes on, it adds the folds finished since and keeps those i
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import re
 import shutil
@@ -47,8 +48,8 @@ def _data_of(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def ensemble_fold(runs: list[Path]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The mean of the runs' logits on their (shared) evaluation split: the trial record and the config
-    the ensemble's run folder keeps."""
+    """The mean of the runs' logits on their (shared) evaluation split: the trial record, and the first
+    run's config (which the ensemble's run folder keeps)."""
     from experiments.cli import saved_config
     from jaxadl.predict import load
     from jaxadl.saved_runs import case_names, eval_split, summary
@@ -58,7 +59,7 @@ def ensemble_fold(runs: list[Path]) -> tuple[dict[str, Any], dict[str, Any]]:
         if config["experiment"] != configs[0]["experiment"] or _data_of(config) != _data_of(configs[0]):
             raise ValueError(f"{run} was evaluated on other data than {runs[0]}: {_data_of(config)}")
     experiment = configs[0]["experiment"]
-    module = __import__(f"experiments.{experiment}", fromlist=[CONFIGS[experiment]])
+    module = importlib.import_module(f"experiments.{experiment}")
     where = SimpleNamespace(from_run=str(runs[0]), data_dir=None, cache_dir=None)
     data = module.load_data(saved_config(getattr(module, CONFIGS[experiment]), where, experiment))
     split_name, split = eval_split(data)
@@ -76,7 +77,7 @@ def ensemble_fold(runs: list[Path]) -> tuple[dict[str, Any], dict[str, Any]]:
         **evaluation.record,
         "eval": summary(evaluation),
     }
-    return record, {**configs[0], "ensemble_of": [run.name for run in runs]}
+    return record, configs[0]
 
 
 def _same_ensemble(folder: Path, levers: list[str]) -> bool:

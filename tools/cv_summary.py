@@ -187,13 +187,13 @@ def records(
         own = [
             f for f in flags(config["cli"], base_cli, experiment, data_name) if not f.startswith("--cv-fold=")
         ]
+        original = " ".join(f"`{f}`" for f in own) or "none (the reference)"
         if "ensemble_levers" in config:
-            own = ["the mean of the logits of " + " and ".join(config["ensemble_levers"])]
+            original = "the mean of the logits of " + " and ".join(config["ensemble_levers"])
         rows.append(
             {
                 "variant": name,
-                "original": " ".join(f if f.startswith("the mean") else f"`{f}`" for f in own)
-                or "none (the reference)",
+                "original": original,
                 "value": figures,
                 "detail": f"{detail}; folds {','.join(map(str, sorted(lever['folds'])))}",
                 "command": command_of(sweep, name, lever["folds"], data_name),
