@@ -90,7 +90,7 @@ class UNetConfig:
     upsample: str = opt("bilinear", "decoder upsampling (single-variant runs)", UPSAMPLE)
     activation: str = opt("relu", "activation after each conv (single-variant runs)", ACTIVATION)
     batch_norm: bool | None = opt(None, "BatchNorm after each conv")
-    depth: int = opt(4, "pooling levels of the U-Net")
+    depth: int | None = opt(None, "pooling levels of the U-Net", shown="5; 4 with --recipe=report")
     width: int = opt(16, "features of the first level (doubling per level)")
     trials: int | None = opt(None, "trials per variant", shown="1, or 2 with --grid")
     epochs: int | None = opt(None, "training epochs")
@@ -156,11 +156,12 @@ class UNetConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-        factor = 2**self.depth
+        depth = self.resolved().depth
+        factor = 2**depth
         if self.image_size % factor:
             raise ValueError(
                 f"--image-size {self.image_size} is not divisible by 2**depth = {factor} "
-                f"(--depth {self.depth}); try --image-size={max(factor, self.image_size // factor * factor)}"
+                f"(--depth {depth}); try --image-size={max(factor, self.image_size // factor * factor)}"
             )
         for name in ("val_fraction", "test_fraction"):
             value = getattr(self, name)
@@ -311,7 +312,7 @@ def build_variants(cfg: UNetConfig, data):
     variants = []
     for name, upsample, activation in specs:
         model = UNet(
-            depth=cfg.depth,
+            depth=r.depth,
             base_features=cfg.width,
             upsample=upsample,
             activation=activation,

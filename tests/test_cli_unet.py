@@ -34,7 +34,11 @@ def _run(argv, capsys):
         (["--dataset=npz"], "--dataset=npz needs --data-dir=FILE.npz"),
         (["--keep=-1"], "--keep must be >= 0, got -1"),
         (["--dataset=folder:"], "--dataset=folder:PATH needs a path"),
-        (["--image-size=100"], "--image-size 100 is not divisible by 2**depth = 16 (--depth 4)"),
+        (
+            ["--image-size=100"],
+            "--image-size 100 is not divisible by 2**depth = 32 (--depth 5); try --image-size=96",
+        ),
+        (["--image-size=40", "--recipe=report"], "2**depth = 16 (--depth 4); try --image-size=32"),
         (["--image-size=36", "--depth=3"], "--image-size 36 is not divisible by 2**depth = 8"),
         (["--epochs=0"], "--epochs must be >= 1, got 0"),
         (["--batch-size=0"], "--batch-size must be >= 1"),

@@ -134,13 +134,13 @@ def test_record_keeps_other_levers_and_reads_an_absent_reference_from_its_row(tm
     results.write_text(docs.RESULTS.read_text())
     monkeypatch.setattr(docs, "RESULTS", results)
     before = {r["variant"]: r for r in json.loads(results.read_text())["tables"]["unet_cv"]["rows"]}
-    assert "default" in before and "--select=last" in before["default"]["command"]
+    assert "depth5" in before and "--select=last" in before["depth5"]["command"]  # the default recipe's lever
     sweep = tmp_path / "later-sweep"  # a new folder: the reference's runs are not in it
     cli = {"dataset": "folder:/elsewhere/lungs", "test_fraction": 0.0, "cv_folds": 5, "cv_fold": 0}
-    cli |= {"select": "last", "keep": 1, "upsample": "nearest", "out": str(sweep / "probe_f0")}
+    cli |= {"select": "last", "keep": 1, "upsample": "nearest", "depth": 5, "out": str(sweep / "probe_f0")}
     _run(sweep, "probe_f0", [_lungs(["A", "B"], [0.96, 0.94])])
     (sweep / "probe_f0" / "config.json").write_text(json.dumps({"experiment": "unet", "cli": cli}))
-    argv = [str(sweep), "--record=unet_cv", "--machine=cpu2", "--data-name=LUNGS_DIR"]
+    argv = [str(sweep), "--record=unet_cv", "--machine=cpu2", "--data-name=LUNGS_DIR", "--reference=depth5"]
     assert cv_summary.main(argv) == 0
     assert f"recorded 1 levers in results.json's table unet_cv; kept {len(before)}" in capsys.readouterr().out
     rows = json.loads(results.read_text())["tables"]["unet_cv"]["rows"]
@@ -151,7 +151,7 @@ def test_record_keeps_other_levers_and_reads_an_absent_reference_from_its_row(tm
     assert after["probe"]["source"] == "python -m tools.cv_summary later-sweep"
     assert after["probe"]["cases"] == {"A": 0.96, "B": 0.94}  # kept for pairing by a later sweep
     table = json.loads(results.read_text())
-    table["tables"]["unet_cv"]["rows"] = [r for r in rows if r["variant"] != "default"]
+    table["tables"]["unet_cv"]["rows"] = [r for r in rows if r["variant"] != "depth5"]
     results.write_text(json.dumps(table))
     with pytest.raises(SystemExit) as e:
         cv_summary.main(argv)
@@ -227,7 +227,7 @@ def test_top_up_finishes_a_recorded_lever_from_a_new_folder(tmp_path, monkeypatc
     fold(first, "deep", 0, ["A", "B"], [0.98, 0.90], depth=5)
     fold(first, "deep", 1, ["C"], [0.97], depth=5)
     fold(first, "wide", 0, ["A", "B"], [0.95, 0.95], width=32)
-    argv = ["--record=unet_cv", "--machine=cpu2", "--data-name=LUNGS_DIR"]
+    argv = ["--record=unet_cv", "--machine=cpu2", "--data-name=LUNGS_DIR", "--reference=depth5"]
     assert cv_summary.main([str(first), *argv]) == 0
     rows = {r["variant"]: r for r in json.loads(results.read_text())["tables"]["unet_cv"]["rows"]}
     assert rows["deep"]["case_folds"] == {"0": ["A", "B"], "1": ["C"]}

@@ -186,3 +186,15 @@ def test_a_cross_validated_table_shows_its_reference_lever_in_readme():
     assert "`python -m experiments.unet --cv-fold=K`, 2-core CPU, 2026-12-03" in line
     focus["detail"], row["detail"] = "100 cases; folds 0,1,2,3", "124 cases; folds 0,1,2,3,4"
     assert docs.cv_line(results, "unet_cv", "default").endswith(" 0.97 / 0.95 / 0.93 (folds 0,1,2,3 only).")
+
+
+def test_the_worst_cases_table_pairs_the_levers_that_kept_their_cases():
+    results = docs.load_results()
+    ref = {"variant": "default", "cases": {"A": 0.99, "B": 0.91, "C": 0.95, "D": 0.97}}
+    other = {"variant": "elu", "cases": {"B": 0.93, "D": 0.96}}
+    results["tables"]["unet_cv"]["rows"] = [other, {"variant": "focus1"}, ref]
+    table = docs.worst_table(results, "unet_cv", "default", n=3).splitlines()
+    assert table[2] == "| case | default | elu |"  # the reference first; a lever without cases left out
+    assert table[4:] == ["| B | 0.9100 | 0.9300 |", "| C | 0.9500 | - |", "| D | 0.9700 | 0.9600 |"]
+    results["tables"]["unet_cv"]["rows"] = [other]
+    assert docs.worst_table(results, "unet_cv", "default") == "The default lever's cases: not recorded yet."

@@ -103,7 +103,7 @@ def test_unet_strong_recipe_reaches_the_objects():
         True,
         "bilinear",
         "relu",
-        4,
+        5,
         16,
     )
     small = unet_variants("--width=4", "--depth=2")[
@@ -122,4 +122,4 @@ def test_unet_report_recipe_and_grid_trials():
         assert (o.lr, o.schedule, o.weight_decay) == (1e-3, "constant", 0.0)
         assert (t.dice_weight, t.image_norm, t.mean, t.std) == (0.0, False, (0.0,), (1.0,))
         assert (k.epochs, k.batch_size, k.select, k.augment) == (25, 4, "last", None)
-        assert v.model.batch_norm is False
+        assert v.model.batch_norm is False and v.model.depth == 4  # the report's U-Net

@@ -210,6 +210,27 @@ def full_table(results: dict[str, Any], name: str) -> str:
     return "\n".join(out)
 
 
+def worst_table(results: dict[str, Any], name: str, lever: str, n: int = 8) -> str:
+    """The `lever`'s n lowest cases of a cross-validated table, paired with every lever whose per-case
+    figures are recorded ("-" where a lever has not scored that case)."""
+    rows = [r for r in results["tables"][name]["rows"] if r.get("cases")]
+    ref = next((r for r in rows if r["variant"] == lever), None)
+    if ref is None:
+        return f"The {lever} lever's cases: not recorded yet."
+    worst = sorted(ref["cases"], key=ref["cases"].get)[:n]
+    levers = [ref, *(r for r in rows if r is not ref)]
+    out = [
+        f"The {lever} lever's {len(worst)} lowest cases, per-image F1 of each lever whose cases are recorded:",
+        "",
+        "| case | " + " | ".join(r["variant"] for r in levers) + " |",
+        "|---|" + "---|" * len(levers),
+    ]
+    for case in worst:
+        cells = [f"{r['cases'][case]:.4f}" if case in r["cases"] else "-" for r in levers]
+        out.append(f"| {case} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 # ---- the test suites' sizes and times, from the JUnit files .ci/run writes
 
 SUITES = {  # JUnit file stem -> the command .ci/run runs
@@ -271,12 +292,13 @@ BLOCKS = {
         "results-runs": lambda r: runs_table(r, "runs"),
         "results-cnn": lambda r: compare_table(r, "cnn"),
         "results-unet": lambda r: compare_table(r, "unet"),
-        "results-unet-cv": lambda r: cv_line(r, "unet_cv", "default"),
+        "results-unet-cv": lambda r: cv_line(r, "unet_cv", "depth5"),
     },
     "docs/results.md": {
         "results-cnn-full": lambda r: full_table(r, "cnn"),
         "results-unet-full": lambda r: full_table(r, "unet"),
         "results-unet-cv-full": lambda r: full_table(r, "unet_cv"),
+        "results-unet-cv-worst": lambda r: worst_table(r, "unet_cv", "depth5"),
         "results-runs-full": lambda r: full_table(r, "runs"),
     },
     "docs/testing.md": {"suites": suites_table},

@@ -66,6 +66,7 @@ class UNetRecipe:
     equalize: bool
     batch_norm: bool
     select: str
+    depth: int  # pooling levels of the U-Net
 
     def optim(self) -> OptimConfig:
         """Adam(W) with this recipe's peak rate, schedule and weight decay."""
@@ -95,6 +96,7 @@ REPORT = UNetRecipe(
     equalize=False,
     batch_norm=False,
     select="last",
+    depth=4,
 )
 STRONG = dataclasses.replace(
     REPORT,
@@ -106,5 +108,6 @@ STRONG = dataclasses.replace(
     image_norm=True,
     batch_norm=True,
     select="best",
+    depth=5,
 )
 RECIPES: dict[str, UNetRecipe] = {"report": REPORT, "strong": STRONG}
