@@ -212,23 +212,16 @@ def full_table(results: dict[str, Any], name: str) -> str:
 
 def worst_table(results: dict[str, Any], name: str, lever: str, n: int = 8) -> str:
     """The `lever`'s n lowest cases of a cross-validated table, paired with every lever whose per-case
-    figures are recorded ("-" where a lever has not scored that case)."""
-    rows = [r for r in results["tables"][name]["rows"] if r.get("cases")]
-    ref = next((r for r in rows if r["variant"] == lever), None)
-    if ref is None:
+    figures are recorded (tools.cv_summary's --worst table, from the records)."""
+    from tools.cv_summary import worst_cases
+
+    levers = {
+        r["variant"]: {"cases": list(r.get("cases", {}).items())} for r in results["tables"][name]["rows"]
+    }
+    if not levers.get(lever, {}).get("cases"):
         return f"The {lever} lever's cases: not recorded yet."
-    worst = sorted(ref["cases"], key=ref["cases"].get)[:n]
-    levers = [ref, *(r for r in rows if r is not ref)]
-    out = [
-        f"The {lever} lever's {len(worst)} lowest cases, per-image F1 of each lever whose cases are recorded:",
-        "",
-        "| case | " + " | ".join(r["variant"] for r in levers) + " |",
-        "|---|" + "---|" * len(levers),
-    ]
-    for case in worst:
-        cells = [f"{r['cases'][case]:.4f}" if case in r["cases"] else "-" for r in levers]
-        out.append(f"| {case} | " + " | ".join(cells) + " |")
-    return "\n".join(out)
+    table = worst_cases(levers, n, lever)
+    return f"The {lever} lever's {min(n, len(levers[lever]['cases']))} lowest cases, per-image F1 of each lever whose cases are recorded:\n\n{table}"
 
 
 # ---- the test suites' sizes and times, from the JUnit files .ci/run writes
