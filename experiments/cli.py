@@ -121,13 +121,39 @@ def main_guard(run: Callable[[], int], cls: type | None = None) -> int:
         return 130
 
 
+# what --eval-only takes from its own command line: where the data is now, and how to evaluate
+EVAL_DATA_FLAGS = ("dataset", "data_dir", "cache_dir")
+EVAL_OPTIONS = ("tta", "eval_batch_size")
+
+
+def _given(cfg: Any) -> list[str]:
+    """The fields of a config whose value is not their default: the flags given on the command line."""
+    return [f.name for f in dataclasses.fields(cfg) if getattr(cfg, f.name) != f.default]
+
+
+def eval_options(cfg: Any) -> dict[str, Any]:
+    """The evaluation options given with --eval-only (--tta, --eval-batch-size), to use instead of the run's."""
+    return {name: getattr(cfg, name) for name in _given(cfg) if name in EVAL_OPTIONS}
+
+
 def saved_config(cls: type[C], cfg: Any, experiment: str) -> C:
-    """The config of the run in cfg.from_run, with this invocation's data-location flags."""
+    """The config of the run in cfg.from_run, with this invocation's data-location flags; a flag that
+    re-evaluating would not use (a training option, --out) is an error, not silently dropped."""
     import json
 
     from jaxadl.run_folder import RunFolder
 
     folder = RunFolder(cfg.from_run)
+    unused = [n for n in _given(cfg) if n not in (*EVAL_DATA_FLAGS, *EVAL_OPTIONS, "eval_only", "from_run")]
+    if unused:
+        flags = ", ".join("--" + n.replace("_", "-") for n in unused)
+        takes = ", ".join(
+            "--" + n.replace("_", "-") for n in (*EVAL_OPTIONS, *EVAL_DATA_FLAGS) if hasattr(cfg, n)
+        )
+        raise ValueError(
+            f"--eval-only re-evaluates {folder.root} as it was trained and writes into it, so {flags} would "
+            f"not be used; drop {'them' if len(unused) > 1 else 'it'} (it takes {takes})"
+        )
     if folder.root.is_file():
         raise ValueError(f"--from-run {folder.root} is a file, not a run folder; pass the folder a run wrote")
     path = folder.config
@@ -141,7 +167,7 @@ def saved_config(cls: type[C], cfg: Any, experiment: str) -> C:
     old = {k: v for k, v in saved["cli"].items() if k in fields}
     if "split_seed" in fields and "split_seed" not in old:  # saved before --split-seed: --seed drew the split
         old["split_seed"] = old.get("seed", 0)
-    overrides = {k: getattr(cfg, k) for k in ("data_dir", "cache_dir") if getattr(cfg, k) is not None}
+    overrides = {k: getattr(cfg, k) for k in _given(cfg) if k in EVAL_DATA_FLAGS}
     return dataclasses.replace(cls(**old), **overrides, eval_only=False)
 
 
@@ -174,7 +200,9 @@ def run_cli(experiment: str, cfg: Any, load_data: Callable, build_variants: Call
         if cfg.eval_only:
             if several:
                 raise ValueError("--eval-only runs in one process: start it without JAX_COORDINATOR_ADDRESS")
-            evaluate_run(cfg.from_run, load_data(saved_config(type(cfg), cfg, experiment)))
+            evaluate_run(
+                cfg.from_run, load_data(saved_config(type(cfg), cfg, experiment)), **eval_options(cfg)
+            )
             return 0
         if cfg.resume and not cfg.out:
             raise ValueError("--resume needs --out=RUN_FOLDER (the run to continue)")

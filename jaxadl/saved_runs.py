@@ -3,6 +3,7 @@ trials' logits (ensembles), which a run also adds to its own results."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,21 @@ def summary(evaluation: Evaluation) -> dict[str, dict[str, float]]:
     return {k: summarize(v) for k, v in evaluation.per_example.items()}
 
 
-def evaluate_run(run_dir: str | Path, data: Dataset, *, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Re-evaluate every finished trial of a run folder on `data`'s test split (else val), without training.
+def with_options(record: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """A trial's record with evaluation options (tta, eval_batch_size) in place of those it was trained with."""
+    return {**record, "train_config": {**record.get("train_config", {}), **options}} if options else record
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    data: Dataset,
+    *,
+    tta: bool | None = None,
+    eval_batch_size: int | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Re-evaluate every finished trial of a run folder on `data`'s test split (else val), without training;
+    `tta` and `eval_batch_size` replace the run's own where given (None: as the run evaluated).
 
     Writes eval.json, eval.md and, where the task draws one, each trial's and average's example figure
     (plots/*_eval_example.png, beside the training run's own) into the run folder; returns the same dict.
@@ -46,7 +60,8 @@ def evaluate_run(run_dir: str | Path, data: Dataset, *, log: Callable[[str], Non
     folder = RunFolder(run_dir)
     run_dir = folder.root
     split, eval_data = eval_split(data)
-    records = folder.trial_records()
+    options = {k: v for k, v in (("tta", tta), ("eval_batch_size", eval_batch_size)) if v is not None}
+    records = [with_options(rec, options) for rec in folder.trial_records()]
     if not records:
         raise RunFolderError(f"{run_dir} holds no finished trials to evaluate (no trials/*.json)")
     cases = case_names(data, split, len(eval_data))
@@ -64,17 +79,21 @@ def evaluate_run(run_dir: str | Path, data: Dataset, *, log: Callable[[str], Non
         log(
             f"{rec['variant']} trial {rec['trial']}: {split} {metric} {trials[-1]['eval'][metric]['mean']:.4f}"
         )
-    together = ensembles(run_dir, trials, eval_data, cases, split, log=log, figure="eval_example")
+    together = ensembles(
+        run_dir, trials, eval_data, cases, split, log=log, figure="eval_example", options=options
+    )
     table = report.table(from_record(records[0]["task"]), trials, split, together)
     results = {
         "run": str(run_dir),
         "dataset": data.name,
         "eval_split": split,
+        **({"eval_options": options} if options else {}),
         "trials": trials,
         "ensembles": together,
     }
     write_json(folder.eval_json, results)
-    folder.eval_md.write_text(f"# re-evaluation of {run_dir} on {data.name} ({split})\n\n{table}\n")
+    given = "".join(f", {k}={v}" for k, v in options.items())
+    folder.eval_md.write_text(f"# re-evaluation of {run_dir} on {data.name} ({split}{given})\n\n{table}\n")
     log("\n" + table)
     figures = f", figures {folder.root / 'plots'}/*_eval_example.png" if drawn else ""
     log(f"\nwrote {folder.eval_json} and {folder.eval_md}{figures}")
@@ -90,16 +109,19 @@ def ensembles(
     *,
     log: Callable[[str], None] = print,
     figure: str | None = None,
+    options: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """For each variant with two or more finished trials: the mean of their logits on `split`, evaluated
     like one trial (predict.load(run, variant, trial="all")). Averaging evens out seed-to-seed spread.
-    `figure`: also draw the task's example figure of each average, plots/<variant>_mean_of_trials_<figure>.png."""
+    `figure`: also draw the task's example figure of each average, plots/<variant>_mean_of_trials_<figure>.png;
+    `options`: evaluation options in place of the run's (with_options)."""
     out = []
     for name, runs in report.by_variant(trials).items():
         done = [t for t in runs if not t.get("failed")]
         if len(done) < 2:
             continue
         predictor = load(run_dir, name, trial="all")
+        predictor = dataclasses.replace(predictor, record=with_options(predictor.record, options or {}))
         batch = int(done[0]["train_config"].get("eval_batch_size", 500))
         evaluation = predictor.task.evaluate_logits(predictor.batch_logits(split.images, batch), split, cases)
         summarized = summary(evaluation)

@@ -70,6 +70,17 @@ def test_from_run_naming_a_file_exits_2(tmp_path, capsys):
     assert _one_line(err) == f"--from-run {afile} is a file, not a run folder; pass the folder a run wrote"
 
 
+def test_eval_only_refuses_the_flags_it_would_not_use(tmp_path, capsys):
+    argv = ["--eval-only", f"--from-run={tmp_path}", "--lr=0.1", f"--out={tmp_path / 'elsewhere'}", "--tta"]
+    code, _, err = _run(unet.main, argv, capsys)
+    assert code == 2
+    assert _one_line(err) == (
+        f"--eval-only re-evaluates {tmp_path} as it was trained and writes into it, so --lr, --out would not "
+        "be used; drop them (it takes --tta, --eval-batch-size, --dataset, --data-dir, --cache-dir)"
+    )
+    assert not (tmp_path / "elsewhere").exists()
+
+
 # ---- a fixed-split lung folder without train/ ------------------------------------------------------
 
 

@@ -71,10 +71,36 @@ def test_two_seeds_averaged_become_a_lever_cv_summary_pools_and_records(sweep, t
     assert rows["b"]["original"] == "`--seed=1`"
 
 
+def test_one_lever_with_tta_is_a_lever_and_scores_as_eval_only_with_tta(sweep, tmp_path, monkeypatch, capsys):
+    from tools import docs
+
+    assert cv_ensemble.main([str(sweep), "--levers=a", "--tta"]) == 0
+    assert "mean of a with test-time augmentation on folds 0,1 -> a_tta_f<K>" in capsys.readouterr().out
+    own, shifted = _trial(sweep / "a_f0")["per_image"], _trial(sweep / "a_tta_f0")["per_image"]
+    assert shifted["cases"] == own["cases"] and shifted["f1"] != pytest.approx(own["f1"], abs=1e-5)
+    # --eval-only --tta on a copy of the same run scores every case the same
+    assert unet.main(["--eval-only", f"--from-run={sweep / 'c_f0'}", "--tta"]) == 0
+    again = json.loads((sweep / "c_f0" / "eval.json").read_text())
+    assert again["eval_options"] == {"tta": True} and again["trials"][0]["train_config"]["tta"] is True
+    assert again["trials"][0]["per_image"]["f1"] == pytest.approx(shifted["f1"], abs=1e-5)
+    results = tmp_path / "results.json"
+    results.write_text(docs.RESULTS.read_text())
+    monkeypatch.setattr(docs, "RESULTS", results)
+    assert cv_summary.main([str(sweep), "--reference=a", "--record=unet_cv", "--machine=cpu2"]) == 0
+    rows = {r["variant"]: r for r in json.loads(results.read_text())["tables"]["unet_cv"]["rows"]}
+    assert rows["a_tta"]["original"] == "a evaluated with `--tta`"
+    assert rows["a_tta"]["command"] == f"python -m tools.cv_ensemble {sweep.name} --levers=a --tta"
+
+
 @pytest.mark.parametrize(
     "argv,message",
     [
         (["--levers=a"], "name two or more different levers"),
+        (["--levers=a,a", "--tta"], "name one or more different levers with --tta"),
+        (
+            ["--levers=a,c", "--name=same", "--tta"],
+            "already holds same_f0, not of these levers evaluated this way",
+        ),
         (["--levers=a,a"], "name two or more different levers"),
         (["--levers=a,nothing"], "no finished run of nothing"),
         (["--levers=a,b", "--name=same"], "already holds same_f0, not of these levers"),
@@ -88,7 +114,7 @@ def test_bad_levers_are_usage_errors(sweep, argv, message, capsys):
         config = json.loads((sweep / "moved_f0" / "config.json").read_text())
         config["cli"]["split_seed"] = 7
         (sweep / "moved_f0" / "config.json").write_text(json.dumps(config))
-    if "same_f0" in message and not (sweep / "same_f0").exists():
+    if "same_f0" in " ".join(argv) and not (sweep / "same_f0").exists():
         cv_ensemble.main([str(sweep), "--levers=a,c", "--name=same"])
     with pytest.raises(SystemExit) as e:
         cv_ensemble.main([str(sweep), *argv])

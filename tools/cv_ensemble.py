@@ -1,5 +1,6 @@
 """The mean of several levers' logits on each cross-validation fold, as one more lever of the sweep folder:
-`python -m tools.cv_ensemble SWEEP_DIR --levers=depth5,depth5_seed1`.
+`python -m tools.cv_ensemble SWEEP_DIR --levers=depth5,depth5_seed1`; with `--tta`, each model evaluated on
+the mean of each image's and its four 1-pixel shifts' logits (one lever alone: `--levers=depth5 --tta`).
 
 Two seeds of one recipe averaged this way are the report's "mean of trials" measured on the folds (it evens
 out seed-to-seed spread, which is what the worst cases suffer from). For every fold K that each lever has
@@ -19,7 +20,6 @@ import re
 import shutil
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -47,12 +47,14 @@ def _data_of(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in cli.items() if k in DATA_FIELDS or k.startswith("synthetic_")}
 
 
-def ensemble_fold(runs: list[Path]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The mean of the runs' logits on their (shared) evaluation split: the trial record, and the first
-    run's config (which the ensemble's run folder keeps)."""
+def ensemble_fold(runs: list[Path], tta: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The mean of the runs' logits on their (shared) evaluation split (`tta`: each with test-time
+    augmentation): the trial record, and the first run's config (which the ensemble's run folder keeps)."""
+    import dataclasses
+
     from experiments.cli import saved_config
     from jaxadl.predict import load
-    from jaxadl.saved_runs import case_names, eval_split, summary
+    from jaxadl.saved_runs import case_names, eval_split, summary, with_options
 
     configs = [json.loads((run / "config.json").read_text()) for run in runs]
     for run, config in zip(runs[1:], configs[1:], strict=True):
@@ -60,11 +62,13 @@ def ensemble_fold(runs: list[Path]) -> tuple[dict[str, Any], dict[str, Any]]:
             raise ValueError(f"{run} was evaluated on other data than {runs[0]}: {_data_of(config)}")
     experiment = configs[0]["experiment"]
     module = importlib.import_module(f"experiments.{experiment}")
-    where = SimpleNamespace(from_run=str(runs[0]), data_dir=None, cache_dir=None)
-    data = module.load_data(saved_config(getattr(module, CONFIGS[experiment]), where, experiment))
+    cls = getattr(module, CONFIGS[experiment])
+    data = module.load_data(saved_config(cls, cls(eval_only=True, from_run=str(runs[0])), experiment))
     split_name, split = eval_split(data)
     cases = case_names(data, split_name, len(split))
+    options = {"tta": True} if tta else {}
     predictors = [load(run, trial="all") for run in runs]
+    predictors = [dataclasses.replace(p, record=with_options(p.record, options)) for p in predictors]
     batch = int(predictors[0].record["train_config"].get("eval_batch_size", 16))
     logits = np.mean([p.batch_logits(split.images, batch) for p in predictors], axis=0)
     evaluation = predictors[0].task.evaluate_logits(logits, split, cases)
@@ -73,6 +77,7 @@ def ensemble_fold(runs: list[Path]) -> tuple[dict[str, Any], dict[str, Any]]:
         "trial": 1,
         "task": predictors[0].record["task"],
         "ensemble_of": [run.name for run in runs],
+        **({"eval_options": options} if options else {}),
         "eval_split": split_name,
         **evaluation.record,
         "eval": summary(evaluation),
@@ -80,13 +85,15 @@ def ensemble_fold(runs: list[Path]) -> tuple[dict[str, Any], dict[str, Any]]:
     return record, configs[0]
 
 
-def _same_ensemble(folder: Path, levers: list[str]) -> bool:
-    """Whether the folder is this tool's finished mean of the same levers (a fold done by an earlier call)."""
+def _same_ensemble(folder: Path, levers: list[str], tta: bool) -> bool:
+    """Whether the folder is this tool's finished mean of the same levers, evaluated the same way (a fold
+    done by an earlier call)."""
     try:
         config = json.loads((folder / "config.json").read_text())
     except (OSError, ValueError):
         return False
-    return config.get("ensemble_levers") == levers and any((folder / "trials").glob("*.json"))
+    same = config.get("ensemble_levers") == levers and bool(config.get("ensemble_tta")) == tta
+    return same and any((folder / "trials").glob("*.json"))
 
 
 def write_fold(sweep: Path, name: str, fold: int, record: dict[str, Any], config: dict[str, Any]) -> Path:
@@ -107,14 +114,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--levers",
         required=True,
-        help="comma-separated levers whose logits are averaged, e.g. depth5,depth5_seed1",
+        help="comma-separated levers whose logits are averaged, e.g. depth5,depth5_seed1 (one with --tta)",
     )
-    parser.add_argument("--name", help="the new lever's name (default: the levers joined by +)")
+    parser.add_argument(
+        "--tta",
+        action="store_true",
+        help="evaluate each model on the mean of each image's and its four 1-pixel shifts",
+    )
+    parser.add_argument("--name", help="the new lever's name (default: the levers joined by +, then _tta)")
     args = parser.parse_args(argv)
     levers = [s for s in args.levers.split(",") if s]
-    if len(levers) < 2 or len(set(levers)) < len(levers):
-        parser.error(f"--levers={args.levers}: name two or more different levers")
-    name = args.name or "+".join(levers)
+    if len(levers) < (1 if args.tta else 2) or len(set(levers)) < len(levers):
+        fewest = "one or more different levers with --tta" if args.tta else "two or more different levers"
+        parser.error(f"--levers={args.levers}: name {fewest}")
+    name = args.name or "+".join(levers) + ("_tta" if args.tta else "")
     if not re.fullmatch(r"[\w.+-]+", name):
         parser.error(f"--name={name}: not usable as a run folder's name")
     if not args.sweep.is_dir():
@@ -123,11 +136,12 @@ def main(argv: list[str] | None = None) -> int:
         folds = common_folds(args.sweep, levers)
     except ValueError as e:
         parser.error(str(e))
-    done = [k for k in folds if _same_ensemble(args.sweep / f"{name}_f{k}", levers)]
+    done = [k for k in folds if _same_ensemble(args.sweep / f"{name}_f{k}", levers, args.tta)]
     taken = [f"{name}_f{k}" for k in folds if k not in done and (args.sweep / f"{name}_f{k}").exists()]
     if taken:
         parser.error(
-            f"{args.sweep} already holds {', '.join(taken)}, not of these levers; choose another --name"
+            f"{args.sweep} already holds {', '.join(taken)}, not of these levers evaluated this way; "
+            "choose another --name"
         )
     if done:
         print(f"folds {','.join(map(str, done))}: {name}_f<K> already written (kept)")
@@ -135,13 +149,15 @@ def main(argv: list[str] | None = None) -> int:
     import jaxadl  # noqa: F401  (the fast XLA:CPU flags, before JAX starts)
     from jaxadl.tasks import from_record
 
-    print(f"mean of {', '.join(levers)} on folds {','.join(map(str, folds))} -> {name}_f<K>")
+    how = " with test-time augmentation" if args.tta else ""
+    print(f"mean of {', '.join(levers)}{how} on folds {','.join(map(str, folds))} -> {name}_f<K>")
     for k in folds:
         try:
-            record, config = ensemble_fold([args.sweep / f"{lever}_f{k}" for lever in levers])
+            record, config = ensemble_fold([args.sweep / f"{lever}_f{k}" for lever in levers], args.tta)
         except (OSError, ValueError) as e:
             parser.error(f"fold {k}: {e}")
-        folder = write_fold(args.sweep, name, k, record, {**config, "ensemble_levers": levers})
+        config = {**config, "ensemble_levers": levers, **({"ensemble_tta": True} if args.tta else {})}
+        folder = write_fold(args.sweep, name, k, record, config)
         metric = from_record(record["task"]).main_metric
         print(f"fold {k}: {metric} {record['eval'][metric]['mean']:.4f} -> {folder}", flush=True)
     print(f"\npool it with the others: python -m tools.cv_summary {args.sweep}")

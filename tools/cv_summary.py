@@ -112,13 +112,23 @@ def command_of(sweep: Path, lever: str, folds: set[int], data_name: str | None) 
     the mean of other levers' logits, the tools.cv_ensemble command that wrote it)."""
     config = config_of(sweep, lever, folds)
     if "ensemble_levers" in config:
-        named = "+".join(config["ensemble_levers"])
-        return f"python -m tools.cv_ensemble {sweep.name} --levers={','.join(config['ensemble_levers'])}" + (
-            f" --name={lever}" if lever != named else ""
+        tta = bool(config.get("ensemble_tta"))
+        named = "+".join(config["ensemble_levers"]) + ("_tta" if tta else "")
+        return (
+            f"python -m tools.cv_ensemble {sweep.name} --levers={','.join(config['ensemble_levers'])}"
+            + (" --tta" if tta else "")
+            + (f" --name={lever}" if lever != named else "")
         )
     return f"python -m experiments.{config['experiment']} " + " ".join(
         flags(config["cli"], {}, config["experiment"], data_name)
     )
+
+
+def ensemble_text(levers: list[str], tta: bool) -> str:
+    """How docs/results.json describes a tools.cv_ensemble lever."""
+    if len(levers) == 1:
+        return f"{levers[0]} evaluated with `--tta`"
+    return "the mean of the logits of " + " and ".join(levers) + (", each with `--tta`" if tta else "")
 
 
 def flags(cli: dict[str, Any], against: dict[str, Any], experiment: str, data_name: str | None) -> list[str]:
@@ -189,7 +199,7 @@ def records(
         ]
         original = " ".join(f"`{f}`" for f in own) or "none (the reference)"
         if "ensemble_levers" in config:
-            original = "the mean of the logits of " + " and ".join(config["ensemble_levers"])
+            original = ensemble_text(config["ensemble_levers"], bool(config.get("ensemble_tta")))
         rows.append(
             {
                 "variant": name,

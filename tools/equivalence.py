@@ -75,7 +75,7 @@ def run(out: Path) -> None:
         cmd = [sys.executable, "-m", module, *args, f"--out={folder}", "--overwrite"]
         print(" ".join(cmd[1:]), flush=True)
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-        again = [sys.executable, "-m", module, *args, "--eval-only", f"--from-run={folder}"]
+        again = [sys.executable, "-m", module, "--eval-only", f"--from-run={folder}"]  # the run's own options
         subprocess.run(again, check=True, stdout=subprocess.DEVNULL)  # --eval-only: eval.json
         metrics = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line]
         results, evaluated = (json.loads((folder / f).read_text()) for f in ("results.json", "eval.json"))
