@@ -44,6 +44,26 @@ def test_classification_folds_give_the_mean_accuracy(tmp_path, capsys):
     assert "| baseline | 0,1 | 2 runs | 98.50 % | 98.00 % |" in capsys.readouterr().out
 
 
+def test_folds_whose_runs_scored_the_test_split_pool_their_validation(tmp_path, capsys):
+    # the official test split was there too: each run's eval is the test; the fold's figure is the val
+    # accuracy of the epoch the run kept
+    for k, (test, val) in enumerate([(0.97, 0.99), (0.96, 0.98)]):
+        history = [{"val_accuracy": 0.5}, {"val_accuracy": val}]
+        _run(
+            tmp_path,
+            f"baseline_f{k}",
+            [{"eval": {"accuracy": {"mean": test}}, "history": history, "best_epoch": 2}],
+        )
+        (tmp_path / f"baseline_f{k}" / "results.json").write_text(json.dumps({"eval_split": "test"}))
+    assert cv_summary.main([str(tmp_path)]) == 0
+    assert "| baseline | 0,1 | 2 runs | 98.50 % | 98.00 % |" in capsys.readouterr().out
+    _run(tmp_path, "lungs_f0", [_lungs(["A", "B"], [0.98, 0.90])])
+    (tmp_path / "lungs_f0" / "results.json").write_text(json.dumps({"eval_split": "test"}))
+    with pytest.raises(SystemExit) as e:
+        cv_summary.main([str(tmp_path)])
+    assert e.value.code == 2 and "lungs_f0 was evaluated on its test split" in capsys.readouterr().err
+
+
 def test_a_folder_without_fold_runs_is_a_usage_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         cv_summary.main([str(tmp_path)])

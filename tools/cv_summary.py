@@ -75,6 +75,7 @@ def pool(sweep: Path, only: set[int] | None = None) -> dict[str, dict[str, Any]]
         lever = levers[match["lever"]]  # listed even with no fold pooled
         if only is not None and int(match["fold"]) not in only:
             continue
+        on_test = _evaluated_on_test(folder)
         for record in trials(folder):
             if "failed" in record:
                 continue
@@ -82,12 +83,28 @@ def pool(sweep: Path, only: set[int] | None = None) -> dict[str, dict[str, Any]]
             lever["written"] = max(lever["written"], record["_written"])
             lever["histories"].setdefault(int(match["fold"]), []).append(record.get("history", []))
             if "per_image" in record:
+                if on_test:
+                    raise ValueError(
+                        f"{folder} was evaluated on its test split, not on its fold's validation cases; "
+                        "run the folds with --test-fraction=0"
+                    )
                 per = record["per_image"]
                 lever["cases"] += list(zip(per["cases"], per["f1"], strict=True))
                 lever["fold_of"] |= dict.fromkeys(per["cases"], int(match["fold"]))
+            elif on_test:  # the official test split was there too: the fold's figure is its validation
+                lever["accuracy"].append(record["history"][record["best_epoch"] - 1]["val_accuracy"])
             else:
                 lever["accuracy"].append(record["eval"]["accuracy"]["mean"])
     return dict(levers)
+
+
+def _evaluated_on_test(folder: Path) -> bool:
+    """Whether the run evaluated its trials on a test split (results.json's eval_split) rather than on the
+    fold's validation split, which is what the folds pool."""
+    try:
+        return json.loads((folder / "results.json").read_text()).get("eval_split") == "test"
+    except (OSError, ValueError):
+        return False
 
 
 def _numbers(lever: dict[str, Any]) -> tuple[str, str]:
@@ -384,7 +401,10 @@ def main(argv: list[str] | None = None) -> int:
         if not only:
             parser.error(f"{args.sweep}: no fold is finished by every lever yet")
         print(f"folds every lever with a finished run finished: {','.join(map(str, sorted(only)))}\n")
-    levers = pool(args.sweep, only)
+    try:
+        levers = pool(args.sweep, only)
+    except ValueError as e:
+        parser.error(str(e))
     if not any(lever["folds"] for lever in levers.values()):
         parser.error(f"{args.sweep} holds no finished run folders named <lever>_f<K>")
     if args.top_up:

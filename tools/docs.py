@@ -289,6 +289,7 @@ BLOCKS = {
     },
     "docs/results.md": {
         "results-cnn-full": lambda r: full_table(r, "cnn"),
+        "results-cnn-cv-full": lambda r: full_table(r, "cnn_cv"),
         "results-unet-full": lambda r: full_table(r, "unet"),
         "results-unet-cv-full": lambda r: full_table(r, "unet_cv"),
         "results-unet-cv-worst": lambda r: worst_table(r, "unet_cv", "depth5"),
