@@ -49,7 +49,7 @@ def environment() -> dict[str, Any]:
 
 
 # options that change how a run is carried out, not its results: a run may resume with others
-_RUN_ONLY_KEYS = ("resume", "overwrite", "out", "eval_only", "from_run", "trials_together")
+RUN_ONLY_KEYS = ("resume", "overwrite", "out", "eval_only", "from_run", "trials_together")
 
 
 def check_out_folder(out: str | Path) -> None:
@@ -79,8 +79,8 @@ def prepare_folder(
                 f"{out} holds a {previous.get('experiment')!r} run, not {experiment!r}; choose another --out"
             )
         if resume:
-            old = {k: v for k, v in previous.get("cli", {}).items() if k not in _RUN_ONLY_KEYS}
-            new = {k: v for k, v in config.get("cli", {}).items() if k not in _RUN_ONLY_KEYS}
+            old = {k: v for k, v in previous.get("cli", {}).items() if k not in RUN_ONLY_KEYS}
+            new = {k: v for k, v in config.get("cli", {}).items() if k not in RUN_ONLY_KEYS}
             diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
             if diff:
                 raise RunFolderError(

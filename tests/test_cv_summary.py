@@ -120,7 +120,7 @@ def test_record_writes_each_lever_with_its_flags_and_command(tmp_path, monkeypat
     common = {"dataset": "folder:/data/lungs", "test_fraction": 0.0, "cv_folds": 5, "select": "last"}
     for name, extra, f1 in [
         ("default", {}, [0.98, 0.90]),
-        ("aspect15", {"aspect": 0.15, "augment": False}, [0.97, 0.95]),
+        ("aspect15", {"aspect": 0.15, "augment": False, "resume": True}, [0.97, 0.95]),  # resumed: same run
     ]:
         _run(sweep, f"{name}_f0", [_lungs(["A", "B"], f1)])
         cli = {**common, **extra, "cv_fold": 0, "out": str(sweep / f"{name}_f0")}
@@ -133,6 +133,7 @@ def test_record_writes_each_lever_with_its_flags_and_command(tmp_path, monkeypat
     rows = {r["variant"]: r for r in json.loads(results.read_text())["tables"]["unet_cv"]["rows"]}
     assert rows["default"]["original"] == "none (the reference)"
     assert rows["aspect15"]["original"] == "`--no-augment` `--aspect=0.15`"
+    assert "--resume" not in rows["aspect15"]["command"]
     assert rows["aspect15"]["value"] == "0.9600 / 0.9510 / 0.9500"
     assert rows["default"]["detail"] == "2 cases; lowest B; folds 0"
     assert rows["default"]["command"] == (

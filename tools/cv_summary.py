@@ -149,12 +149,15 @@ def ensemble_text(levers: list[str], tta: bool) -> str:
 
 
 def flags(cli: dict[str, Any], against: dict[str, Any], experiment: str, data_name: str | None) -> list[str]:
-    """The command-line flags that turn the config `against` into `cli` (`--cv-fold` shown as K, `--out`
-    left out); the data path, when named, written as `data_name`."""
+    """The command-line flags that turn the config `against` into `cli` (`--cv-fold` shown as K; `--out`,
+    `--resume` and the other options of how a run was carried out left out); the data path, when named,
+    written as `data_name`."""
     from experiments.cli import argv_for
+    from jaxadl.experiment import RUN_ONLY_KEYS
 
     config = getattr(importlib.import_module(f"experiments.{experiment}"), CONFIGS[experiment])
-    out = [f for f in argv_for(config, cli, against) if not f.startswith(("--cv-fold=", "--out="))]
+    cli, against = ({k: v for k, v in d.items() if k not in RUN_ONLY_KEYS} for d in (cli, against))
+    out = [f for f in argv_for(config, cli, against) if not f.startswith("--cv-fold=")]
     if cli.get("cv_folds"):
         at = next((i + 1 for i, f in enumerate(out) if f.startswith("--cv-folds=")), len(out))
         out.insert(at, "--cv-fold=K")
