@@ -106,7 +106,10 @@ class CNNConfig:
         "results equal separate runs within float tolerance",
     )
     keep: int = opt(2, "checkpoints kept per trial (plus the best one)")
-    eval_only: bool = opt(False, "re-evaluate the finished run given by --from-run, without training")
+    eval_only: bool = opt(
+        False,
+        "re-evaluate the finished run given by --from-run, without training; --tta evaluates it with TTA",
+    )
     from_run: str | None = opt(None, "run folder to re-evaluate with --eval-only", shown="none")
     synthetic_train: int = opt(8600, "synthetic: training images")
 

@@ -146,7 +146,10 @@ class UNetConfig:
     keep: int = opt(
         2, "checkpoints kept per trial (plus the best one); 0: none (no --resume, no predict.load)"
     )
-    eval_only: bool = opt(False, "re-evaluate the finished run given by --from-run, without training")
+    eval_only: bool = opt(
+        False,
+        "re-evaluate the finished run given by --from-run, without training; --tta evaluates it with TTA",
+    )
     from_run: str | None = opt(None, "run folder to re-evaluate with --eval-only", shown="none")
 
     def __post_init__(self) -> None:
