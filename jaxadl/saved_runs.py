@@ -12,7 +12,7 @@ from jaxadl import report
 from jaxadl.data.base import Dataset, Split
 from jaxadl.evaluator import Evaluator, evaluate
 from jaxadl.metrics import summarize
-from jaxadl.predict import load, restore_trial
+from jaxadl.predict import Predictor, load, restore_trial
 from jaxadl.run_folder import RunFolder, RunFolderError, write_json
 from jaxadl.step import StepSpec
 from jaxadl.tasks import Evaluation, Task, from_record
@@ -41,6 +41,13 @@ def summary(evaluation: Evaluation) -> dict[str, dict[str, float]]:
 def with_options(record: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
     """A trial's record with evaluation options (tta, eval_batch_size) in place of those it was trained with."""
     return {**record, "train_config": {**record.get("train_config", {}), **options}} if options else record
+
+
+def load_all(run_dir: str | Path, variant: str | None, options: dict[str, Any] | None = None) -> Predictor:
+    """Every finished trial of a variant as one predictor (predict.load(trial="all")), evaluating with
+    `options` (with_options) in place of the run's."""
+    predictor = load(run_dir, variant, trial="all")
+    return dataclasses.replace(predictor, record=with_options(predictor.record, options or {}))
 
 
 def evaluate_run(
@@ -120,8 +127,7 @@ def ensembles(
         done = [t for t in runs if not t.get("failed")]
         if len(done) < 2:
             continue
-        predictor = load(run_dir, name, trial="all")
-        predictor = dataclasses.replace(predictor, record=with_options(predictor.record, options or {}))
+        predictor = load_all(run_dir, name, options)
         batch = int(done[0]["train_config"].get("eval_batch_size", 500))
         evaluation = predictor.task.evaluate_logits(predictor.batch_logits(split.images, batch), split, cases)
         summarized = summary(evaluation)

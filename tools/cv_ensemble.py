@@ -50,11 +50,8 @@ def _data_of(config: dict[str, Any]) -> dict[str, Any]:
 def ensemble_fold(runs: list[Path], tta: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     """The mean of the runs' logits on their (shared) evaluation split (`tta`: each with test-time
     augmentation): the trial record, and the first run's config (which the ensemble's run folder keeps)."""
-    import dataclasses
-
     from experiments.cli import saved_config
-    from jaxadl.predict import load
-    from jaxadl.saved_runs import case_names, eval_split, summary, with_options
+    from jaxadl.saved_runs import case_names, eval_split, load_all, summary
 
     configs = [json.loads((run / "config.json").read_text()) for run in runs]
     for run, config in zip(runs[1:], configs[1:], strict=True):
@@ -67,8 +64,7 @@ def ensemble_fold(runs: list[Path], tta: bool = False) -> tuple[dict[str, Any], 
     split_name, split = eval_split(data)
     cases = case_names(data, split_name, len(split))
     options = {"tta": True} if tta else {}
-    predictors = [load(run, trial="all") for run in runs]
-    predictors = [dataclasses.replace(p, record=with_options(p.record, options)) for p in predictors]
+    predictors = [load_all(run, None, options) for run in runs]
     batch = int(predictors[0].record["train_config"].get("eval_batch_size", 16))
     logits = np.mean([p.batch_logits(split.images, batch) for p in predictors], axis=0)
     evaluation = predictors[0].task.evaluate_logits(logits, split, cases)
