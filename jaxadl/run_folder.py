@@ -5,8 +5,9 @@
 <root>/trials/<variant>_trialN.json     one finished trial (its history, evaluation, checkpoints)
 <root>/checkpoints/<variant>_trialN/    orbax checkpoints of a trial (last N and best)
 <root>/plots/<variant>_trialN_<kind>.png, <variant>_mean_of_trials_<kind>.png (kind: loss, history, example;
-                                        eval_example after --eval-only)
-<root>/results.json, results.md, variants.png; eval.json, eval.md after --eval-only
+                                        eval_example after --eval-only; eval_tta_example after --eval-only --tta)
+<root>/results.json, results.md, variants.png; eval.json, eval.md after --eval-only (eval_tta.*,
+                                        eval_no_tta.* when --tta was given, so the run's own evaluation stays)
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ class RunFolder:
     @property
     def eval_md(self) -> Path:
         return self.root / "eval.md"
+
+    def eval_stem(self, tta: bool | None = None) -> str:
+        """The re-evaluation's file stem: `eval` as the run evaluated, `eval_tta` / `eval_no_tta` with
+        --tta given, so evaluating both ways keeps both."""
+        return "eval" if tta is None else "eval_tta" if tta else "eval_no_tta"
 
     @property
     def variants_plot(self) -> Path:

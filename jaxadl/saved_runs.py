@@ -62,13 +62,16 @@ def evaluate_run(
     `tta` and `eval_batch_size` replace the run's own where given (None: as the run evaluated).
 
     Writes eval.json, eval.md and, where the task draws one, each trial's and average's example figure
-    (plots/*_eval_example.png, beside the training run's own) into the run folder; returns the same dict.
+    (plots/*_eval_example.png, beside the training run's own) into the run folder; with `tta` given,
+    eval_tta.* (eval_no_tta.*) instead, so both ways are kept. Returns the same dict.
     """
     folder = RunFolder(run_dir)
     run_dir = folder.root
     split, eval_data = eval_split(data)
     options = {k: v for k, v in (("tta", tta), ("eval_batch_size", eval_batch_size)) if v is not None}
     records = [with_options(rec, options) for rec in folder.trial_records()]
+    stem = folder.eval_stem(tta)
+    out_json, out_md = folder.root / f"{stem}.json", folder.root / f"{stem}.md"
     if not records:
         raise RunFolderError(f"{run_dir} holds no finished trials to evaluate (no trials/*.json)")
     cases = case_names(data, split, len(eval_data))
@@ -80,14 +83,14 @@ def evaluate_run(
         record, task, evaluation = _evaluate_trial(run_dir, rec, eval_data, cases)
         trials.append(record)
         title = f"{rec['variant']}, trial {rec['trial']} (re-evaluated)"
-        path = folder.plot(rec["variant"], rec["trial"], "eval_example")
+        path = folder.plot(rec["variant"], rec["trial"], f"{stem}_example")
         drawn |= report.for_task(task).example_figure(eval_data, split, evaluation, title, path) is not None
         metric = task.main_metric
         log(
             f"{rec['variant']} trial {rec['trial']}: {split} {metric} {trials[-1]['eval'][metric]['mean']:.4f}"
         )
     together = ensembles(
-        run_dir, trials, eval_data, cases, split, log=log, figure="eval_example", options=options
+        run_dir, trials, eval_data, cases, split, log=log, figure=f"{stem}_example", options=options
     )
     table = report.table(from_record(records[0]["task"]), trials, split, together)
     results = {
@@ -98,12 +101,12 @@ def evaluate_run(
         "trials": trials,
         "ensembles": together,
     }
-    write_json(folder.eval_json, results)
+    write_json(out_json, results)
     given = "".join(f", {k}={v}" for k, v in options.items())
-    folder.eval_md.write_text(f"# re-evaluation of {run_dir} on {data.name} ({split}{given})\n\n{table}\n")
+    out_md.write_text(f"# re-evaluation of {run_dir} on {data.name} ({split}{given})\n\n{table}\n")
     log("\n" + table)
-    figures = f", figures {folder.root / 'plots'}/*_eval_example.png" if drawn else ""
-    log(f"\nwrote {folder.eval_json} and {folder.eval_md}{figures}")
+    figures = f", figures {folder.root / 'plots'}/*_{stem}_example.png" if drawn else ""
+    log(f"\nwrote {out_json} and {out_md}{figures}")
     return results
 
 

@@ -78,11 +78,16 @@ def test_one_lever_with_tta_is_a_lever_and_scores_as_eval_only_with_tta(sweep, t
     assert "mean of a with test-time augmentation on folds 0,1 -> a_tta_f<K>" in capsys.readouterr().out
     own, shifted = _trial(sweep / "a_f0")["per_image"], _trial(sweep / "a_tta_f0")["per_image"]
     assert shifted["cases"] == own["cases"] and shifted["f1"] != pytest.approx(own["f1"], abs=1e-5)
-    # --eval-only --tta on a copy of the same run scores every case the same
+    # --eval-only --tta on a copy of the same run scores every case the same, beside (not over) the plain one
+    assert unet.main(["--eval-only", f"--from-run={sweep / 'c_f0'}"]) == 0
     assert unet.main(["--eval-only", f"--from-run={sweep / 'c_f0'}", "--tta"]) == 0
-    again = json.loads((sweep / "c_f0" / "eval.json").read_text())
+    plain, again = (json.loads((sweep / "c_f0" / f).read_text()) for f in ("eval.json", "eval_tta.json"))
     assert again["eval_options"] == {"tta": True} and again["trials"][0]["train_config"]["tta"] is True
     assert again["trials"][0]["per_image"]["f1"] == pytest.approx(shifted["f1"], abs=1e-5)
+    assert "eval_options" not in plain and plain["trials"][0]["per_image"]["f1"] == pytest.approx(
+        own["f1"], abs=1e-5
+    )
+    assert "tta=True" in (sweep / "c_f0" / "eval_tta.md").read_text()
     results = tmp_path / "results.json"
     results.write_text(docs.RESULTS.read_text())
     monkeypatch.setattr(docs, "RESULTS", results)
