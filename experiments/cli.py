@@ -24,6 +24,14 @@ def check_cv_flags(folds: int, fold: int) -> None:
     check_cv(folds, fold, ("--cv-folds", "--cv-fold"))
 
 
+def refuse_unused(cfg: Any, name: str, reason: str) -> None:
+    """A usage error when the flag of field `name` was given (not its default) but `reason` says the run
+    would not use it: a silently ignored flag reads as a result it never had."""
+    field = next(f for f in dataclasses.fields(cfg) if f.name == name)
+    if getattr(cfg, name) != field.default:
+        raise ValueError(f"--{name.replace('_', '-')}={getattr(cfg, name)} is not used {reason}")
+
+
 def opt(default: Any, help: str, choices: Sequence[Any] | None = None, shown: str | None = None) -> Any:
     """A config field with its help text (and choices) for the derived command line.
 

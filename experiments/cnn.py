@@ -20,7 +20,7 @@ import dataclasses
 import sys
 from collections.abc import Sequence
 
-from experiments.cli import check_cv_flags, opt, parse, run_cli
+from experiments.cli import check_cv_flags, opt, parse, refuse_unused, run_cli
 from experiments.configs.cnn import RECIPES, CNNRecipe
 
 # The report's comparison grid (table 1.4): name, optimizer, batch norm, trials.
@@ -124,6 +124,12 @@ class CNNConfig:
         if self.dataset == "npz" and not self.data_dir:
             raise ValueError("--dataset=npz needs --data-dir=FILE.npz")
         check_cv_flags(self.cv_folds, self.cv_fold)
+        if self.dataset != "gtsrb":
+            refuse_unused(
+                self, "val_fraction", f"with --dataset={self.dataset} (its validation split is fixed)"
+            )
+        elif self.cv_folds:
+            refuse_unused(self, "val_fraction", "with --cv-folds (fold --cv-fold validates)")
         if self.cv_folds and self.dataset == "npz":
             raise ValueError(
                 "--cv-folds works with --dataset=gtsrb (whole tracks) or synthetic (by image), not npz: "

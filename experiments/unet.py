@@ -17,7 +17,8 @@ Examples:
   python -m experiments.unet --dataset=folder:~/data/lungs --cv-folds=10 --cv-fold=3   # fold 3 of 10 validates
 
 JSRT is read from --data-dir, else $JAXADL_JSRT_DIR (the .IMG radiographs and the SCR GIF masks in
-'left lung' / 'right lung' folders, searched recursively); it is prepared once into --cache-dir.
+'left lung' / 'right lung' folders, searched recursively); it is prepared once into --cache-dir. Its
+validation cases are the report's 12 unless --val-fraction is given (0: train on all 124).
 A folder dataset holds PATH/images/<name>.<ext> and PATH/masks/<name>.<ext> (binary {0,1} or {0,255};
 a mask may have another size than its image, not another aspect ratio), split by --test-fraction and
 --val-fraction with --split-seed; or a fixed split PATH/train/{images,masks}, PATH/test/{images,masks}
@@ -42,10 +43,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-from experiments.cli import check_cv_flags, opt, parse, run_cli
+from experiments.cli import check_cv_flags, opt, parse, refuse_unused, run_cli
 from experiments.configs.unet import RECIPES, ROTATE_DEG, UNetRecipe, augmentation
 
 UPSAMPLE = ("bilinear", "nearest", "transpose")
+VAL_FRACTION = 0.1  # --val-fraction's default; on JSRT it keeps the report's 12 validation cases
 ACTIVATION = ("relu", "elu")
 
 # The report's comparison (table 2.1): name, upsampling, activation; 2 trials each.
@@ -75,7 +77,10 @@ class UNetConfig:
     )
     image_size: int = opt(256, "input side length in pixels; divisible by 2**depth (the report uses 256)")
     val_fraction: float = opt(
-        0.1, "folder, npz: share of the training cases held out for validation when there is no val split"
+        VAL_FRACTION,
+        "folder, npz: share of the training cases held out for validation when there is no val split; "
+        "JSRT: another value than 0.1 draws it again from the report's 124 training cases instead of the "
+        "report's 12 (0: train on all 124, a final fit)",
     )
     test_fraction: float = opt(0.5, "folder: share of all cases held out for testing")
     synthetic_train: int = opt(112, "synthetic: training images")
@@ -180,6 +185,12 @@ class UNetConfig:
         if self.dataset == "npz" and not self.data_dir:
             raise ValueError("--dataset=npz needs --data-dir=FILE.npz")
         check_cv_flags(self.cv_folds, self.cv_fold)
+        if self.dataset == "synthetic":
+            refuse_unused(
+                self, "val_fraction", "with --dataset=synthetic (--synthetic-val sets its validation)"
+            )
+        elif self.cv_folds:
+            refuse_unused(self, "val_fraction", "with --cv-folds (fold --cv-fold validates)")
         if self.eval_only and not self.from_run:
             raise ValueError("--eval-only needs --from-run=RUN_FOLDER")
         self.train_config(self.resolved(), has_val=True)  # checked before any data is read
@@ -243,7 +254,7 @@ def load_data(cfg: UNetConfig):
 
 def _load_source(cfg: UNetConfig):
     """The dataset as its source splits it."""
-    from jaxadl.data.base import DatasetError, hold_out_val
+    from jaxadl.data.base import DatasetError, hold_out_val, redraw_val
 
     kind, path = cfg.dataset_kind()
     if kind == "npz":  # no TFDS needed: a prepared split moved to another machine
@@ -270,7 +281,7 @@ def _load_source(cfg: UNetConfig):
             cache_dir=cfg.cache_dir,
         )
     try:
-        return lungs.load_jsrt(cfg.data_dir, image_size=cfg.image_size, cache_dir=cfg.cache_dir)
+        data = lungs.load_jsrt(cfg.data_dir, image_size=cfg.image_size, cache_dir=cfg.cache_dir)
     except DatasetError as e:
         if cfg.data_dir is None and not os.environ.get(lungs.JSRT_ENV):
             raise DatasetError(
@@ -279,6 +290,7 @@ def _load_source(cfg: UNetConfig):
                 "--dataset=synthetic runs offline"
             ) from e
         raise
+    return data if cfg.val_fraction == VAL_FRACTION else redraw_val(data, cfg.val_fraction, cfg.split_seed)
 
 
 def gray_stats(images) -> tuple[tuple[float], tuple[float]]:

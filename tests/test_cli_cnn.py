@@ -21,6 +21,11 @@ def _run(argv, capsys):
         (["--epochs=0"], "--epochs must be >= 1, got 0"),
         (["--batch-size=0"], "--batch-size must be >= 1"),
         (["--val-fraction=1.5"], "--val-fraction must be in [0, 1)"),
+        (
+            ["--dataset=synthetic", "--val-fraction=0.2"],
+            "--val-fraction=0.2 is not used with --dataset=synthetic",
+        ),
+        (["--cv-folds=5", "--val-fraction=0"], "--val-fraction=0.0 is not used with --cv-folds"),
         (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
         (["--ema=1.5"], "--ema must be in [0, 1), got 1.5"),
         (["--eta-minus=1.5"], "--eta-minus must be in (0, 1), got 1.5"),

@@ -50,6 +50,11 @@ def _run(argv, capsys):
         (["--cv-folds=1"], "--cv-folds must be 0 (off) or >= 2, got 1"),
         (["--cv-fold=2"], "--cv-fold=2 needs --cv-folds=N"),
         (["--cv-folds=3", "--cv-fold=3"], "--cv-fold must be in 0..2 with --cv-folds=3, got 3"),
+        (
+            ["--dataset=synthetic", "--val-fraction=0"],
+            "--val-fraction=0.0 is not used with --dataset=synthetic",
+        ),
+        (["--cv-folds=5", "--val-fraction=0.2"], "--val-fraction=0.2 is not used with --cv-folds"),
     ],
 )
 def test_usage_errors_exit_2_before_training(argv, message, capsys):

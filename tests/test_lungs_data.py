@@ -56,6 +56,29 @@ def test_jsrt_split_rule_full_size() -> None:
     assert split["test"][0] == "JPCLN002" and split["test"][-1] == "JPCNN092"
 
 
+def test_val_fraction_draws_jsrts_validation_again_and_0_trains_on_the_whole_train_fold(jsrt_dir, tmp_path):
+    from experiments import unet
+
+    common = dict(data_dir=str(jsrt_dir), image_size=RAW, cache_dir=str(tmp_path / "cache"))
+    report = unet.load_data(unet.UNetConfig(**common))  # the default: the report's split
+    assert (len(report.train), len(report.val)) == (4, 1)
+    fold = sorted(report.meta["cases"]["train"] + report.meta["cases"]["val"])
+    final = unet.load_data(unet.UNetConfig(**common, val_fraction=0.0))  # the final fit
+    assert final.val is None and len(final.train) == 5 and sorted(final.meta["cases"]["train"]) == fold
+    assert final.meta["cases"]["test"] == report.meta["cases"]["test"]
+    redrawn = unet.load_data(unet.UNetConfig(**common, val_fraction=0.4))
+    assert (len(redrawn.train), len(redrawn.val)) == (3, 2)
+    assert sorted(redrawn.meta["cases"]["train"] + redrawn.meta["cases"]["val"]) == fold
+    assert redrawn.meta["cases"]["val"] != report.meta["cases"]["val"]
+    names = final.meta["cases"]["train"]  # each case keeps its image and mask
+    image, mask = (dict(zip(names, a, strict=True)) for a in (final.train.images, final.train.labels))
+    for split in ("train", "val"):
+        part = getattr(redrawn, split)
+        for name, img, lab in zip(redrawn.meta["cases"][split], part.images, part.labels, strict=True):
+            np.testing.assert_array_equal(img, image[name])
+            np.testing.assert_array_equal(lab, mask[name])
+
+
 def test_load_jsrt_fixture(jsrt_dir: Path, tmp_path: Path) -> None:
     ds = lungs.load_jsrt(jsrt_dir, image_size=RAW, cache_dir=tmp_path / "cache", progress=False)
     assert ds.name == "jsrt" and ds.num_classes == 1

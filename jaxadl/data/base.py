@@ -79,6 +79,24 @@ def hold_out_val(data: Dataset, fraction: float, seed: int) -> Dataset:
     return dataclasses.replace(data, train=pick(train_idx), val=pick(val_idx), meta=meta)
 
 
+def redraw_val(data: Dataset, fraction: float, seed: int) -> Dataset:
+    """`data` with its validation cases back in training and `fraction` of the pool drawn again
+    (hold_out_val): another split than the source's own; 0 trains on every case (a final fit)."""
+    if data.val is None:
+        return hold_out_val(data, fraction, seed)
+    join = lambda a, b: np.concatenate([a, b])
+    train = Split(join(data.train.images, data.val.images), join(data.train.labels, data.val.labels))
+    meta = dict(data.meta)
+    cases = meta.get("cases")
+    if isinstance(cases, dict) and len(cases.get("train") or []) + len(cases.get("val") or []) == len(train):
+        meta["cases"] = {k: v for k, v in cases.items() if k != "val"} | {
+            "train": [*cases["train"], *cases["val"]]
+        }
+    else:
+        meta.pop("cases", None)
+    return hold_out_val(dataclasses.replace(data, train=train, val=None, meta=meta), fraction, seed)
+
+
 def check_cv(folds: int, fold: int, names: tuple[str, str] = ("cv_folds", "cv_fold")) -> None:
     """Cross-validation options: `folds` 0 (off) or >= 2, `fold` in 0..folds-1; errors name them as `names`."""
     n, k = names
