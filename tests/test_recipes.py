@@ -52,7 +52,7 @@ def test_cnn_strong_recipe_reaches_the_objects():
     assert (k.epochs, k.batch_size, k.select, k.tta, k.ema, k.full_batch) == (
         30,
         128,
-        "best",
+        "last",
         True,
         0.0,
         False,
@@ -89,7 +89,8 @@ def test_cnn_report_recipe_and_grid_trials():
 def test_cnn_flags_override_and_best_needs_validation():
     v = cnn_variants("--lr=0.01", "--label-smoothing=0", "--no-tta", "--epochs=3")["baseline"]
     assert (v.train.optim.lr, v.task.label_smoothing, v.train.tta, v.train.epochs) == (0.01, 0.0, False, 3)
-    assert cnn_variants(data=SIGNS_NO_VAL)["baseline"].train.select == "last"  # no val split: last epoch
+    assert cnn_variants("--select=best")["baseline"].train.select == "best"
+    assert cnn_variants("--select=best", data=SIGNS_NO_VAL)["baseline"].train.select == "last"  # no val split
 
 
 def test_unet_strong_recipe_reaches_the_objects():
