@@ -17,6 +17,9 @@ C = TypeVar("C")
 EXIT_USAGE, EXIT_DIVERGED = 2, 3
 
 
+GIVEN = "_flags_given"  # the attribute parse() sets on a config: the names of the flags on the command line
+
+
 def check_cv_flags(folds: int, fold: int) -> None:
     """--cv-folds and --cv-fold, as both experiments take them: 0 (off) or N >= 2, and K in 0..N-1."""
     from jaxadl.data.base import check_cv
@@ -47,10 +50,16 @@ def _base_type(tp: Any) -> Any:
     return tp
 
 
-def parser_for(cls: type, description: str, prog: str | None = None) -> argparse.ArgumentParser:
-    """An argparse parser with `--field-name` for every field of the dataclass `cls`."""
+def parser_for(
+    cls: type, description: str, prog: str | None = None, *, given_only: bool = False
+) -> argparse.ArgumentParser:
+    """An argparse parser with `--field-name` for every field of the dataclass `cls`; with `given_only`,
+    one whose namespace holds only the flags on the command line (no defaults)."""
     parser = argparse.ArgumentParser(
-        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog,
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        argument_default=argparse.SUPPRESS if given_only else None,
     )
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
@@ -59,12 +68,14 @@ def parser_for(cls: type, description: str, prog: str | None = None) -> argparse
         help_text = f.metadata.get("help", "")
         default = f.default
         shown = f.metadata.get("shown") or ("from the recipe" if default is None else default)
+        if given_only:
+            default = argparse.SUPPRESS
         if tp is bool:  # off-by-default switches get no --no-... form; the others can be turned off
             parser.add_argument(
                 flag,
-                action="store_true" if default is False else argparse.BooleanOptionalAction,
+                action="store_true" if f.default is False else argparse.BooleanOptionalAction,
                 default=default,
-                help=help_text if default is False else f"{help_text} (default: {shown})",
+                help=help_text if f.default is False else f"{help_text} (default: {shown})",
             )
         else:
             parser.add_argument(
@@ -99,9 +110,12 @@ def parse(cls: type[C], argv: Sequence[str] | None, description: str, prog: str 
     parser = parser_for(cls, description, prog)
     args = parser.parse_args(argv)
     try:
-        return cls(**vars(args))
+        cfg = cls(**vars(args))
     except ValueError as e:
         parser.error(as_flag(str(e), cls))
+    given = vars(parser_for(cls, description, prog, given_only=True).parse_args(argv))
+    object.__setattr__(cfg, GIVEN, frozenset(given))  # beside the fields: not saved, not compared
+    return cfg
 
 
 def as_flag(message: str, cls: type | None) -> str:
@@ -135,7 +149,11 @@ EVAL_OPTIONS = ("tta", "eval_batch_size")
 
 
 def _given(cfg: Any) -> list[str]:
-    """The fields of a config whose value is not their default: the flags given on the command line."""
+    """The flags given on the command line (parse records them, a default value given included), else,
+    for a config built in Python, the fields whose value is not their default."""
+    given = getattr(cfg, GIVEN, None)
+    if given is not None:
+        return [f.name for f in dataclasses.fields(cfg) if f.name in given]
     return [f.name for f in dataclasses.fields(cfg) if getattr(cfg, f.name) != f.default]
 
 

@@ -213,6 +213,21 @@ def test_runs_saved_before_split_seed_keep_their_split_on_eval_only(tmp_path):
     assert (cfg.seed, cfg.split_seed, cfg.eval_only) == (3, 3, False)
 
 
+def test_eval_only_takes_a_flag_given_at_its_default_value(tmp_path):
+    from experiments.cli import parse, saved_config
+
+    cli = dataclasses.asdict(cnn.CNNConfig(dataset="synthetic", seed=3))  # a run on the synthetic signs
+    (tmp_path / "config.json").write_text(json.dumps({"experiment": "cnn", "cli": cli}))
+    again = lambda *flags: saved_config(
+        cnn.CNNConfig, parse(cnn.CNNConfig, ["--eval-only", f"--from-run={tmp_path}", *flags], ""), "cnn"
+    )
+    assert again().dataset == "synthetic"
+    cfg = again("--dataset=gtsrb", "--data-dir=GTSRB_DIR")  # re-evaluated on GTSRB, the default dataset
+    assert (cfg.dataset, cfg.data_dir, cfg.seed) == ("gtsrb", "GTSRB_DIR", 3)
+    with pytest.raises(ValueError, match="so --seed would not be used"):  # given, though equal to the default
+        again("--seed=0")
+
+
 def test_a_diverging_trial_is_recorded_the_next_runs_and_the_exit_code_says_so(tmp_path, capsys):
     out = tmp_path / "r"
     argv = ["--dataset=synthetic", "--synthetic-train=258", "--batch-size=43", "--epochs=2", "--recipe=report",
