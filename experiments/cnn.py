@@ -72,6 +72,9 @@ class CNNConfig:
     schedule: str | None = opt(None, "learning-rate schedule", ("constant", "onecycle", "cosine"))
     label_smoothing: float | None = opt(None, "label smoothing")
     augment: bool | None = opt(None, "on-device random affine + brightness/contrast augmentation")
+    rotate_deg: float | None = opt(None, "augmentation: largest rotation in degrees")
+    translate_px: float | None = opt(None, "augmentation: largest shift in pixels")
+    scale: float | None = opt(None, "augmentation: zoom drawn from [1 - S, 1 + S]")
     normalize: bool | None = opt(None, "per-channel mean/std input normalisation (else inputs / 255)")
     image_norm: bool | None = opt(None, "standardise each image by its own mean and std (else per channel)")
     equalize: bool | None = opt(
@@ -137,6 +140,8 @@ class CNNConfig:
             )
         for optimizer in self.optimizers():  # checked before any data is read
             r = self.resolved(optimizer)
+            for name in ("rotate_deg", "translate_px", "scale") if not r.augment else ():
+                refuse_unused(self, name, "without augmentation (add --augment)")
             r.train(r.optim(optimizer, self.eta_minus, self.min_step))
             r.task(2, (0.0,), (1.0,))
 

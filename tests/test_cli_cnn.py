@@ -30,6 +30,11 @@ def _run(argv, capsys):
         (["--ema=1.5"], "--ema must be in [0, 1), got 1.5"),
         (["--eta-minus=1.5"], "--eta-minus must be in (0, 1), got 1.5"),
         (["--eta-plus=0.9"], "--eta-plus must be > 1, got 0.9"),
+        (["--scale=1.5"], "--scale must be < 1, got 1.5"),
+        (
+            ["--recipe=report", "--rotate-deg=20"],
+            "--rotate-deg=20.0 is not used without augmentation (add --augment)",
+        ),
     ],
 )
 def test_usage_errors_exit_2_before_training(argv, message, capsys):

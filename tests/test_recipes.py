@@ -11,7 +11,7 @@ import pytest
 
 from experiments import cnn, unet
 from experiments.cli import parse
-from jaxadl import Trainer
+from jaxadl import AugmentConfig, Trainer
 from jaxadl.data.lungs import synthetic_lungs
 from jaxadl.data.synthetic import synthetic_signs
 
@@ -60,6 +60,16 @@ def test_cnn_strong_recipe_reaches_the_objects():
     assert k.augment is not None and v.trials == 1 and v.model.batch_norm is False
     mask = decayed(v, len(SIGNS.train))
     assert mask["conv1/kernel"] and mask["fc/kernel"] and not mask["conv1/bias"] and not mask["fc/bias"]
+
+
+def test_cnn_augmentation_ranges_from_the_flags():
+    assert cnn_variants()["baseline"].train.augment == AugmentConfig(
+        rotate_deg=12.0, translate_px=2.5, scale=0.1
+    )
+    k = cnn_variants("--rotate-deg=20", "--translate-px=4", "--scale=0.2")["baseline"].train
+    assert (k.augment.rotate_deg, k.augment.translate_px, k.augment.scale) == (20.0, 4.0, 0.2)
+    k = cnn_variants("--recipe=report", "--augment", "--rotate-deg=5")["baseline"].train
+    assert (k.augment.rotate_deg, k.augment.translate_px, k.augment.scale) == (5.0, 2.5, 0.1)
 
 
 def test_cnn_strong_sgd_and_rprop():

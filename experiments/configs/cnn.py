@@ -34,6 +34,9 @@ class CNNRecipe:
     schedule: str
     label_smoothing: float
     augment: bool
+    rotate_deg: float
+    translate_px: float
+    scale: float
     normalize: bool
     image_norm: bool
     equalize: bool
@@ -67,7 +70,11 @@ class CNNRecipe:
             full_batch=self.full_batch,
             seed=seed,
             optim=optim,
-            augment=AugmentConfig() if self.augment else None,
+            augment=AugmentConfig(
+                rotate_deg=self.rotate_deg, translate_px=self.translate_px, scale=self.scale
+            )
+            if self.augment
+            else None,
             select=self.select if has_val else "last",
             ema=self.ema,
             tta=self.tta,
@@ -93,6 +100,9 @@ _REPORT = CNNRecipe(
     schedule="constant",
     label_smoothing=0.0,
     augment=False,
+    rotate_deg=12.0,  # the strong recipe's ranges when augmentation is on (--augment)
+    translate_px=2.5,
+    scale=0.10,
     normalize=False,
     image_norm=False,
     equalize=False,
