@@ -5,8 +5,8 @@ report: faithful to the report's code: inputs / 255, Adam / SGD / Rprop at 1e-3 
   on real GTSRB (validation, H200): baseline 95.69 %, batch norm 97.62 %, SGD 50.13 %, Rprop 73.23 %.
 strong (default): per-channel normalisation, on-device augmentation, AdamW 2e-3 one-cycle with weight
   decay 5e-4, label smoothing 0.1, 30 epochs, test-time augmentation, the last epoch kept (the end of the
-  one-cycle schedule; until 2026-12-04 the best validation epoch, which lost 0.09 points on the track
-  folds and 0.25-0.5 points on the official test: docs/results.md#gtsrb-track-folds);
+  one-cycle schedule; until 2026-12-04 the best validation epoch, which gained nothing beyond noise on
+  the track folds and lost 0.25-0.5 points on the official test: docs/results.md#gtsrb-track-folds);
   SGD 0.05 Nesterov; Rprop on the full batch (lr 3e-3, eta+ 1.5, 100 steps, per-image standardisation).
   `python -m experiments.cnn --data-dir=GTSRB_DIR` (validation, best epoch then): baseline 98.77 % on the
   2-core CPU, 99.05 % on the H200; batch norm 99.12 % (H200), SGD 99.30 % (H200), Rprop 97.64 % (CPU).
