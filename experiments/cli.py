@@ -56,10 +56,7 @@ def parser_for(
     """An argparse parser with `--field-name` for every field of the dataclass `cls`; with `given_only`,
     one whose namespace holds only the flags on the command line (no defaults)."""
     parser = argparse.ArgumentParser(
-        prog=prog,
-        description=description,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        argument_default=argparse.SUPPRESS if given_only else None,
+        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
