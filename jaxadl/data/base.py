@@ -79,21 +79,27 @@ def hold_out_val(data: Dataset, fraction: float, seed: int) -> Dataset:
     return dataclasses.replace(data, train=pick(train_idx), val=pick(val_idx), meta=meta)
 
 
+def pooled(data: Dataset) -> tuple[Split, list[str] | None]:
+    """`data`'s train and val cases as one split, with their names (meta["cases"]) when every case has one."""
+    pool = [s for s in (data.train, data.val) if s is not None]
+    split = Split(np.concatenate([s.images for s in pool]), np.concatenate([s.labels for s in pool]))
+    cases = data.meta.get("cases")
+    if isinstance(cases, dict):
+        named = [list(cases.get(k) or []) for k in ("train", "val") if getattr(data, k) is not None]
+        if [len(n) for n in named] == [len(s) for s in pool]:
+            return split, [c for n in named for c in n]
+    return split, None
+
+
 def redraw_val(data: Dataset, fraction: float, seed: int) -> Dataset:
     """`data` with its validation cases back in training and `fraction` of the pool drawn again
     (hold_out_val): another split than the source's own; 0 trains on every case (a final fit)."""
     if data.val is None:
         return hold_out_val(data, fraction, seed)
-    join = lambda a, b: np.concatenate([a, b])
-    train = Split(join(data.train.images, data.val.images), join(data.train.labels, data.val.labels))
-    meta = dict(data.meta)
-    cases = meta.get("cases")
-    if isinstance(cases, dict) and len(cases.get("train") or []) + len(cases.get("val") or []) == len(train):
-        meta["cases"] = {k: v for k, v in cases.items() if k != "val"} | {
-            "train": [*cases["train"], *cases["val"]]
-        }
-    else:
-        meta.pop("cases", None)
+    train, names = pooled(data)
+    meta = {k: v for k, v in data.meta.items() if k != "cases"}
+    if names:
+        meta["cases"] = {k: v for k, v in data.meta["cases"].items() if k != "val"} | {"train": names}
     return hold_out_val(dataclasses.replace(data, train=train, val=None, meta=meta), fraction, seed)
 
 
@@ -115,21 +121,14 @@ def cross_val_fold(data: Dataset, folds: int, fold: int, seed: int) -> Dataset:
     how the source split train from val; it is permuted with `seed` and cut into near-equal parts, so folds
     0..folds-1 validate every case once. The test split is untouched.
     """
-    pool = [s for s in (data.train, data.val) if s is not None]
-    images = np.concatenate([s.images for s in pool])
-    labels = np.concatenate([s.labels for s in pool])
+    whole, names = pooled(data)
+    images, labels = whole.images, whole.labels
     if not 2 <= folds <= len(images):
         raise DatasetError(
             f"{data.name}: {len(images)} train + val cases cannot make {folds} folds (need 2..{len(images)})"
         )
     if not 0 <= fold < folds:
         raise DatasetError(f"cross-validation fold must be in 0..{folds - 1}, got {fold}")
-    cases = data.meta.get("cases")
-    names = None
-    if isinstance(cases, dict):
-        named = [list(cases.get(k) or []) for k in ("train", "val") if getattr(data, k) is not None]
-        if [len(n) for n in named] == [len(s) for s in pool]:
-            names = [c for n in named for c in n]
     order = np.argsort(names, kind="stable") if names else np.arange(len(images))
     parts = np.array_split(np.random.default_rng(seed).permutation(len(order)), folds)  # positions in order
     val_idx = order[np.sort(parts[fold])]  # each split in name order
@@ -137,6 +136,10 @@ def cross_val_fold(data: Dataset, folds: int, fold: int, seed: int) -> Dataset:
     pick = lambda idx: Split(images[idx], labels[idx])
     meta = {k: v for k, v in data.meta.items() if k != "val_from_train"}
     if names:
-        meta["cases"] = {**cases, "train": [names[i] for i in train_idx], "val": [names[i] for i in val_idx]}
+        meta["cases"] = {
+            **data.meta["cases"],
+            "train": [names[i] for i in train_idx],
+            "val": [names[i] for i in val_idx],
+        }
     meta["cross_validation"] = {"folds": folds, "fold": fold, "seed": seed}
     return dataclasses.replace(data, train=pick(train_idx), val=pick(val_idx), meta=meta)
