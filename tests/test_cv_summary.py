@@ -269,3 +269,49 @@ def test_top_up_finishes_a_recorded_lever_from_a_new_folder(tmp_path, monkeypatc
     with pytest.raises(SystemExit) as e:
         cv_summary.main([str(later), "--top-up"])
     assert e.value.code == 2
+
+
+def test_classification_levers_are_paired_with_the_reference_fold_by_fold(tmp_path, monkeypatch, capsys):
+    # folds differ more than levers do: the lever is judged by its difference on each fold the reference
+    # finished too, printed and recorded (with each fold's accuracy, so a later folder pairs with it)
+    from tools import docs
+
+    results = tmp_path / "results.json"
+    results.write_text(docs.RESULTS.read_text())
+    monkeypatch.setattr(docs, "RESULTS", results)
+    sweep = tmp_path / "sweep"
+    cli = {"data_dir": "/data/gtsrb", "cv_folds": 3, "select": "last"}
+    for name, accs, extra in [("base", [0.99, 0.98, 0.97], {}), ("eq", [0.992, 0.975], {"equalize": True})]:
+        for k, acc in enumerate(accs):
+            _run(sweep, f"{name}_f{k}", [{"eval": {"accuracy": {"mean": acc}}}])
+            config = {"experiment": "cnn", "cli": {**cli, **extra, "cv_fold": k}}
+            (sweep / f"{name}_f{k}" / "config.json").write_text(json.dumps(config))
+    argv = [str(sweep), "--reference=base"]
+    assert cv_summary.main(argv) == 0
+    out = capsys.readouterr().out
+    assert (
+        "| eq | 0,1 | 2 runs | 98.35 % | 97.50 % | against base on folds 0,1: -0.15 points (higher on 1 of 2) |"
+        in out
+    )
+    assert "| base | 0,1,2 | 3 runs | 98.00 % | 97.00 % | — |" in out
+    assert cv_summary.main([*argv, "--record=cnn_cv", "--machine=cpu2", "--data-name=GTSRB_DIR"]) == 0
+    rows = {r["variant"]: r for r in json.loads(results.read_text())["tables"]["cnn_cv"]["rows"]}
+    assert rows["eq"]["detail"] == (
+        "2 folds; lowest fold 97.50 %; against base on folds 0,1: -0.15 points (higher on 1 of 2); folds 0,1"
+    )
+    assert rows["base"]["fold_accuracy"] == {"0": 0.99, "1": 0.98, "2": 0.97}
+    later = tmp_path / "later"  # the reference's runs gone: paired with its recorded folds
+    _run(later, "eq_f2", [{"eval": {"accuracy": {"mean": 0.975}}}])
+    (later / "eq_f2" / "config.json").write_text(
+        json.dumps({"experiment": "cnn", "cli": {**cli, "cv_fold": 2}})
+    )
+    later_argv = [
+        str(later),
+        "--reference=base",
+        "--record=cnn_cv",
+        "--machine=cpu2",
+        "--data-name=GTSRB_DIR",
+    ]
+    assert cv_summary.main(later_argv) == 0
+    rows = {r["variant"]: r for r in json.loads(results.read_text())["tables"]["cnn_cv"]["rows"]}
+    assert "against base on folds 2: +0.50 points (higher on 1 of 1)" in rows["eq"]["detail"]

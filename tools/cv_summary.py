@@ -3,7 +3,8 @@
 Run folders named `<lever>_f<K>` (fold K of a `--cv-folds` sweep, e.g. experiments/sweeps/lungs_worst_cases.txt)
 are grouped by lever. Segmentation: every fold's per-case F1 pooled, so each case counts once per seed:
 mean, 5th percentile, minimum and the worst case. Classification: the mean over folds of the evaluated
-accuracy (each fold's held-out tracks). Only finished trials count; a lever missing folds says so.
+accuracy (each fold's held-out tracks), and each lever's difference from the reference lever's
+(`--reference`) paired fold by fold. Only finished trials count; a lever missing folds says so.
 
     python -m tools.cv_summary SWEEP_DIR --by-epoch
 
@@ -66,7 +67,15 @@ def pool(sweep: Path, only: set[int] | None = None) -> dict[str, dict[str, Any]]
     """Per lever: folds found, and either the pooled per-case F1 (name, value) or the per-fold accuracies;
     `only`: pool these folds alone (the folds every lever finished, to compare a sweep still running)."""
     levers: dict[str, dict[str, Any]] = defaultdict(
-        lambda: {"folds": set(), "cases": [], "fold_of": {}, "accuracy": [], "written": 0.0, "histories": {}}
+        lambda: {
+            "folds": set(),
+            "cases": [],
+            "fold_of": {},
+            "accuracy": [],
+            "fold_accuracy": {},
+            "written": 0.0,
+            "histories": {},
+        }
     )
     for folder in sorted(p for p in sweep.iterdir() if p.is_dir()):
         match = FOLDER.match(folder.name)
@@ -91,10 +100,14 @@ def pool(sweep: Path, only: set[int] | None = None) -> dict[str, dict[str, Any]]
                 per = record["per_image"]
                 lever["cases"] += list(zip(per["cases"], per["f1"], strict=True))
                 lever["fold_of"] |= dict.fromkeys(per["cases"], int(match["fold"]))
-            elif on_test:  # the official test split was there too: the fold's figure is its validation
-                lever["accuracy"].append(record["history"][record["best_epoch"] - 1]["val_accuracy"])
-            else:
-                lever["accuracy"].append(record["eval"]["accuracy"]["mean"])
+            else:  # with the official test split there too, the fold's figure is its validation
+                acc = (
+                    record["history"][record["best_epoch"] - 1]["val_accuracy"]
+                    if on_test
+                    else record["eval"]["accuracy"]["mean"]
+                )
+                lever["accuracy"].append(acc)
+                lever["fold_accuracy"].setdefault(int(match["fold"]), []).append(acc)
     return dict(levers)
 
 
@@ -210,10 +223,17 @@ def records(
         experiment, base_cli = like["experiment"], reference_cli(kept[reference], like["cli"], data_name)
     else:
         raise ValueError(f"no finished fold of the reference lever {reference!r}, nor a recorded row of it")
+    ref_folds = (
+        fold_means(finished[reference])
+        if reference in finished
+        else {int(k): v for k, v in kept[reference].get("fold_accuracy", {}).items()}
+    )
     rows = []
     for name, lever in finished.items():
         config = config_of(sweep, name, lever["folds"])
         figures, detail = _numbers(lever)
+        if lever["accuracy"] and name != reference and ref_folds:
+            detail += f"; {against(fold_means(lever), ref_folds, reference)}"
         own = [
             f for f in flags(config["cli"], base_cli, experiment, data_name) if not f.startswith("--cv-fold=")
         ]
@@ -232,6 +252,8 @@ def records(
                 "source": f"python -m tools.cv_summary {sweep.name}",
             }
         )
+        if lever["accuracy"]:  # each fold's accuracy, so a later sweep's levers pair with this one's folds
+            rows[-1]["fold_accuracy"] = {str(k): round(v, 6) for k, v in fold_means(lever).items()}
         if lever["cases"]:  # each case's F1 and fold, so a later sweep can pair with or top up these cases
             rows[-1]["cases"] = {case: round(float(v), 6) for case, v in sorted(lever["cases"])}
             rows[-1]["case_folds"] = {
@@ -283,8 +305,27 @@ def recorded_levers(rows: list[dict[str, Any]], have: set[str]) -> dict[str, dic
     }
 
 
-def row(name: str, lever: dict[str, Any]) -> str:
-    """One markdown row: lever, folds, cases, mean, 5th percentile, minimum, worst case (or accuracy)."""
+def fold_means(lever: dict[str, Any]) -> dict[int, float]:
+    """A classification lever's accuracy per fold (its trials averaged)."""
+    return {k: float(np.mean(v)) for k, v in sorted(lever.get("fold_accuracy", {}).items())}
+
+
+def against(own: dict[int, float], reference: dict[int, float], name: str) -> str:
+    """A lever's accuracy paired fold by fold with the reference's on the folds both finished: the folds
+    differ more than most levers do (the GTSRB track folds by 0.6 points), so the pairing is the comparison."""
+    common = sorted(set(own) & set(reference))
+    if not common:
+        return f"no fold in common with {name}"
+    diffs = np.array([own[k] - reference[k] for k in common])
+    return (
+        f"against {name} on folds {','.join(map(str, common))}: {100 * diffs.mean():+.2f} points "
+        f"(higher on {int((diffs > 0).sum())} of {len(common)})"
+    )
+
+
+def row(name: str, lever: dict[str, Any], reference: tuple[str, dict[int, float]] | None = None) -> str:
+    """One markdown row: lever, folds, cases, mean, 5th percentile, minimum, worst case (or accuracy, lowest
+    fold and, given the reference's fold accuracies, the pairing with them)."""
     folds = ",".join(str(k) for k in sorted(lever["folds"]))
     if not lever["cases"] and not lever["accuracy"]:
         return f"| {name} | none finished |"
@@ -296,7 +337,12 @@ def row(name: str, lever: dict[str, Any]) -> str:
             f"{values.min():.4f} | {worst[0]} |"
         )
     acc = np.array(lever["accuracy"])
-    return f"| {name} | {folds} | {len(acc)} runs | {100 * acc.mean():.2f} % | {100 * acc.min():.2f} % |"
+    line = f"| {name} | {folds} | {len(acc)} runs | {100 * acc.mean():.2f} % | {100 * acc.min():.2f} % |"
+    if reference:
+        line += (
+            " — |" if name == reference[0] else f" {against(fold_means(lever), reference[1], reference[0])} |"
+        )
+    return line
 
 
 def validation_curves(lever: dict[str, Any]) -> np.ndarray:
@@ -373,7 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--reference",
         default="default",
-        help="the lever --worst ranks cases by and --record diffs flags against",
+        help="the lever --worst ranks cases by, --record diffs flags against and classification levers are "
+        "paired with fold by fold",
     )
     parser.add_argument(
         "--by-epoch",
@@ -419,14 +466,23 @@ def main(argv: list[str] | None = None) -> int:
         for line in top_up(args.sweep, levers, table["rows"], args.data_name):
             print(f"top-up: {line}")
     segmentation = any(lever["cases"] for lever in levers.values())
+    reference = None
     if segmentation:
         print(
             "| lever | folds | cases | mean F1 | 5th percentile | min | worst case |\n|---|---|---|---|---|---|---|"
         )
     else:
-        print("| lever | folds | runs | mean accuracy over folds | lowest fold |\n|---|---|---|---|---|")
+        ref = levers.get(args.reference)
+        if ref and ref["accuracy"]:
+            reference = (args.reference, fold_means(ref))
+            print(
+                f"| lever | folds | runs | mean accuracy over folds | lowest fold | paired with {args.reference} |"
+                "\n|---|---|---|---|---|---|"
+            )
+        else:
+            print("| lever | folds | runs | mean accuracy over folds | lowest fold |\n|---|---|---|---|---|")
     for name, lever in levers.items():
-        print(row(name, lever))
+        print(row(name, lever, None if segmentation else reference))
     if args.worst:
         paired = dict(levers)
         if args.recorded:
