@@ -27,12 +27,13 @@ def check_cv_flags(folds: int, fold: int) -> None:
     check_cv(folds, fold, ("--cv-folds", "--cv-fold"))
 
 
-def refuse_unused(cfg: Any, name: str, reason: str) -> None:
-    """A usage error when the flag of field `name` was given (not its default) but `reason` says the run
-    would not use it: a silently ignored flag reads as a result it never had."""
-    field = next(f for f in dataclasses.fields(cfg) if f.name == name)
-    if getattr(cfg, name) != field.default:
-        raise ValueError(f"--{name.replace('_', '-')}={getattr(cfg, name)} is not used {reason}")
+def refuse_unused(cfg: Any) -> None:
+    """A usage error for a flag that was given (_given) and that the run would not use (cfg.unused() names
+    them, with why): a silently ignored flag reads as a result it never had."""
+    given = set(_given(cfg))
+    for name, reason in cfg.unused():
+        if name in given:
+            raise ValueError(f"--{name.replace('_', '-')}={getattr(cfg, name)} is not used {reason}")
 
 
 def opt(default: Any, help: str, choices: Sequence[Any] | None = None, shown: str | None = None) -> Any:
@@ -112,6 +113,10 @@ def parse(cls: type[C], argv: Sequence[str] | None, description: str, prog: str 
         parser.error(as_flag(str(e), cls))
     given = vars(parser_for(cls, description, prog, given_only=True).parse_args(argv))
     object.__setattr__(cfg, GIVEN, frozenset(given))  # beside the fields: not saved, not compared
+    try:
+        refuse_unused(cfg)
+    except ValueError as e:
+        parser.error(as_flag(str(e), cls))
     return cfg
 
 
@@ -214,6 +219,7 @@ def run_cli(experiment: str, cfg: Any, load_data: Callable, build_variants: Call
     finishes its other trials and writes every file)."""
 
     def run() -> int:
+        refuse_unused(cfg)  # parse() did for a command line; this is for a config built in Python
         import jaxadl  # noqa: F401  (sets the fast XLA:CPU flags before JAX starts)
         from jaxadl.experiment import check_out_folder, run_experiment
         from jaxadl.parallel import broadcast_text, initialize_distributed, on_main_first

@@ -20,7 +20,7 @@ import dataclasses
 import sys
 from collections.abc import Sequence
 
-from experiments.cli import check_cv_flags, opt, parse, refuse_unused, run_cli
+from experiments.cli import check_cv_flags, opt, parse, run_cli
 from experiments.configs.cnn import RECIPES, CNNRecipe
 
 # The report's comparison grid (table 1.4): name, optimizer, batch norm, trials.
@@ -127,12 +127,6 @@ class CNNConfig:
         if self.dataset == "npz" and not self.data_dir:
             raise ValueError("--dataset=npz needs --data-dir=FILE.npz")
         check_cv_flags(self.cv_folds, self.cv_fold)
-        if self.dataset != "gtsrb":
-            refuse_unused(
-                self, "val_fraction", f"with --dataset={self.dataset} (its validation split is fixed)"
-            )
-        elif self.cv_folds:
-            refuse_unused(self, "val_fraction", "with --cv-folds (fold --cv-fold validates)")
         if self.cv_folds and self.dataset == "npz":
             raise ValueError(
                 "--cv-folds works with --dataset=gtsrb (whole tracks) or synthetic (by image), not npz: "
@@ -140,10 +134,23 @@ class CNNConfig:
             )
         for optimizer in self.optimizers():  # checked before any data is read
             r = self.resolved(optimizer)
-            for name in ("rotate_deg", "translate_px", "scale") if not r.augment else ():
-                refuse_unused(self, name, "without augmentation (add --augment)")
             r.train(r.optim(optimizer, self.eta_minus, self.min_step))
             r.task(2, (0.0,), (1.0,))
+
+    def unused(self) -> list[tuple[str, str]]:
+        """The flags this run would not use, with why: refused when given (experiments.cli.refuse_unused)."""
+        out = []
+        if self.dataset != "gtsrb":
+            out.append(("val_fraction", f"with --dataset={self.dataset} (its validation split is fixed)"))
+        elif self.cv_folds:
+            out.append(("val_fraction", "with --cv-folds (fold --cv-fold validates)"))
+        if self.dataset != "synthetic":
+            out.append(("synthetic_train", f"with --dataset={self.dataset}"))
+        if not all(self.resolved(o).augment for o in self.optimizers()):
+            out += [
+                (n, "without augmentation (add --augment)") for n in ("rotate_deg", "translate_px", "scale")
+            ]
+        return out
 
     def optimizers(self) -> list[str]:
         """The optimizers this run trains with: the grid's, or the one of --optimizer."""

@@ -18,7 +18,8 @@ Examples:
 
 JSRT is read from --data-dir, else $JAXADL_JSRT_DIR (the .IMG radiographs and the SCR GIF masks in
 'left lung' / 'right lung' folders, searched recursively); it is prepared once into --cache-dir. Its
-validation cases are the report's 12 unless --val-fraction is given (0: train on all 124).
+validation cases are the report's 12 unless --val-fraction (0: train on all 124) or --split-seed asks
+for another draw from the 124.
 A folder dataset holds PATH/images/<name>.<ext> and PATH/masks/<name>.<ext> (binary {0,1} or {0,255};
 a mask may have another size than its image, not another aspect ratio), split by --test-fraction and
 --val-fraction with --split-seed; or a fixed split PATH/train/{images,masks}, PATH/test/{images,masks}
@@ -43,7 +44,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from experiments.cli import check_cv_flags, opt, parse, refuse_unused, run_cli
+from experiments.cli import check_cv_flags, opt, parse, run_cli
 from experiments.configs.unet import RECIPES, ROTATE_DEG, UNetRecipe, augmentation
 
 UPSAMPLE = ("bilinear", "nearest", "transpose")
@@ -80,7 +81,7 @@ class UNetConfig:
         VAL_FRACTION,
         "folder, npz: share of the training cases held out for validation when there is no val split; "
         "JSRT: another value than 0.1 draws it again from the report's 124 training cases instead of the "
-        "report's 12 (0: train on all 124, a final fit)",
+        "report's 12 (0: train on all 124, a final fit), as does --split-seed other than 0",
     )
     test_fraction: float = opt(0.5, "folder: share of all cases held out for testing")
     synthetic_train: int = opt(112, "synthetic: training images")
@@ -132,7 +133,8 @@ class UNetConfig:
     seed: int = opt(0, "random seed of trial 1 (trial i uses seed + i - 1)")
     split_seed: int = opt(
         0,
-        "seed of the folder split, the cross-validation folds and the synthetic images; --seed leaves them fixed",
+        "seed of the folder split, JSRT's validation draw (not 0: drawn again instead of the report's 12), "
+        "the cross-validation folds and the synthetic images; --seed leaves them fixed",
     )
     cv_folds: int = opt(
         0,
@@ -185,16 +187,27 @@ class UNetConfig:
         if self.dataset == "npz" and not self.data_dir:
             raise ValueError("--dataset=npz needs --data-dir=FILE.npz")
         check_cv_flags(self.cv_folds, self.cv_fold)
-        if self.dataset == "synthetic":
-            refuse_unused(
-                self, "val_fraction", "with --dataset=synthetic (--synthetic-val sets its validation)"
-            )
-        elif self.cv_folds:
-            refuse_unused(self, "val_fraction", "with --cv-folds (fold --cv-fold validates)")
         if self.eval_only and not self.from_run:
             raise ValueError("--eval-only needs --from-run=RUN_FOLDER")
         self.train_config(self.resolved(), has_val=True)  # checked before any data is read
         self.resolved().task((0.0,), (1.0,))
+
+    def unused(self) -> list[tuple[str, str]]:
+        """The flags this run would not use, with why: refused when given (experiments.cli.refuse_unused)."""
+        kind = self.dataset_kind()[0]
+        out = []
+        if kind == "synthetic":
+            out.append(("val_fraction", "with --dataset=synthetic (--synthetic-val sets its validation)"))
+        elif self.cv_folds:
+            out.append(("val_fraction", "with --cv-folds (fold --cv-fold validates)"))
+        if kind != "folder":
+            out.append(("test_fraction", f"with --dataset={self.dataset} (its test split is fixed)"))
+        if kind != "synthetic":
+            out += [
+                (n, f"with --dataset={self.dataset}")
+                for n in ("synthetic_train", "synthetic_val", "synthetic_test")
+            ]
+        return out
 
     def dataset_kind(self) -> tuple[str, str | None]:
         """("jsrt" | "synthetic" | "folder", the folder's path or None); raises ValueError on a bad spec."""
@@ -290,7 +303,9 @@ def _load_source(cfg: UNetConfig):
                 "--dataset=synthetic runs offline"
             ) from e
         raise
-    return data if cfg.val_fraction == VAL_FRACTION else redraw_val(data, cfg.val_fraction, cfg.split_seed)
+    if cfg.cv_folds or (cfg.val_fraction == VAL_FRACTION and cfg.split_seed == 0):
+        return data  # the report's 12 (the folds pool them with the 112 anyway)
+    return redraw_val(data, cfg.val_fraction, cfg.split_seed)
 
 
 def gray_stats(images) -> tuple[tuple[float], tuple[float]]:

@@ -26,6 +26,11 @@ def _run(argv, capsys):
             "--val-fraction=0.2 is not used with --dataset=synthetic",
         ),
         (["--cv-folds=5", "--val-fraction=0"], "--val-fraction=0.0 is not used with --cv-folds"),
+        (
+            ["--cv-folds=5", "--val-fraction=0.1"],
+            "--val-fraction=0.1 is not used with --cv-folds",
+        ),  # at default
+        (["--synthetic-train=100"], "--synthetic-train=100 is not used with --dataset=gtsrb"),
         (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
         (["--ema=1.5"], "--ema must be in [0, 1), got 1.5"),
         (["--eta-minus=1.5"], "--eta-minus must be in (0, 1), got 1.5"),
@@ -231,6 +236,10 @@ def test_eval_only_takes_a_flag_given_at_its_default_value(tmp_path):
     assert (cfg.dataset, cfg.data_dir, cfg.seed) == ("gtsrb", "GTSRB_DIR", 3)
     with pytest.raises(ValueError, match="so --seed would not be used"):  # given, though equal to the default
         again("--seed=0")
+    # a GTSRB run with --val-fraction=0 re-evaluated on an npz: the saved flag was used then, not now
+    cli = dataclasses.asdict(cnn.CNNConfig(val_fraction=0.0))
+    (tmp_path / "config.json").write_text(json.dumps({"experiment": "cnn", "cli": cli}))
+    assert again("--dataset=npz", "--data-dir=x.npz").dataset == "npz"
 
 
 def test_a_diverging_trial_is_recorded_the_next_runs_and_the_exit_code_says_so(tmp_path, capsys):

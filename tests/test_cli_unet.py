@@ -55,6 +55,9 @@ def _run(argv, capsys):
             "--val-fraction=0.0 is not used with --dataset=synthetic",
         ),
         (["--cv-folds=5", "--val-fraction=0.2"], "--val-fraction=0.2 is not used with --cv-folds"),
+        (["--dataset=synthetic", "--val-fraction=0.1"], "--val-fraction=0.1 is not used"),  # given at default
+        (["--test-fraction=0.3"], "--test-fraction=0.3 is not used with --dataset=jsrt"),
+        (["--synthetic-train=8"], "--synthetic-train=8 is not used with --dataset=jsrt"),
     ],
 )
 def test_usage_errors_exit_2_before_training(argv, message, capsys):

@@ -69,7 +69,10 @@ def test_val_fraction_draws_jsrts_validation_again_and_0_trains_on_the_whole_tra
     redrawn = unet.load_data(unet.UNetConfig(**common, val_fraction=0.4))
     assert (len(redrawn.train), len(redrawn.val)) == (3, 2)
     assert sorted(redrawn.meta["cases"]["train"] + redrawn.meta["cases"]["val"]) == fold
-    assert redrawn.meta["cases"]["val"] != report.meta["cases"]["val"]
+    seeded = [
+        unet.load_data(unet.UNetConfig(**common, split_seed=s)).meta["cases"]["val"] for s in range(1, 6)
+    ]
+    assert {len(v) for v in seeded} == {1} and len({v[0] for v in seeded}) > 1  # --split-seed draws again
     names = final.meta["cases"]["train"]  # each case keeps its image and mask
     image, mask = (dict(zip(names, a, strict=True)) for a in (final.train.images, final.train.labels))
     for split in ("train", "val"):
