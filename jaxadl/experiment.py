@@ -61,6 +61,35 @@ def check_out_folder(out: str | Path) -> None:
         raise RunFolderError(f"{what} is a file, not a folder; choose another --out")
 
 
+def _recipe_values(resolved: Any, key: str) -> list[Any]:
+    """The values a saved run's recipe took for `key` (one per optimizer where it has several)."""
+    if not isinstance(resolved, dict):
+        return []
+    if key in resolved:
+        return [resolved[key]]
+    return [x for v in resolved.values() if isinstance(v, dict) for x in _recipe_values(v, key)]
+
+
+def _ran_with(resolved: Any, key: str, value: Any) -> bool:
+    """Whether a flag left to the recipe then (None) took `value`: giving it now resumes the same run."""
+    values = _recipe_values(resolved, key)
+    return bool(values) and all(v == value for v in values)
+
+
+def _changed(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """The recipe values that differ between a saved run and this one ("select: best -> last"); a value
+    only one of them has (a field added since) is not a difference."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return []
+    out = []
+    for k in sorted(set(old) & set(new)):
+        if isinstance(old[k], dict) and isinstance(new[k], dict):
+            out += _changed(old[k], new[k], f"{prefix}{k}.")
+        elif old[k] != new[k]:
+            out.append(f"{prefix}{k}: {old[k]} -> {new[k]}")
+    return out
+
+
 def prepare_folder(
     out: str | Path, experiment: str, config: dict[str, Any], resume: bool = False, overwrite: bool = False
 ) -> Path:
@@ -81,11 +110,22 @@ def prepare_folder(
         if resume:
             old = {k: v for k, v in previous.get("cli", {}).items() if k not in RUN_ONLY_KEYS}
             new = {k: v for k, v in config.get("cli", {}).items() if k not in RUN_ONLY_KEYS}
-            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            was = previous.get("resolved")
+            diff = sorted(
+                k
+                for k in set(old) | set(new)
+                if old.get(k) != new.get(k) and not (old.get(k) is None and _ran_with(was, k, new.get(k)))
+            )
             if diff:
                 raise RunFolderError(
                     f"--resume: {out} was run with other options ({', '.join(diff)}); resume with the same "
                     "options or choose another --out"
+                )
+            changed = _changed(was, json.loads(json.dumps(config.get("resolved"), default=str)))  # as saved
+            if changed:
+                raise RunFolderError(
+                    f"--resume: {out} was run when the recipe's defaults were other ({'; '.join(changed)}); "
+                    "give the values it ran with as flags to resume it as it was, or choose another --out"
                 )
         elif not overwrite:
             raise RunFolderError(

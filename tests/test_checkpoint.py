@@ -127,6 +127,23 @@ def test_resume_with_other_options_is_refused(tmp_path, capsys):
     assert "other options (recipe)" in capsys.readouterr().err
 
 
+def test_resume_after_the_recipes_defaults_changed_is_refused_unless_the_flags_say_the_old_values(
+    tmp_path, capsys
+):
+    out = tmp_path / "r"
+    argv = [*ARGS[:-2], "--epochs=1", "--recipe=report", f"--out={out}"]
+    assert cnn.main(argv) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["cli"]["select"] is None and config["resolved"]["adam"]["select"] == "last"
+    config["resolved"]["adam"]["select"] = "best"  # as if run when the recipe kept the best epoch
+    (out / "config.json").write_text(json.dumps(config))
+    capsys.readouterr()
+    assert cnn.main([*argv, "--resume"]) == 2
+    assert "recipe's defaults were other (adam.select: best -> last)" in capsys.readouterr().err
+    assert cnn.main([*argv, "--resume", "--select=last"]) == 2  # another value than it ran with
+    assert cnn.main([*argv, "--resume", "--select=best"]) == 0  # the value it ran with: the same run
+
+
 def test_eval_only_and_predict_from_a_run_folder(tmp_path, capsys):
     out = tmp_path / "r"
     assert cnn.main([*ARGS[:-2], "--epochs=1", "--recipe=report", f"--out={out}"]) == 0
