@@ -302,16 +302,20 @@ def test_classification_levers_are_paired_with_the_reference_fold_by_fold(tmp_pa
     assert rows["base"]["fold_accuracy"] == {"0": 0.99, "1": 0.98, "2": 0.97}
     later = tmp_path / "later"  # the reference's runs gone: paired with its recorded folds
     _run(later, "eq_f2", [{"eval": {"accuracy": {"mean": 0.975}}}])
-    (later / "eq_f2" / "config.json").write_text(
-        json.dumps({"experiment": "cnn", "cli": {**cli, "cv_fold": 2}})
-    )
-    later_argv = [
-        str(later),
-        "--reference=base",
-        "--record=cnn_cv",
-        "--machine=cpu2",
-        "--data-name=GTSRB_DIR",
-    ]
-    assert cv_summary.main(later_argv) == 0
+    config = {"experiment": "cnn", "cli": {**cli, "equalize": True, "cv_fold": 2}}
+    (later / "eq_f2" / "config.json").write_text(json.dumps(config))
+    record = ["--reference=base", "--record=cnn_cv", "--machine=cpu2", "--data-name=GTSRB_DIR"]
+    capsys.readouterr()
+    assert cv_summary.main([str(later), *record, "--top-up"]) == 0  # eq's folds 0 and 1 from its row
+    assert "eq: folds 0,1 added from its recorded row" in capsys.readouterr().out
     rows = {r["variant"]: r for r in json.loads(results.read_text())["tables"]["cnn_cv"]["rows"]}
-    assert "against base on folds 2: +0.50 points (higher on 1 of 1)" in rows["eq"]["detail"]
+    assert rows["eq"]["value"] == "98.07 %"
+    assert rows["eq"]["fold_accuracy"] == {"0": 0.992, "1": 0.975, "2": 0.975}
+    assert "against base on folds 0,1,2: +0.07 points (higher on 2 of 3)" in rows["eq"]["detail"]
+    other = tmp_path / "other"  # folds dealt with another seed hold other tracks: not paired
+    _run(other, "eq_f0", [{"eval": {"accuracy": {"mean": 0.99}}}])
+    config = {"experiment": "cnn", "cli": {**cli, "equalize": True, "cv_fold": 0, "split_seed": 1}}
+    (other / "eq_f0" / "config.json").write_text(json.dumps(config))
+    assert cv_summary.main([str(other), *record]) == 0
+    rows = {r["variant"]: r for r in json.loads(results.read_text())["tables"]["cnn_cv"]["rows"]}
+    assert "not paired with base: other folds" in rows["eq"]["detail"]

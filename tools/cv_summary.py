@@ -16,9 +16,9 @@ epoch count chosen on the other folds, and the optimistic best epochs), read fro
 records each lever as a row of docs/results.json's table `unet_cv` (its flags and the command read from the
 run folders' config.json; the rows of levers not in this folder stay), from which `python -m tools.docs`
 writes the tables of docs/results.md and README.
-A segmentation row keeps each case's F1 and fold, so that a later sweep pairs its levers case by case with
-those recorded (the run folders need not survive), or finishes a lever cut short (`--top-up`: the folds
-recorded and not in the folder are added, when the command is the same):
+A segmentation row keeps each case's F1 and fold (a classification row each fold's accuracy), so that a
+later sweep pairs its levers with those recorded (the run folders need not survive), or finishes a lever
+cut short (`--top-up`: the folds recorded and not in the folder are added, when the command is the same):
 
     python -m tools.cv_summary SWEEP_DIR --worst=8 --recorded=unet_cv
     python -m tools.cv_summary NEW_SWEEP_DIR --record=unet_cv --top-up --machine=cpu2 --data-name=LUNGS_DIR
@@ -73,6 +73,7 @@ def pool(sweep: Path, only: set[int] | None = None) -> dict[str, dict[str, Any]]
             "fold_of": {},
             "accuracy": [],
             "fold_accuracy": {},
+            "splits": set(),
             "written": 0.0,
             "histories": {},
         }
@@ -85,6 +86,10 @@ def pool(sweep: Path, only: set[int] | None = None) -> dict[str, dict[str, Any]]
         if only is not None and int(match["fold"]) not in only:
             continue
         on_test = _evaluated_on_test(folder)
+        try:
+            lever["splits"].add(fold_split(json.loads((folder / "config.json").read_text())["cli"]))
+        except (OSError, ValueError, KeyError):
+            pass  # no config: pairing takes the folds as the reference's
         for record in trials(folder):
             if "failed" in record:
                 continue
@@ -233,7 +238,8 @@ def records(
         config = config_of(sweep, name, lever["folds"])
         figures, detail = _numbers(lever)
         if lever["accuracy"] and name != reference and ref_folds:
-            detail += f"; {against(fold_means(lever), ref_folds, reference)}"
+            splits = ({fold_split(config["cli"])}, {fold_split(base_cli)})
+            detail += f"; {against(fold_means(lever), ref_folds, reference, splits)}"
         own = [
             f for f in flags(config["cli"], base_cli, experiment, data_name) if not f.startswith("--cv-fold=")
         ]
@@ -274,20 +280,24 @@ def top_up(
         row = recorded.get(name)
         if not lever["folds"] or row is None:
             continue
-        if not row.get("case_folds"):
-            said.append(
-                f"{name}: its recorded row does not say which fold each case came from; not topped up"
-            )
+        kept = "case_folds" if lever["cases"] else "fold_accuracy"  # segmentation: each case; else each fold
+        if not row.get(kept):
+            what = "which fold each case came from" if lever["cases"] else "each fold's accuracy"
+            said.append(f"{name}: its recorded row does not say {what}; not topped up")
             continue
         command = command_of(sweep, name, lever["folds"], data_name)
         if row["command"] != command:
             said.append(f"{name}: recorded as `{row['command']}`, run here as `{command}`; not topped up")
             continue
-        added = sorted(int(k) for k in row["case_folds"] if int(k) not in lever["folds"])
+        added = sorted(int(k) for k in row[kept] if int(k) not in lever["folds"])
         for k in added:
-            cases = row["case_folds"][str(k)]
-            lever["cases"] += [(c, row["cases"][c]) for c in cases]
-            lever["fold_of"] |= dict.fromkeys(cases, k)
+            if lever["cases"]:
+                cases = row["case_folds"][str(k)]
+                lever["cases"] += [(c, row["cases"][c]) for c in cases]
+                lever["fold_of"] |= dict.fromkeys(cases, k)
+            else:
+                lever["accuracy"].append(row["fold_accuracy"][str(k)])
+                lever["fold_accuracy"][k] = [row["fold_accuracy"][str(k)]]
         lever["folds"] |= set(added)
         day = datetime.datetime.fromisoformat(row["date"]).replace(tzinfo=datetime.UTC).timestamp()
         lever["written"] = max(lever["written"], day) if added else lever["written"]
@@ -310,9 +320,21 @@ def fold_means(lever: dict[str, Any]) -> dict[int, float]:
     return {k: float(np.mean(v)) for k, v in sorted(lever.get("fold_accuracy", {}).items())}
 
 
-def against(own: dict[int, float], reference: dict[int, float], name: str) -> str:
+def fold_split(cli: dict[str, Any]) -> tuple[Any, Any]:
+    """What decides which cases fold K holds: the number of folds and the seed that deals them."""
+    return cli.get("cv_folds"), cli.get("split_seed", 0)
+
+
+def against(
+    own: dict[int, float], reference: dict[int, float], name: str, splits: tuple[set, set] = (set(), set())
+) -> str:
     """A lever's accuracy paired fold by fold with the reference's on the folds both finished: the folds
-    differ more than most levers do (the GTSRB track folds by 0.6 points), so the pairing is the comparison."""
+    differ more than most levers do (the GTSRB track folds by 0.6 points), so the pairing is the comparison.
+    `splits`: each one's (--cv-folds, --split-seed) where known; folds dealt otherwise are not paired."""
+    if all(splits) and splits[0] != splits[1]:
+        return (
+            f"not paired with {name}: other folds (--cv-folds, --split-seed {sorted(splits[0] | splits[1])})"
+        )
     common = sorted(set(own) & set(reference))
     if not common:
         return f"no fold in common with {name}"
@@ -323,7 +345,7 @@ def against(own: dict[int, float], reference: dict[int, float], name: str) -> st
     )
 
 
-def row(name: str, lever: dict[str, Any], reference: tuple[str, dict[int, float]] | None = None) -> str:
+def row(name: str, lever: dict[str, Any], reference: tuple[str, dict[str, Any]] | None = None) -> str:
     """One markdown row: lever, folds, cases, mean, 5th percentile, minimum, worst case (or accuracy, lowest
     fold and, given the reference's fold accuracies, the pairing with them)."""
     folds = ",".join(str(k) for k in sorted(lever["folds"]))
@@ -339,9 +361,9 @@ def row(name: str, lever: dict[str, Any], reference: tuple[str, dict[int, float]
     acc = np.array(lever["accuracy"])
     line = f"| {name} | {folds} | {len(acc)} runs | {100 * acc.mean():.2f} % | {100 * acc.min():.2f} % |"
     if reference:
-        line += (
-            " — |" if name == reference[0] else f" {against(fold_means(lever), reference[1], reference[0])} |"
-        )
+        ref_name, ref = reference
+        pairing = against(fold_means(lever), fold_means(ref), ref_name, (lever["splits"], ref["splits"]))
+        line += " — |" if name == ref_name else f" {pairing} |"
     return line
 
 
@@ -474,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         ref = levers.get(args.reference)
         if ref and ref["accuracy"]:
-            reference = (args.reference, fold_means(ref))
+            reference = (args.reference, ref)
             print(
                 f"| lever | folds | runs | mean accuracy over folds | lowest fold | paired with {args.reference} |"
                 "\n|---|---|---|---|---|---|"
