@@ -319,3 +319,39 @@ def test_classification_levers_are_paired_with_the_reference_fold_by_fold(tmp_pa
     assert cv_summary.main([str(other), *record]) == 0
     rows = {r["variant"]: r for r in json.loads(results.read_text())["tables"]["cnn_cv"]["rows"]}
     assert "not paired with base: other folds" in rows["eq"]["detail"]
+
+
+def test_a_run_from_before_a_recipe_default_changed_is_recorded_with_the_values_it_ran_with(
+    tmp_path, monkeypatch, capsys
+):
+    # its flags were left to the recipe (None); the recipe resolved them otherwise then than today
+    import dataclasses
+
+    from experiments.cnn import CNNConfig
+    from tools import docs
+
+    results = tmp_path / "results.json"
+    results.write_text(docs.RESULTS.read_text())
+    monkeypatch.setattr(docs, "RESULTS", results)
+    sweep = tmp_path / "sweep"
+    for name, then in [("today", {}), ("old", {"equalize": True, "lr": 0.001})]:
+        cfg = CNNConfig(data_dir="/data/gtsrb", cv_folds=5, select="best" if name == "old" else None)
+        resolved = {"adam": {**dataclasses.asdict(cfg.resolved("adam")), **then}}
+        if name == "old":
+            resolved["adam"]["select"] = "last"  # given on the command line: kept as given
+        _run(sweep, f"{name}_f0", [{"eval": {"accuracy": {"mean": 0.99}}}])
+        config = {"experiment": "cnn", "cli": dataclasses.asdict(cfg), "resolved": resolved}
+        (sweep / f"{name}_f0" / "config.json").write_text(json.dumps(config))
+    pinned = cv_summary.pinned(json.loads((sweep / "old_f0" / "config.json").read_text()))["cli"]
+    assert (pinned["equalize"], pinned["lr"], pinned["select"], pinned["epochs"]) == (
+        True,
+        0.001,
+        "best",
+        None,
+    )
+    argv = [str(sweep), "--reference=today", "--record=cnn_cv", "--machine=cpu2", "--data-name=GTSRB_DIR"]
+    assert cv_summary.main(argv) == 0
+    rows = {r["variant"]: r for r in json.loads(results.read_text())["tables"]["cnn_cv"]["rows"]}
+    assert rows["old"]["original"] == "`--lr=0.001` `--equalize` `--select=best`"
+    assert "--lr=0.001" in rows["old"]["command"] and "--equalize" in rows["old"]["command"]
+    assert rows["today"]["original"] == "none (the reference)"

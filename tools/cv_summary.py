@@ -27,6 +27,7 @@ cut short (`--top-up`: the folds recorded and not in the folder are added, when 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import importlib
 import json
@@ -137,9 +138,38 @@ def _numbers(lever: dict[str, Any]) -> tuple[str, str]:
 
 
 def config_of(sweep: Path, lever: str, folds: set[int]) -> dict[str, Any]:
-    """The saved config.json of the lever's lowest finished fold in the folder (not one topped up)."""
+    """The saved config.json of the lever's lowest finished fold in the folder (not one topped up), its
+    flags pinned to the recipe values it ran with (pinned)."""
     here = [k for k in folds if (sweep / f"{lever}_f{k}").is_dir()]
-    return json.loads((sweep / f"{lever}_f{min(here or folds)}" / "config.json").read_text())
+    return pinned(json.loads((sweep / f"{lever}_f{min(here or folds)}" / "config.json").read_text()))
+
+
+def pinned(config: dict[str, Any]) -> dict[str, Any]:
+    """`config` with each flag left to the recipe (None) set to the value the run resolved, where today's
+    recipe resolves it otherwise: a recipe default changed since (--equalize, --select) would otherwise
+    make the run's command and flags read as the new default."""
+    saved, experiment = config.get("resolved"), config.get("experiment")
+    if not isinstance(saved, dict) or experiment not in CONFIGS:
+        return config
+    cls = getattr(importlib.import_module(f"experiments.{experiment}"), CONFIGS[experiment])
+    cli = dict(config["cli"])
+    try:
+        cfg = cls(**{k: v for k, v in cli.items() if k in {f.name for f in dataclasses.fields(cls)}})
+        per = all(isinstance(v, dict) for v in saved.values())  # the CNN's: one recipe per optimizer
+        now = (
+            {o: dataclasses.asdict(cfg.resolved(o)) for o in saved}
+            if per
+            else dataclasses.asdict(cfg.resolved())
+        )
+    except (ValueError, TypeError, KeyError):
+        return config  # a config today's CLI cannot read: as saved
+    now = json.loads(json.dumps(now, default=str))
+    pairs = [(saved[o], now[o]) for o in saved] if per else [(saved, now)]
+    for key in {k for run, today in pairs for k in run if k in today and run[k] != today[k]}:
+        values = {json.dumps(run[key]) for run, _ in pairs if key in run}
+        if cli.get(key, 0) is None and len(values) == 1:
+            cli[key] = json.loads(values.pop())
+    return {**config, "cli": cli}
 
 
 def command_of(sweep: Path, lever: str, folds: set[int], data_name: str | None) -> str:
