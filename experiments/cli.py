@@ -31,7 +31,7 @@ def refuse_unused(cfg: Any) -> None:
     """A usage error for a flag that was given (_given) and that the run would not use (cfg.unused() names
     them, with why): a silently ignored flag reads as a result it never had."""
     given = set(_given(cfg))
-    for name, reason in cfg.unused():
+    for name, reason in cfg.unused() if hasattr(cfg, "unused") else ():  # the experiments' configs have it
         if name in given:
             raise ValueError(f"--{name.replace('_', '-')}={getattr(cfg, name)} is not used {reason}")
 
