@@ -226,6 +226,13 @@ class TorchRecipe:
         return self.normalize(images.float() / 255.0)
 
     def normalize(self, x: Any) -> Any:
+        if self.variant.task.equalize:  # as jaxadl.tasks.equalize: each image's pixels -> their level's CDF
+            flat = x.reshape(x.shape[0], -1)
+            levels = (flat * 256).long().clamp(0, 255)
+            counts = self.torch.zeros(x.shape[0], 256, device=x.device).scatter_add_(
+                1, levels, self.torch.ones_like(flat)
+            )
+            x = (counts.cumsum(1) / flat.shape[1]).gather(1, levels).reshape(x.shape)
         if self.variant.task.image_norm:
             mean = x.mean(dim=(1, 2, 3), keepdim=True)
             return (x - mean) / (x.var(dim=(1, 2, 3), keepdim=True, unbiased=False) + 1e-4).sqrt()

@@ -334,7 +334,7 @@ def test_a_run_from_before_a_recipe_default_changed_is_recorded_with_the_values_
     results.write_text(docs.RESULTS.read_text())
     monkeypatch.setattr(docs, "RESULTS", results)
     sweep = tmp_path / "sweep"
-    for name, then in [("today", {}), ("old", {"equalize": True, "lr": 0.001})]:
+    for name, then in [("today", {}), ("old", {"tta": False, "lr": 0.001})]:
         cfg = CNNConfig(data_dir="/data/gtsrb", cv_folds=5, select="best" if name == "old" else None)
         resolved = {"adam": {**dataclasses.asdict(cfg.resolved("adam")), **then}}
         if name == "old":
@@ -343,8 +343,8 @@ def test_a_run_from_before_a_recipe_default_changed_is_recorded_with_the_values_
         config = {"experiment": "cnn", "cli": dataclasses.asdict(cfg), "resolved": resolved}
         (sweep / f"{name}_f0" / "config.json").write_text(json.dumps(config))
     pinned = cv_summary.pinned(json.loads((sweep / "old_f0" / "config.json").read_text()))["cli"]
-    assert (pinned["equalize"], pinned["lr"], pinned["select"], pinned["epochs"]) == (
-        True,
+    assert (pinned["tta"], pinned["lr"], pinned["select"], pinned["epochs"]) == (
+        False,
         0.001,
         "best",
         None,
@@ -352,6 +352,6 @@ def test_a_run_from_before_a_recipe_default_changed_is_recorded_with_the_values_
     argv = [str(sweep), "--reference=today", "--record=cnn_cv", "--machine=cpu2", "--data-name=GTSRB_DIR"]
     assert cv_summary.main(argv) == 0
     rows = {r["variant"]: r for r in json.loads(results.read_text())["tables"]["cnn_cv"]["rows"]}
-    assert rows["old"]["original"] == "`--lr=0.001` `--equalize` `--select=best`"
-    assert "--lr=0.001" in rows["old"]["command"] and "--equalize" in rows["old"]["command"]
+    assert rows["old"]["original"] == "`--lr=0.001` `--select=best` `--no-tta`"
+    assert "--lr=0.001" in rows["old"]["command"] and "--no-tta" in rows["old"]["command"]
     assert rows["today"]["original"] == "none (the reference)"

@@ -134,7 +134,10 @@ def _numbers(lever: dict[str, Any]) -> tuple[str, str]:
         figures = f"{values.mean():.4f} / {np.percentile(values, 5):.4f} / {values.min():.4f}"
         return figures, f"{len(values)} cases; lowest {worst[0]}"
     acc = np.array(lever["accuracy"])
-    return f"{100 * acc.mean():.2f} %", f"{len(acc)} folds; lowest fold {100 * acc.min():.2f} %"
+    return (
+        f"{100 * acc.mean():.2f} %",
+        f"{len(acc)} fold{'s' * (len(acc) > 1)}; lowest fold {100 * acc.min():.2f} %",
+    )
 
 
 def config_of(sweep: Path, lever: str, folds: set[int]) -> dict[str, Any]:
