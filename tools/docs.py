@@ -286,7 +286,7 @@ BLOCKS = {
         "results-cnn": lambda r: compare_table(r, "cnn"),
         "results-unet": lambda r: compare_table(r, "unet"),
         "results-unet-cv": lambda r: cv_line(r, "unet_cv", "depth5"),
-        "results-cnn-cv": lambda r: cv_line(r, "cnn_cv", "baseline"),
+        "results-cnn-cv": lambda r: cv_line(r, "cnn_cv", "baseline_equalize"),
     },
     "docs/results.md": {
         "results-cnn-full": lambda r: full_table(r, "cnn"),
