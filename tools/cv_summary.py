@@ -72,7 +72,6 @@ def pool(sweep: Path, only: set[int] | None = None) -> dict[str, dict[str, Any]]
             "folds": set(),
             "cases": [],
             "fold_of": {},
-            "accuracy": [],
             "fold_accuracy": {},
             "splits": set(),
             "written": 0.0,
@@ -112,7 +111,6 @@ def pool(sweep: Path, only: set[int] | None = None) -> dict[str, dict[str, Any]]
                     if on_test
                     else record["eval"]["accuracy"]["mean"]
                 )
-                lever["accuracy"].append(acc)
                 lever["fold_accuracy"].setdefault(int(match["fold"]), []).append(acc)
     return dict(levers)
 
@@ -133,7 +131,7 @@ def _numbers(lever: dict[str, Any]) -> tuple[str, str]:
         worst = min(lever["cases"], key=lambda c: c[1])
         figures = f"{values.mean():.4f} / {np.percentile(values, 5):.4f} / {values.min():.4f}"
         return figures, f"{len(values)} cases; lowest {worst[0]}"
-    acc = np.array(lever["accuracy"])
+    acc = np.array(accuracies(lever))
     return (
         f"{100 * acc.mean():.2f} %",
         f"{len(acc)} fold{'s' * (len(acc) > 1)}; lowest fold {100 * acc.min():.2f} %",
@@ -270,7 +268,7 @@ def records(
     for name, lever in finished.items():
         config = config_of(sweep, name, lever["folds"])
         figures, detail = _numbers(lever)
-        if lever["accuracy"] and name != reference and ref_folds:
+        if lever["fold_accuracy"] and name != reference and ref_folds:
             splits = ({fold_split(config["cli"])}, {fold_split(base_cli)})
             detail += f"; {against(fold_means(lever), ref_folds, reference, splits)}"
         own = [
@@ -291,7 +289,7 @@ def records(
                 "source": f"python -m tools.cv_summary {sweep.name}",
             }
         )
-        if lever["accuracy"]:  # each fold's accuracy, so a later sweep's levers pair with this one's folds
+        if lever["fold_accuracy"]:  # so a later sweep's levers pair with this one's folds
             rows[-1]["fold_accuracy"] = {str(k): round(v, 6) for k, v in fold_means(lever).items()}
         if lever["cases"]:  # each case's F1 and fold, so a later sweep can pair with or top up these cases
             rows[-1]["cases"] = {case: round(float(v), 6) for case, v in sorted(lever["cases"])}
@@ -329,7 +327,6 @@ def top_up(
                 lever["cases"] += [(c, row["cases"][c]) for c in cases]
                 lever["fold_of"] |= dict.fromkeys(cases, k)
             else:
-                lever["accuracy"].append(row["fold_accuracy"][str(k)])
                 lever["fold_accuracy"][k] = [row["fold_accuracy"][str(k)]]
         lever["folds"] |= set(added)
         day = datetime.datetime.fromisoformat(row["date"]).replace(tzinfo=datetime.UTC).timestamp()
@@ -342,10 +339,20 @@ def recorded_levers(rows: list[dict[str, Any]], have: set[str]) -> dict[str, dic
     """The levers of recorded rows that kept each case's F1, but for those in `have`, as pool() gives them
     (their folds unknown: only --worst reads them)."""
     return {
-        r["variant"]: {"folds": set(), "cases": list(r["cases"].items()), "accuracy": [], "histories": {}}
+        r["variant"]: {
+            "folds": set(),
+            "cases": list(r["cases"].items()),
+            "fold_accuracy": {},
+            "histories": {},
+        }
         for r in rows
         if r.get("cases") and r["variant"] not in have
     }
+
+
+def accuracies(lever: dict[str, Any]) -> list[float]:
+    """A classification lever's accuracies, each trial of each fold, in fold order."""
+    return [a for _, runs in sorted(lever.get("fold_accuracy", {}).items()) for a in runs]
 
 
 def fold_means(lever: dict[str, Any]) -> dict[int, float]:
@@ -382,7 +389,7 @@ def row(name: str, lever: dict[str, Any], reference: tuple[str, dict[str, Any]] 
     """One markdown row: lever, folds, cases, mean, 5th percentile, minimum, worst case (or accuracy, lowest
     fold and, given the reference's fold accuracies, the pairing with them)."""
     folds = ",".join(str(k) for k in sorted(lever["folds"]))
-    if not lever["cases"] and not lever["accuracy"]:
+    if not lever["cases"] and not lever["fold_accuracy"]:
         return f"| {name} | none finished |"
     if lever["cases"]:
         values = np.array([v for _, v in lever["cases"]])
@@ -391,7 +398,7 @@ def row(name: str, lever: dict[str, Any], reference: tuple[str, dict[str, Any]] 
             f"| {name} | {folds} | {len(values)} | {values.mean():.4f} | {np.percentile(values, 5):.4f} | "
             f"{values.min():.4f} | {worst[0]} |"
         )
-    acc = np.array(lever["accuracy"])
+    acc = np.array(accuracies(lever))
     line = f"| {name} | {folds} | {len(acc)} runs | {100 * acc.mean():.2f} % | {100 * acc.min():.2f} % |"
     if reference:
         ref_name, ref = reference
@@ -528,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     else:
         ref = levers.get(args.reference)
-        if ref and ref["accuracy"]:
+        if ref and ref["fold_accuracy"]:
             reference = (args.reference, ref)
             print(
                 f"| lever | folds | runs | mean accuracy over folds | lowest fold | paired with {args.reference} |"
