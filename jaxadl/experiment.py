@@ -21,7 +21,7 @@ import jax
 from jaxadl import plots, report
 from jaxadl.data.base import Dataset
 from jaxadl.parallel import is_main_process, make_mesh, on_main_first
-from jaxadl.run_folder import RunFolder, RunFolderError, write_json
+from jaxadl.run_folder import RunFolder, RunFolderError, recipe_changes, recipe_values, write_json
 from jaxadl.saved_runs import ensembles, eval_split
 from jaxadl.trainer import check_batch_size
 from jaxadl.trials import RunContext, Variant, run_trials
@@ -61,33 +61,10 @@ def check_out_folder(out: str | Path) -> None:
         raise RunFolderError(f"{what} is a file, not a folder; choose another --out")
 
 
-def _recipe_values(resolved: Any, key: str) -> list[Any]:
-    """The values a saved run's recipe took for `key` (one per optimizer where it has several)."""
-    if not isinstance(resolved, dict):
-        return []
-    if key in resolved:
-        return [resolved[key]]
-    return [x for v in resolved.values() if isinstance(v, dict) for x in _recipe_values(v, key)]
-
-
 def _ran_with(resolved: Any, key: str, value: Any) -> bool:
     """Whether a flag left to the recipe then (None) took `value`: giving it now resumes the same run."""
-    values = _recipe_values(resolved, key)
+    values = recipe_values(resolved, key)
     return bool(values) and all(v == value for v in values)
-
-
-def _changed(old: Any, new: Any, prefix: str = "") -> list[str]:
-    """The recipe values that differ between a saved run and this one ("select: best -> last"); a value
-    only one of them has (a field added since) is not a difference."""
-    if not isinstance(old, dict) or not isinstance(new, dict):
-        return []
-    out = []
-    for k in sorted(set(old) & set(new)):
-        if isinstance(old[k], dict) and isinstance(new[k], dict):
-            out += _changed(old[k], new[k], f"{prefix}{k}.")
-        elif old[k] != new[k]:
-            out.append(f"{prefix}{k}: {old[k]} -> {new[k]}")
-    return out
 
 
 def prepare_folder(
@@ -121,7 +98,8 @@ def prepare_folder(
                     f"--resume: {out} was run with other options ({', '.join(diff)}); resume with the same "
                     "options or choose another --out"
                 )
-            changed = _changed(was, json.loads(json.dumps(config.get("resolved"), default=str)))  # as saved
+            now = json.loads(json.dumps(config.get("resolved"), default=str))  # as saved
+            changed = [f"{k}: {a} -> {b}" for k, a, b in recipe_changes(was, now)]
             if changed:
                 raise RunFolderError(
                     f"--resume: {out} was run when the recipe's defaults were other ({'; '.join(changed)}); "

@@ -35,6 +35,30 @@ def slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
 
 
+def recipe_values(resolved: Any, key: str) -> list[Any]:
+    """The values a saved run's recipe took for `key` (one per optimizer where it has several)."""
+    if not isinstance(resolved, dict):
+        return []
+    if key in resolved:
+        return [resolved[key]]
+    return [x for v in resolved.values() if isinstance(v, dict) for x in recipe_values(v, key)]
+
+
+def recipe_changes(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """(key, saved value, today's value) for each recipe value that differs between a saved run's resolved
+    recipe and today's ("adam.select", "best", "last"); a value only one of them has (a field added since)
+    is not a difference."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return []
+    out = []
+    for k in sorted(set(old) & set(new)):
+        if isinstance(old[k], dict) and isinstance(new[k], dict):
+            out += recipe_changes(old[k], new[k], f"{prefix}{k}.")
+        elif old[k] != new[k]:
+            out.append((f"{prefix}{k}", old[k], new[k]))
+    return out
+
+
 @dataclasses.dataclass(frozen=True)
 class RunFolder:
     """Paths inside one run folder; nothing else builds them."""

@@ -149,6 +149,8 @@ def pinned(config: dict[str, Any]) -> dict[str, Any]:
     """`config` with each flag left to the recipe (None) set to the value the run resolved, where today's
     recipe resolves it otherwise: a recipe default changed since (--equalize, --select) would otherwise
     make the run's command and flags read as the new default."""
+    from jaxadl.run_folder import recipe_changes, recipe_values
+
     saved, experiment = config.get("resolved"), config.get("experiment")
     if not isinstance(saved, dict) or experiment not in CONFIGS:
         return config
@@ -164,10 +166,9 @@ def pinned(config: dict[str, Any]) -> dict[str, Any]:
         )
     except (ValueError, TypeError, KeyError):
         return config  # a config today's CLI cannot read: as saved
-    now = json.loads(json.dumps(now, default=str))
-    pairs = [(saved[o], now[o]) for o in saved] if per else [(saved, now)]
-    for key in {k for run, today in pairs for k in run if k in today and run[k] != today[k]}:
-        values = {json.dumps(run[key]) for run, _ in pairs if key in run}
+    for path, _, _ in recipe_changes(saved, json.loads(json.dumps(now, default=str))):
+        key = path.rpartition(".")[2]
+        values = {json.dumps(v) for v in recipe_values(saved, key)}
         if cli.get(key, 0) is None and len(values) == 1:
             cli[key] = json.loads(values.pop())
     return {**config, "cli": cli}
