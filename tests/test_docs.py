@@ -154,6 +154,9 @@ def test_suites_are_read_from_ci_junit_files(tmp_path: Path) -> None:
     assert (fast["seconds"], fast["date"], fast["machine"]) == (502, "2026-12-03", "cpu2")
     row = docs.suites_table({"machines": {"cpu2": ["2-core CPU", ""]}, "suites": records}).splitlines()[2]
     assert row == "| fast | `python -m pytest -q` | 40 | 34 | 3 | 3 | 8:22 | 2-core CPU, 2026-12-03 |"
+    noted = docs.read_suites(tmp_path, "cpu2", note="beside a training run")
+    row = docs.suites_table({"machines": {"cpu2": ["2-core CPU", ""]}, "suites": noted}).splitlines()[2]
+    assert row.endswith("| 8:22 | 2-core CPU, 2026-12-03 (beside a training run) |")
     (tmp_path / "slow.xml").unlink()
     with pytest.raises(FileNotFoundError, match="slow.xml"):
         docs.read_suites(tmp_path, "cpu2")

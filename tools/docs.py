@@ -8,7 +8,7 @@ derives them from frozen config dataclasses). README.md and docs/results.md: the
 docs/results.json (one record per measured figure: value, command, date, machine, source), between
 `<!-- generated: NAME -->` and `<!-- end generated: NAME -->`. tests/test_docs.py runs the check.
 
-    python -m tools.docs --suites=.ci/junit --machine=cpu2   # record the suites' sizes and times of a CI run
+    python -m tools.docs --suites=.ci/junit --machine=cpu2 [--note=TEXT]   # record a CI run's suites
 
 docs/testing.md's table of the test suites comes from the JUnit files `.ci/run` writes (counts and
 seconds as pytest reported them), recorded in docs/results.json with the date and machine.
@@ -233,8 +233,9 @@ SUITES = {  # JUnit file stem -> the command .ci/run runs
 }
 
 
-def read_suites(folder: Path, machine: str) -> list[dict[str, Any]]:
-    """One record per JUnit file of `folder` that .ci/run writes: counts, seconds, date, machine."""
+def read_suites(folder: Path, machine: str, note: str = "") -> list[dict[str, Any]]:
+    """One record per JUnit file of `folder` that .ci/run writes: counts, seconds, date, machine, and what
+    else ran beside it (`note`: the times are only comparable on an idle machine)."""
     import xml.etree.ElementTree as ET
 
     records = []
@@ -255,6 +256,7 @@ def read_suites(folder: Path, machine: str) -> list[dict[str, Any]]:
                 "seconds": round(float(suite.get("time", 0))),
                 "date": suite.get("timestamp", "")[:10],
                 "machine": machine,
+                **({"note": note} if note else {}),
             }
         )
     return records
@@ -274,7 +276,7 @@ def suites_table(results: dict[str, Any]) -> str:
         cells += [
             r["failures"] + r["errors"],
             f"{minutes}:{seconds:02d}",
-            f"{_machine(results, r['machine'])}, {r['date']}",
+            f"{_machine(results, r['machine'])}, {r['date']}" + (f" ({r['note']})" if r.get("note") else ""),
         ]
         out.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(out)
@@ -329,13 +331,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--machine", help="with --suites: the key in docs/results.json's machines of where it ran"
     )
+    ap.add_argument("--note", default="", help="with --suites: what else ran beside it (else: nothing)")
     args = ap.parse_args(argv)
     if args.suites:
         results = load_results()
         if args.machine not in results["machines"]:
             ap.error(f"--machine={args.machine}: not one of {', '.join(results['machines'])}")
         try:
-            results["suites"] = read_suites(args.suites, args.machine)
+            results["suites"] = read_suites(args.suites, args.machine, args.note)
         except (OSError, ValueError) as e:
             ap.error(f"--suites={args.suites}: {e}")
         save_results(results)
