@@ -131,8 +131,7 @@ RECIPES: dict[str, dict[str, CNNRecipe]] = {
     "report": {name: _REPORT for name in OPTIMIZERS},
     "strong": {
         # each image's histogram equalised: +0.26 points over the 5 GTSRB track folds for Adam, ~0.5 on the
-        # three weakest (2026-12-04,
-        # docs/results.md#gtsrb-track-folds); SGD and Rprop are not measured with it yet, so off there
+        # three weakest (2026-12-04, docs/results.md#gtsrb-track-folds); off for SGD and Rprop until measured
         "adam": dataclasses.replace(_STRONG, equalize=True),
         "sgd": dataclasses.replace(_STRONG, lr=0.05, momentum=0.9, nesterov=True),
         # full batch: one step per epoch, so 100 epochs are 100 steps (74 min on the 2-core CPU); with
