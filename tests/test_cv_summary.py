@@ -355,3 +355,35 @@ def test_a_run_from_before_a_recipe_default_changed_is_recorded_with_the_values_
     assert rows["old"]["original"] == "`--lr=0.001` `--select=best` `--no-tta`"
     assert "--lr=0.001" in rows["old"]["command"] and "--no-tta" in rows["old"]["command"]
     assert rows["today"]["original"] == "none (the reference)"
+
+
+def test_a_flag_left_to_the_recipe_reads_as_the_value_it_resolved_against_the_references(
+    tmp_path, monkeypatch, capsys
+):
+    # sgd left --equalize to its recipe (off) while the reference gave --equalize: the two differ there
+    import dataclasses
+
+    from experiments.cnn import CNNConfig
+    from tools import docs
+
+    results = tmp_path / "results.json"
+    results.write_text(docs.RESULTS.read_text())
+    monkeypatch.setattr(docs, "RESULTS", results)
+    sweep = tmp_path / "sweep"
+    for name, given in [
+        ("ref", {"equalize": True}),
+        ("sgd", {"optimizer": "sgd"}),
+        ("sgd_eq", {"optimizer": "sgd", "equalize": True}),
+    ]:
+        cfg = CNNConfig(data_dir="/data/gtsrb", cv_folds=5, **given)
+        opt = cfg.optimizer
+        resolved = {opt: {**dataclasses.asdict(cfg.resolved(opt))}}
+        _run(sweep, f"{name}_f0", [{"eval": {"accuracy": {"mean": 0.99}}}])
+        config = {"experiment": "cnn", "cli": dataclasses.asdict(cfg), "resolved": resolved}
+        (sweep / f"{name}_f0" / "config.json").write_text(json.dumps(config))
+    argv = [str(sweep), "--reference=ref", "--record=cnn_cv", "--machine=cpu2", "--data-name=GTSRB_DIR"]
+    assert cv_summary.main(argv) == 0
+    rows = {r["variant"]: r for r in json.loads(results.read_text())["tables"]["cnn_cv"]["rows"]}
+    assert rows["sgd"]["original"] == "`--optimizer=sgd` `--no-equalize`"
+    assert rows["sgd_eq"]["original"] == "`--optimizer=sgd`"
+    assert "--equalize" not in rows["sgd"]["command"]  # the command stays as run: the recipe's own value

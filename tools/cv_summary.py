@@ -219,6 +219,20 @@ def flags(cli: dict[str, Any], against: dict[str, Any], experiment: str, data_na
     return out
 
 
+def explicit(config: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    """The run's CLI values with each one left to the recipe (None) that `other` sets given as the value
+    the run's recipe resolved: sgd (equalize left to the recipe, off) against a reference run with
+    `--equalize` reads `--no-equalize`, not nothing."""
+    from jaxadl.run_folder import recipe_values
+
+    cli = dict(config["cli"])
+    for key, value in cli.items():
+        values = {json.dumps(v) for v in recipe_values(config.get("resolved"), key)}
+        if value is None and other.get(key) is not None and len(values) == 1:
+            cli[key] = json.loads(values.pop())
+    return cli
+
+
 def reference_cli(row: dict[str, Any], like: dict[str, Any], data_name: str | None) -> dict[str, Any]:
     """The reference lever's CLI values read back from its recorded command (its data path: the one `like`
     was run on), for a sweep folder that does not hold the reference's runs."""
@@ -258,6 +272,7 @@ def records(
         some = next(iter(finished))
         like = config_of(sweep, some, finished[some]["folds"])
         experiment, base_cli = like["experiment"], reference_cli(kept[reference], like["cli"], data_name)
+        base = {"cli": base_cli}
     else:
         raise ValueError(f"no finished fold of the reference lever {reference!r}, nor a recorded row of it")
     ref_folds = (
@@ -272,9 +287,8 @@ def records(
         if lever["fold_accuracy"] and name != reference and ref_folds:
             splits = ({fold_split(config["cli"])}, {fold_split(base_cli)})
             detail += f"; {against(fold_means(lever), ref_folds, reference, splits)}"
-        own = [
-            f for f in flags(config["cli"], base_cli, experiment, data_name) if not f.startswith("--cv-fold=")
-        ]
+        cli, than = explicit(config, base_cli), explicit(base, config["cli"])
+        own = [f for f in flags(cli, than, experiment, data_name) if not f.startswith("--cv-fold=")]
         original = " ".join(f"`{f}`" for f in own) or "none (the reference)"
         if "ensemble_levers" in config:
             original = ensemble_text(config["ensemble_levers"], bool(config.get("ensemble_tta")))
