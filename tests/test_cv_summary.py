@@ -8,6 +8,17 @@ import pytest
 from tools import cv_summary
 
 
+@pytest.fixture
+def results(tmp_path, monkeypatch):
+    """A copy of docs/results.json that --record writes to in place of the real one."""
+    from tools import docs
+
+    path = tmp_path / "results.json"
+    path.write_text(docs.RESULTS.read_text())
+    monkeypatch.setattr(docs, "RESULTS", path)
+    return path
+
+
 def _run(sweep, name, trials):
     (sweep / name / "trials").mkdir(parents=True)
     for i, record in enumerate(trials, 1):
@@ -110,12 +121,7 @@ def test_the_worst_cases_of_the_reference_lever_are_paired_across_levers(tmp_pat
     assert e.value.code == 2 and "seed1" in capsys.readouterr().err
 
 
-def test_record_writes_each_lever_with_its_flags_and_command(tmp_path, monkeypatch, capsys):
-    from tools import docs
-
-    results = tmp_path / "results.json"
-    results.write_text(docs.RESULTS.read_text())
-    monkeypatch.setattr(docs, "RESULTS", results)
+def test_record_writes_each_lever_with_its_flags_and_command(tmp_path, results, capsys):
     sweep = tmp_path / "sweep"
     common = {"dataset": "folder:/data/lungs", "test_fraction": 0.0, "cv_folds": 5, "select": "last"}
     for name, extra, f1 in [
@@ -148,12 +154,7 @@ def test_record_writes_each_lever_with_its_flags_and_command(tmp_path, monkeypat
         assert e.value.code == 2
 
 
-def test_record_keeps_other_levers_and_reads_an_absent_reference_from_its_row(tmp_path, monkeypatch, capsys):
-    from tools import docs
-
-    results = tmp_path / "results.json"
-    results.write_text(docs.RESULTS.read_text())
-    monkeypatch.setattr(docs, "RESULTS", results)
+def test_record_keeps_other_levers_and_reads_an_absent_reference_from_its_row(tmp_path, results, capsys):
     before = {r["variant"]: r for r in json.loads(results.read_text())["tables"]["unet_cv"]["rows"]}
     assert "depth5" in before and "--select=last" in before["depth5"]["command"]  # the default recipe's lever
     sweep = tmp_path / "later-sweep"  # a new folder: the reference's runs are not in it
@@ -231,12 +232,7 @@ def test_by_epoch_averages_a_folds_trials_and_names_a_fold_without_history(tmp_p
     assert "| mixed | fold 0 has no validation history | | |" in out
 
 
-def test_top_up_finishes_a_recorded_lever_from_a_new_folder(tmp_path, monkeypatch, capsys):
-    from tools import docs
-
-    results = tmp_path / "results.json"
-    results.write_text(docs.RESULTS.read_text())
-    monkeypatch.setattr(docs, "RESULTS", results)
+def test_top_up_finishes_a_recorded_lever_from_a_new_folder(tmp_path, results, capsys):
     cli = {"dataset": "folder:/data/lungs", "test_fraction": 0.0, "cv_folds": 3, "select": "last"}
 
     def fold(sweep, name, k, cases, f1, **extra):
@@ -271,14 +267,9 @@ def test_top_up_finishes_a_recorded_lever_from_a_new_folder(tmp_path, monkeypatc
     assert e.value.code == 2
 
 
-def test_classification_levers_are_paired_with_the_reference_fold_by_fold(tmp_path, monkeypatch, capsys):
+def test_classification_levers_are_paired_with_the_reference_fold_by_fold(tmp_path, results, capsys):
     # folds differ more than levers do: the lever is judged by its difference on each fold the reference
     # finished too, printed and recorded (with each fold's accuracy, so a later folder pairs with it)
-    from tools import docs
-
-    results = tmp_path / "results.json"
-    results.write_text(docs.RESULTS.read_text())
-    monkeypatch.setattr(docs, "RESULTS", results)
     sweep = tmp_path / "sweep"
     cli = {"data_dir": "/data/gtsrb", "cv_folds": 3, "select": "last"}
     for name, accs, extra in [("base", [0.99, 0.98, 0.97], {}), ("eq", [0.992, 0.975], {"equalize": True})]:
@@ -321,27 +312,27 @@ def test_classification_levers_are_paired_with_the_reference_fold_by_fold(tmp_pa
     assert "not paired with base: other folds" in rows["eq"]["detail"]
 
 
-def test_a_run_from_before_a_recipe_default_changed_is_recorded_with_the_values_it_ran_with(
-    tmp_path, monkeypatch, capsys
-):
-    # its flags were left to the recipe (None); the recipe resolved them otherwise then than today
+def _cnn_fold0(sweep, name, cfg, then=None):
+    """A finished fold-0 run of the CNN config `cfg` whose saved recipe is today's, changed by `then`."""
     import dataclasses
 
-    from experiments.cnn import CNNConfig
-    from tools import docs
+    resolved = {cfg.optimizer: {**dataclasses.asdict(cfg.resolved(cfg.optimizer)), **(then or {})}}
+    _run(sweep, f"{name}_f0", [{"eval": {"accuracy": {"mean": 0.99}}}])
+    config = {"experiment": "cnn", "cli": dataclasses.asdict(cfg), "resolved": resolved}
+    (sweep / f"{name}_f0" / "config.json").write_text(json.dumps(config))
 
-    results = tmp_path / "results.json"
-    results.write_text(docs.RESULTS.read_text())
-    monkeypatch.setattr(docs, "RESULTS", results)
+
+def test_a_run_from_before_a_recipe_default_changed_is_recorded_with_the_values_it_ran_with(
+    tmp_path, results, capsys
+):
+    # its flags were left to the recipe (None); the recipe resolved them otherwise then than today
+    from experiments.cnn import CNNConfig
+
     sweep = tmp_path / "sweep"
-    for name, then in [("today", {}), ("old", {"tta": False, "lr": 0.001})]:
-        cfg = CNNConfig(data_dir="/data/gtsrb", cv_folds=5, select="best" if name == "old" else None)
-        resolved = {"adam": {**dataclasses.asdict(cfg.resolved("adam")), **then}}
-        if name == "old":
-            resolved["adam"]["select"] = "last"  # given on the command line: kept as given
-        _run(sweep, f"{name}_f0", [{"eval": {"accuracy": {"mean": 0.99}}}])
-        config = {"experiment": "cnn", "cli": dataclasses.asdict(cfg), "resolved": resolved}
-        (sweep / f"{name}_f0" / "config.json").write_text(json.dumps(config))
+    _cnn_fold0(sweep, "today", CNNConfig(data_dir="/data/gtsrb", cv_folds=5))
+    # --select=best given on the command line: kept as given, beside the recipe's "last"
+    old = CNNConfig(data_dir="/data/gtsrb", cv_folds=5, select="best")
+    _cnn_fold0(sweep, "old", old, {"tta": False, "lr": 0.001, "select": "last"})
     pinned = cv_summary.pinned(json.loads((sweep / "old_f0" / "config.json").read_text()))["cli"]
     assert (pinned["tta"], pinned["lr"], pinned["select"], pinned["epochs"]) == (
         False,
@@ -358,29 +349,18 @@ def test_a_run_from_before_a_recipe_default_changed_is_recorded_with_the_values_
 
 
 def test_a_flag_left_to_the_recipe_reads_as_the_value_it_resolved_against_the_references(
-    tmp_path, monkeypatch, capsys
+    tmp_path, results, capsys
 ):
     # sgd left --equalize to its recipe (off) while the reference gave --equalize: the two differ there
-    import dataclasses
-
     from experiments.cnn import CNNConfig
-    from tools import docs
 
-    results = tmp_path / "results.json"
-    results.write_text(docs.RESULTS.read_text())
-    monkeypatch.setattr(docs, "RESULTS", results)
     sweep = tmp_path / "sweep"
     for name, given in [
         ("ref", {"equalize": True}),
         ("sgd", {"optimizer": "sgd"}),
         ("sgd_eq", {"optimizer": "sgd", "equalize": True}),
     ]:
-        cfg = CNNConfig(data_dir="/data/gtsrb", cv_folds=5, **given)
-        opt = cfg.optimizer
-        resolved = {opt: {**dataclasses.asdict(cfg.resolved(opt))}}
-        _run(sweep, f"{name}_f0", [{"eval": {"accuracy": {"mean": 0.99}}}])
-        config = {"experiment": "cnn", "cli": dataclasses.asdict(cfg), "resolved": resolved}
-        (sweep / f"{name}_f0" / "config.json").write_text(json.dumps(config))
+        _cnn_fold0(sweep, name, CNNConfig(data_dir="/data/gtsrb", cv_folds=5, **given))
     argv = [str(sweep), "--reference=ref", "--record=cnn_cv", "--machine=cpu2", "--data-name=GTSRB_DIR"]
     assert cv_summary.main(argv) == 0
     rows = {r["variant"]: r for r in json.loads(results.read_text())["tables"]["cnn_cv"]["rows"]}
