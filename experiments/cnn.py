@@ -30,6 +30,7 @@ GRID = (
     ("SGD", "sgd", False, 1),
     ("Rprop", "rprop", False, 1),
 )
+RPROP_ONLY = ("eta_minus", "eta_plus", "min_step", "max_step")  # flags only Rprop reads
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +70,7 @@ class CNNConfig:
     eta_minus: float = opt(0.5, "Rprop: step-size factor when a gradient's sign flips")
     eta_plus: float | None = opt(None, "Rprop: step-size factor while a gradient keeps its sign")
     min_step: float = opt(1e-6, "Rprop: smallest step size")
+    max_step: float = opt(50.0, "Rprop: largest step size")
     schedule: str | None = opt(None, "learning-rate schedule", ("constant", "onecycle", "cosine"))
     label_smoothing: float | None = opt(None, "label smoothing")
     augment: bool | None = opt(None, "on-device random affine + brightness/contrast augmentation")
@@ -134,7 +136,7 @@ class CNNConfig:
             )
         for optimizer in self.optimizers():  # checked before any data is read
             r = self.resolved(optimizer)
-            r.train(r.optim(optimizer, self.eta_minus, self.min_step))
+            r.train(r.optim(optimizer, self.eta_minus, self.min_step, self.max_step))
             r.task(2, (0.0,), (1.0,))
 
     def unused(self) -> list[tuple[str, str]]:
@@ -146,6 +148,10 @@ class CNNConfig:
             out.append(("val_fraction", "with --cv-folds (fold --cv-fold validates)"))
         if self.dataset != "synthetic":
             out.append(("synthetic_train", f"with --dataset={self.dataset}"))
+        if "rprop" not in self.optimizers():
+            out += [(n, "without Rprop (--optimizer=rprop)") for n in RPROP_ONLY]
+        if "sgd" not in self.optimizers():
+            out += [(n, "without SGD (--optimizer=sgd)") for n in ("momentum", "nesterov")]
         if not all(self.resolved(o).augment for o in self.optimizers()):
             out += [
                 (n, "without augmentation (add --augment)") for n in ("rotate_deg", "translate_px", "scale")
@@ -211,7 +217,9 @@ def build_variants(cfg: CNNConfig, data):
     for name, optimizer, batch_norm, trials in specs:
         r = cfg.resolved(optimizer)
         task = r.task(data.num_classes, mean, std)
-        train = r.train(r.optim(optimizer, cfg.eta_minus, cfg.min_step), cfg.seed, data.val is not None)
+        train = r.train(
+            r.optim(optimizer, cfg.eta_minus, cfg.min_step, cfg.max_step), cfg.seed, data.val is not None
+        )
         model = SignCNN(num_classes=data.num_classes, batch_norm=batch_norm)
         variants.append(Variant(name, model, task, train, cfg.trials or (trials if cfg.grid else 1)))
     return variants

@@ -76,6 +76,7 @@ class OptimConfig:
     eta_minus: float = 0.5  # rprop: step-size factor when a gradient's sign flips
     eta_plus: float = 1.2  # rprop: step-size factor while it keeps its sign
     min_step: float = 1e-6  # rprop: smallest step size
+    max_step: float = 50.0  # rprop: largest step size
 
     def __post_init__(self) -> None:
         if self.name not in OPTIMIZERS:
@@ -94,6 +95,8 @@ class OptimConfig:
             raise ValueError(f"momentum must be >= 0, got {self.momentum}")
         if not self.min_step > 0:
             raise ValueError(f"min_step must be > 0, got {self.min_step}")
+        if not self.max_step >= self.min_step:
+            raise ValueError(f"max_step must be >= min_step, got {self.max_step} against {self.min_step}")
 
 
 def learning_rate_schedule(cfg: OptimConfig, total_steps: int) -> optax.Schedule:
@@ -124,7 +127,7 @@ def make_optimizer(cfg: OptimConfig, total_steps: int = 1) -> optax.GradientTran
     if cfg.name == "rprop":
         if cfg.weight_decay:  # Rprop sees only signs: the decay enters through the gradient
             chain.append(optax.add_decayed_weights(cfg.weight_decay, mask=_decay_mask))
-        chain.append(rprop(cfg.lr, cfg.eta_minus, cfg.eta_plus, min_step_size=cfg.min_step))
+        chain.append(rprop(cfg.lr, cfg.eta_minus, cfg.eta_plus, cfg.min_step, cfg.max_step))
         return optax.chain(*chain)
     lr = learning_rate_schedule(cfg, total_steps)
     if cfg.name == "adam":

@@ -31,6 +31,9 @@ def _run(argv, capsys):
             "--val-fraction=0.1 is not used with --cv-folds",
         ),  # at default
         (["--synthetic-train=100"], "--synthetic-train=100 is not used with --dataset=gtsrb"),
+        (["--max-step=0.1"], "--max-step=0.1 is not used without Rprop (--optimizer=rprop)"),
+        (["--optimizer=sgd", "--eta-minus=0.7"], "--eta-minus=0.7 is not used without Rprop"),
+        (["--nesterov"], "--nesterov=True is not used without SGD (--optimizer=sgd)"),
         (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
         (["--ema=1.5"], "--ema must be in [0, 1), got 1.5"),
         (["--eta-minus=1.5"], "--eta-minus must be in (0, 1), got 1.5"),

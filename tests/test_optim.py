@@ -78,17 +78,20 @@ def test_rprop_weight_decay_enters_through_the_gradient_sign():
 
 def test_rprop_factors_and_floor_come_from_the_config():
     params = {"w": jnp.zeros(3)}
-    tx = make_optimizer(OptimConfig("rprop", 0.1, eta_minus=0.25, eta_plus=2.0, min_step=0.04))
+    tx = make_optimizer(OptimConfig("rprop", 0.1, eta_minus=0.25, eta_plus=2.0, min_step=0.04, max_step=0.3))
     state = tx.init(params)
     grads = [jnp.array([1.0, 1.0, 1.0]), jnp.array([1.0, -1.0, 1.0]), jnp.array([1.0, 1.0, -1.0])]
+    grads.append(jnp.array([1.0, 1.0, 1.0]))
     steps = []
     for g in grads:
         updates, state = tx.update({"w": g}, state, params)
         steps.append(np.asarray(updates["w"]))
     np.testing.assert_allclose(steps[0], [-0.1, -0.1, -0.1])
     np.testing.assert_allclose(steps[1], [-0.2, 0.0, -0.2])  # x2 while the sign holds; a flip skips
-    # third: 0.4 on; the flipped one restarts at its shrunk 0.04 (floor), the new flip skips
-    np.testing.assert_allclose(steps[2], [-0.4, -0.04, 0.0])
+    # third: 0.4 would be next, capped at the ceiling 0.3; the flipped one restarts at its shrunk 0.04
+    # (floor), the new flip skips; fourth: the ceiling holds
+    np.testing.assert_allclose(steps[2], [-0.3, -0.04, 0.0])
+    np.testing.assert_allclose(steps[3], [-0.3, -0.08, -0.05])
 
 
 @pytest.mark.parametrize(
@@ -100,6 +103,7 @@ def test_rprop_factors_and_floor_come_from_the_config():
         (dict(weight_decay=-1.0), "weight_decay must be >= 0"),
         (dict(momentum=-0.5), "momentum must be >= 0"),
         (dict(min_step=0.0), "min_step must be > 0"),
+        (dict(max_step=1e-7), "max_step must be >= min_step, got 1e-07 against 1e-06"),
         (dict(schedule="step"), "unknown schedule"),
         (dict(lr=0.0), "lr must be > 0"),
     ],

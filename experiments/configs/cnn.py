@@ -49,7 +49,9 @@ class CNNRecipe:
     tta: bool
     eta_plus: float
 
-    def optim(self, optimizer: str, eta_minus: float = 0.5, min_step: float = 1e-6) -> OptimConfig:
+    def optim(
+        self, optimizer: str, eta_minus: float = 0.5, min_step: float = 1e-6, max_step: float = 50.0
+    ) -> OptimConfig:
         """The optimizer these values describe."""
         return OptimConfig(
             optimizer,
@@ -61,6 +63,7 @@ class CNNRecipe:
             eta_minus=eta_minus,
             eta_plus=self.eta_plus,
             min_step=min_step,
+            max_step=max_step,
         )
 
     def train(self, optim: OptimConfig, seed: int = 0, has_val: bool = True) -> TrainConfig:
