@@ -90,7 +90,7 @@ def prepare_folder(
             was = previous.get("resolved")
             diff = sorted(
                 k
-                for k in set(old) | set(new)
+                for k in old  # an option the saved run lacks was added since: it ran as that option's default
                 if old.get(k) != new.get(k) and not (old.get(k) is None and _ran_with(was, k, new.get(k)))
             )
             if diff:

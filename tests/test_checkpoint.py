@@ -127,6 +127,16 @@ def test_resume_with_other_options_is_refused(tmp_path, capsys):
     assert "other options (recipe)" in capsys.readouterr().err
 
 
+def test_resume_of_a_run_saved_before_an_option_existed_continues(tmp_path, capsys):
+    out = tmp_path / "r"
+    argv = [*ARGS[:-2], "--epochs=1", "--recipe=report", f"--out={out}"]
+    assert cnn.main(argv) == 0
+    config = json.loads((out / "config.json").read_text())
+    del config["cli"]["max_step"]  # as if saved before --max-step was added
+    (out / "config.json").write_text(json.dumps(config))
+    assert cnn.main([*argv, "--resume"]) == 0
+
+
 def test_resume_after_the_recipes_defaults_changed_is_refused_unless_the_flags_say_the_old_values(
     tmp_path, capsys
 ):
