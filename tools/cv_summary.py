@@ -149,7 +149,7 @@ def pinned(config: dict[str, Any]) -> dict[str, Any]:
     """`config` with each flag left to the recipe (None) set to the value the run resolved, where today's
     recipe resolves it otherwise: a recipe default changed since (--equalize, --select) would otherwise
     make the run's command and flags read as the new default."""
-    from jaxadl.run_folder import recipe_changes, recipe_values
+    from jaxadl.run_folder import recipe_changes
 
     saved, experiment = config.get("resolved"), config.get("experiment")
     if not isinstance(saved, dict) or experiment not in CONFIGS:
@@ -168,10 +168,17 @@ def pinned(config: dict[str, Any]) -> dict[str, Any]:
         return config  # a config today's CLI cannot read: as saved
     for path, _, _ in recipe_changes(saved, json.loads(json.dumps(now, default=str))):
         key = path.rpartition(".")[2]
-        values = {json.dumps(v) for v in recipe_values(saved, key)}
-        if cli.get(key, 0) is None and len(values) == 1:
-            cli[key] = json.loads(values.pop())
+        if cli.get(key, 0) is None:
+            cli[key] = ran_with(config, key)
     return {**config, "cli": cli}
+
+
+def ran_with(config: dict[str, Any], key: str) -> Any:
+    """The value a saved run's recipe resolved for `key` where it took one value (else None: left to it)."""
+    from jaxadl.run_folder import recipe_values
+
+    values = {json.dumps(v) for v in recipe_values(config.get("resolved"), key)}
+    return json.loads(values.pop()) if len(values) == 1 else None
 
 
 def command_of(sweep: Path, lever: str, folds: set[int], data_name: str | None) -> str:
@@ -223,13 +230,10 @@ def explicit(config: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
     """The run's CLI values with each one left to the recipe (None) that `other` sets given as the value
     the run's recipe resolved: sgd (equalize left to the recipe, off) against a reference run with
     `--equalize` reads `--no-equalize`, not nothing."""
-    from jaxadl.run_folder import recipe_values
-
     cli = dict(config["cli"])
     for key, value in cli.items():
-        values = {json.dumps(v) for v in recipe_values(config.get("resolved"), key)}
-        if value is None and other.get(key) is not None and len(values) == 1:
-            cli[key] = json.loads(values.pop())
+        if value is None and other.get(key) is not None:
+            cli[key] = ran_with(config, key)
     return cli
 
 
