@@ -67,10 +67,10 @@ class CNNConfig:
     momentum: float | None = opt(None, "SGD momentum")
     nesterov: bool | None = opt(None, "SGD Nesterov momentum")
     weight_decay: float | None = opt(None, "decoupled weight decay on kernels")
-    eta_minus: float = opt(0.5, "Rprop: step-size factor when a gradient's sign flips")
+    eta_minus: float | None = opt(None, "Rprop: step-size factor when a gradient's sign flips")
     eta_plus: float | None = opt(None, "Rprop: step-size factor while a gradient keeps its sign")
-    min_step: float = opt(1e-6, "Rprop: smallest step size")
-    max_step: float = opt(50.0, "Rprop: largest step size")
+    min_step: float | None = opt(None, "Rprop: smallest step size")
+    max_step: float | None = opt(None, "Rprop: largest step size")
     schedule: str | None = opt(None, "learning-rate schedule", ("constant", "onecycle", "cosine"))
     label_smoothing: float | None = opt(None, "label smoothing")
     augment: bool | None = opt(None, "on-device random affine + brightness/contrast augmentation")
@@ -136,7 +136,7 @@ class CNNConfig:
             )
         for optimizer in self.optimizers():  # checked before any data is read
             r = self.resolved(optimizer)
-            r.train(r.optim(optimizer, self.eta_minus, self.min_step, self.max_step))
+            r.train(r.optim(optimizer))
             r.task(2, (0.0,), (1.0,))
 
     def unused(self) -> list[tuple[str, str]]:
@@ -217,9 +217,7 @@ def build_variants(cfg: CNNConfig, data):
     for name, optimizer, batch_norm, trials in specs:
         r = cfg.resolved(optimizer)
         task = r.task(data.num_classes, mean, std)
-        train = r.train(
-            r.optim(optimizer, cfg.eta_minus, cfg.min_step, cfg.max_step), cfg.seed, data.val is not None
-        )
+        train = r.train(r.optim(optimizer), cfg.seed, data.val is not None)
         model = SignCNN(num_classes=data.num_classes, batch_norm=batch_norm)
         variants.append(Variant(name, model, task, train, cfg.trials or (trials if cfg.grid else 1)))
     return variants

@@ -67,6 +67,16 @@ def _ran_with(resolved: Any, key: str, value: Any) -> bool:
     return bool(values) and all(v == value for v in values)
 
 
+def _same_option(key: str, saved: Any, given: Any, was: Any, now: Any) -> bool:
+    """Whether a flag names the same value as in the saved run: equal, or one side left it to the recipe
+    (None) and the recipe resolved it to the other side's value (then or now)."""
+    if saved == given:
+        return True
+    if saved is None:
+        return _ran_with(was, key, given)
+    return given is None and _ran_with(now, key, saved)
+
+
 def prepare_folder(
     out: str | Path, experiment: str, config: dict[str, Any], resume: bool = False, overwrite: bool = False
 ) -> Path:
@@ -88,17 +98,15 @@ def prepare_folder(
             old = {k: v for k, v in previous.get("cli", {}).items() if k not in RUN_ONLY_KEYS}
             new = {k: v for k, v in config.get("cli", {}).items() if k not in RUN_ONLY_KEYS}
             was = previous.get("resolved")
-            diff = sorted(
-                k
-                for k in old  # an option the saved run lacks was added since: it ran as that option's default
-                if old.get(k) != new.get(k) and not (old.get(k) is None and _ran_with(was, k, new.get(k)))
+            now = json.loads(json.dumps(config.get("resolved"), default=str))  # as saved
+            diff = sorted(  # an option the saved run lacks was added since: it ran as that option's default
+                k for k in old if not _same_option(k, old.get(k), new.get(k), was, now)
             )
             if diff:
                 raise RunFolderError(
                     f"--resume: {out} was run with other options ({', '.join(diff)}); resume with the same "
                     "options or choose another --out"
                 )
-            now = json.loads(json.dumps(config.get("resolved"), default=str))  # as saved
             changed = [f"{k}: {a} -> {b}" for k, a, b in recipe_changes(was, now)]
             if changed:
                 raise RunFolderError(

@@ -137,6 +137,24 @@ def test_resume_of_a_run_saved_before_an_option_existed_continues(tmp_path, caps
     assert cnn.main([*argv, "--resume"]) == 0
 
 
+def test_resume_of_a_run_saved_when_a_flag_had_a_fixed_default_continues_when_the_recipe_gives_it(
+    tmp_path, capsys
+):
+    out = tmp_path / "r"
+    argv = [*ARGS[:-2], "--epochs=1", "--recipe=report", f"--out={out}"]
+    assert cnn.main(argv) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["cli"]["eta_minus"] is None and config["resolved"]["adam"]["eta_minus"] == 0.5
+    config["cli"]["eta_minus"] = 0.5  # as saved when --eta-minus defaulted to 0.5 outside the recipe
+    (out / "config.json").write_text(json.dumps(config))
+    assert cnn.main([*argv, "--resume"]) == 0  # the recipe gives 0.5 today: the same run
+    config["cli"]["eta_minus"] = 0.7  # given then; left to the recipe (0.5) now: another run
+    (out / "config.json").write_text(json.dumps(config))
+    capsys.readouterr()
+    assert cnn.main([*argv, "--resume"]) == 2
+    assert "other options (eta_minus)" in capsys.readouterr().err
+
+
 def test_resume_after_the_recipes_defaults_changed_is_refused_unless_the_flags_say_the_old_values(
     tmp_path, capsys
 ):

@@ -48,10 +48,11 @@ class CNNRecipe:
     ema: float
     tta: bool
     eta_plus: float
+    eta_minus: float
+    min_step: float
+    max_step: float
 
-    def optim(
-        self, optimizer: str, eta_minus: float = 0.5, min_step: float = 1e-6, max_step: float = 50.0
-    ) -> OptimConfig:
+    def optim(self, optimizer: str) -> OptimConfig:
         """The optimizer these values describe."""
         return OptimConfig(
             optimizer,
@@ -60,10 +61,10 @@ class CNNRecipe:
             nesterov=self.nesterov,
             weight_decay=self.weight_decay,
             schedule=self.schedule,
-            eta_minus=eta_minus,
+            eta_minus=self.eta_minus,
             eta_plus=self.eta_plus,
-            min_step=min_step,
-            max_step=max_step,
+            min_step=self.min_step,
+            max_step=self.max_step,
         )
 
     def train(self, optim: OptimConfig, seed: int = 0, has_val: bool = True) -> TrainConfig:
@@ -116,7 +117,10 @@ _REPORT = CNNRecipe(
     nesterov=False,
     ema=0.0,
     tta=False,
-    eta_plus=1.2,
+    eta_plus=1.2,  # Rprop's step sizes as in torch.optim.Rprop
+    eta_minus=0.5,
+    min_step=1e-6,
+    max_step=50.0,
 )
 _STRONG = dataclasses.replace(
     _REPORT,
