@@ -127,29 +127,32 @@ def test_resume_with_other_options_is_refused(tmp_path, capsys):
     assert "other options (recipe)" in capsys.readouterr().err
 
 
-def test_resume_of_a_run_saved_before_an_option_existed_continues(tmp_path, capsys):
+def _saved_run(tmp_path):
+    """A one-epoch run's argv, its saved config.json as a dict, and a function that writes the dict back."""
     out = tmp_path / "r"
     argv = [*ARGS[:-2], "--epochs=1", "--recipe=report", f"--out={out}"]
     assert cnn.main(argv) == 0
-    config = json.loads((out / "config.json").read_text())
+    path = out / "config.json"
+    return argv, json.loads(path.read_text()), lambda config: path.write_text(json.dumps(config))
+
+
+def test_resume_of_a_run_saved_before_an_option_existed_continues(tmp_path, capsys):
+    argv, config, save = _saved_run(tmp_path)
     del config["cli"]["max_step"]  # as if saved before --max-step was added
-    (out / "config.json").write_text(json.dumps(config))
+    save(config)
     assert cnn.main([*argv, "--resume"]) == 0
 
 
 def test_resume_of_a_run_saved_when_a_flag_had_a_fixed_default_continues_when_the_recipe_gives_it(
     tmp_path, capsys
 ):
-    out = tmp_path / "r"
-    argv = [*ARGS[:-2], "--epochs=1", "--recipe=report", f"--out={out}"]
-    assert cnn.main(argv) == 0
-    config = json.loads((out / "config.json").read_text())
+    argv, config, save = _saved_run(tmp_path)
     assert config["cli"]["eta_minus"] is None and config["resolved"]["adam"]["eta_minus"] == 0.5
     config["cli"]["eta_minus"] = 0.5  # as saved when --eta-minus defaulted to 0.5 outside the recipe
-    (out / "config.json").write_text(json.dumps(config))
+    save(config)
     assert cnn.main([*argv, "--resume"]) == 0  # the recipe gives 0.5 today: the same run
     config["cli"]["eta_minus"] = 0.7  # given then; left to the recipe (0.5) now: another run
-    (out / "config.json").write_text(json.dumps(config))
+    save(config)
     capsys.readouterr()
     assert cnn.main([*argv, "--resume"]) == 2
     assert "other options (eta_minus)" in capsys.readouterr().err
@@ -158,13 +161,10 @@ def test_resume_of_a_run_saved_when_a_flag_had_a_fixed_default_continues_when_th
 def test_resume_after_the_recipes_defaults_changed_is_refused_unless_the_flags_say_the_old_values(
     tmp_path, capsys
 ):
-    out = tmp_path / "r"
-    argv = [*ARGS[:-2], "--epochs=1", "--recipe=report", f"--out={out}"]
-    assert cnn.main(argv) == 0
-    config = json.loads((out / "config.json").read_text())
+    argv, config, save = _saved_run(tmp_path)
     assert config["cli"]["select"] is None and config["resolved"]["adam"]["select"] == "last"
     config["resolved"]["adam"]["select"] = "best"  # as if run when the recipe kept the best epoch
-    (out / "config.json").write_text(json.dumps(config))
+    save(config)
     capsys.readouterr()
     assert cnn.main([*argv, "--resume"]) == 2
     assert "recipe's defaults were other (adam.select: best -> last)" in capsys.readouterr().err
