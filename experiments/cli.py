@@ -36,12 +36,77 @@ def refuse_unused(cfg: Any) -> None:
             raise ValueError(f"--{name.replace('_', '-')}={getattr(cfg, name)} is not used {reason}")
 
 
-def opt(default: Any, help: str, choices: Sequence[Any] | None = None, shown: str | None = None) -> Any:
+def opt(
+    default: Any,
+    help: str,
+    choices: Sequence[Any] | None = None,
+    shown: str | None = None,
+    group: str | None = None,
+) -> Any:
     """A config field with its help text (and choices) for the derived command line.
 
-    `shown` is how --help describes the default (fields defaulting to None take the recipe's value).
+    `shown` is how --help describes the default (fields defaulting to None take the recipe's value);
+    `group` titles the --help section it is listed in, after the ungrouped flags.
     """
-    return dataclasses.field(default=default, metadata={"help": help, "choices": choices, "shown": shown})
+    return dataclasses.field(
+        default=default, metadata={"help": help, "choices": choices, "shown": shown, "group": group}
+    )
+
+
+RUN_FOLDER = "run folder (where a run writes, resumes and is re-evaluated from)"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunFolderFlags:
+    """The flags every experiment shares: its run folder, checkpoints, devices, and re-evaluating a finished
+    run. The experiments' configs inherit them; --help lists them last, under their own heading."""
+
+    out: str | None = opt(
+        None,
+        "run folder to write",
+        shown="runs/<experiment>-<date>-<time>, a new folder each run",
+        group=RUN_FOLDER,
+    )
+    resume: bool = opt(
+        False, "continue the run in --out from its newest checkpoints (same options)", group=RUN_FOLDER
+    )
+    overwrite: bool = opt(False, "replace the run in --out", group=RUN_FOLDER)
+    devices: int | None = opt(
+        None, "data-parallel over the first N devices", shown="all visible devices", group=RUN_FOLDER
+    )
+    trials_together: bool = opt(
+        False,
+        "train a variant's trials as one program (a stacked state; vmap on GPU/TPU): faster on an accelerator, "
+        "results equal separate runs within float tolerance",
+        group=RUN_FOLDER,
+    )
+    keep: int = opt(
+        2,
+        "checkpoints kept per trial (plus the best one); 0: none (no --resume, no predict.load)",
+        group=RUN_FOLDER,
+    )
+    eval_only: bool = opt(
+        False,
+        "re-evaluate the finished run given by --from-run, without training; --tta evaluates it with TTA",
+        group=RUN_FOLDER,
+    )
+    from_run: str | None = opt(
+        None, "run folder to re-evaluate with --eval-only", shown="none", group=RUN_FOLDER
+    )
+
+    def __post_init__(self) -> None:
+        """Checks the shared flags; an experiment's config checks its own after calling this."""
+        if self.devices is not None and self.devices < 1:
+            raise ValueError(f"--devices must be >= 1, got {self.devices}")
+        if self.keep < 0:
+            raise ValueError(f"--keep must be >= 0, got {self.keep}")
+        if self.eval_only and not self.from_run:
+            raise ValueError("--eval-only needs --from-run=RUN_FOLDER")
+
+
+def flag_fields(cls: type) -> list[dataclasses.Field]:
+    """The fields of a config dataclass in the order its flags are listed: its own, then the grouped ones."""
+    return sorted(dataclasses.fields(cls), key=lambda f: f.metadata.get("group") is not None)
 
 
 def _base_type(tp: Any) -> Any:
@@ -60,7 +125,12 @@ def parser_for(
         prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
+    groups: dict[str, Any] = {}
+    for f in flag_fields(cls):
+        group = f.metadata.get("group")
+        if group and group not in groups:
+            groups[group] = parser.add_argument_group(group)
+        target = groups[group] if group else parser
         tp = _base_type(hints[f.name])
         flag = "--" + f.name.replace("_", "-")
         help_text = f.metadata.get("help", "")
@@ -69,14 +139,14 @@ def parser_for(
         if given_only:
             default = argparse.SUPPRESS
         if tp is bool:  # off-by-default switches get no --no-... form; the others can be turned off
-            parser.add_argument(
+            target.add_argument(
                 flag,
                 action="store_true" if f.default is False else argparse.BooleanOptionalAction,
                 default=default,
                 help=help_text if f.default is False else f"{help_text} (default: {shown})",
             )
         else:
-            parser.add_argument(
+            target.add_argument(
                 flag,
                 type=tp,
                 default=default,
@@ -91,7 +161,7 @@ def argv_for(cls: type, values: dict[str, Any], against: dict[str, Any] | None =
     """The flags parser_for(cls) reads back as `values`: one per field whose value differs from `against`
     (a field missing there: its default); a switch turned off is `--no-<flag>`."""
     out, against = [], against or {}
-    for f in dataclasses.fields(cls):
+    for f in flag_fields(cls):
         value = values.get(f.name, f.default)
         if value == against.get(f.name, f.default):
             continue

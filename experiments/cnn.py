@@ -20,7 +20,7 @@ import dataclasses
 import sys
 from collections.abc import Sequence
 
-from experiments.cli import check_cv_flags, opt, parse, run_cli
+from experiments.cli import RunFolderFlags, check_cv_flags, opt, parse, run_cli
 from experiments.configs.cnn import RECIPES, CNNRecipe
 
 # The report's comparison grid (table 1.4): name, optimizer, batch norm, trials.
@@ -34,7 +34,7 @@ RPROP_ONLY = ("eta_minus", "eta_plus", "min_step", "max_step")  # flags only Rpr
 
 
 @dataclasses.dataclass(frozen=True)
-class CNNConfig:
+class CNNConfig(RunFolderFlags):
     """Options of the CNN experiment; None means "take the recipe's value" (experiments/configs/cnn.py)."""
 
     dataset: str = opt(
@@ -101,31 +101,15 @@ class CNNConfig:
         "GTSRB by whole tracks per class, synthetic by image, npz refused (no track ids)",
     )
     cv_fold: int = opt(0, "cross-validation: the fold that validates, 0..N-1 (with --cv-folds)")
-    out: str | None = opt(None, "run folder to write", shown="runs/cnn-<date>-<time>, a new folder each run")
-    resume: bool = opt(False, "continue the run in --out from its newest checkpoints (same options)")
-    overwrite: bool = opt(False, "replace the run in --out")
-    devices: int | None = opt(None, "data-parallel over the first N devices", shown="all visible devices")
-    trials_together: bool = opt(
-        False,
-        "train a variant's trials as one program (a stacked state; vmap on GPU/TPU): faster on an accelerator, "
-        "results equal separate runs within float tolerance",
-    )
-    keep: int = opt(2, "checkpoints kept per trial (plus the best one)")
-    eval_only: bool = opt(
-        False,
-        "re-evaluate the finished run given by --from-run, without training; --tta evaluates it with TTA",
-    )
-    from_run: str | None = opt(None, "run folder to re-evaluate with --eval-only", shown="none")
     synthetic_train: int = opt(8600, "synthetic: training images")
 
     def __post_init__(self) -> None:
         """Checks the CLI's own options; the training values are checked by the library types they build."""
+        super().__post_init__()
         if self.trials is not None and self.trials < 1:
             raise ValueError(f"--trials must be >= 1, got {self.trials}")
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
-        if self.eval_only and not self.from_run:
-            raise ValueError("--eval-only needs --from-run=RUN_FOLDER")
         if self.dataset == "npz" and not self.data_dir:
             raise ValueError("--dataset=npz needs --data-dir=FILE.npz")
         check_cv_flags(self.cv_folds, self.cv_fold)

@@ -44,7 +44,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from experiments.cli import check_cv_flags, opt, parse, run_cli
+from experiments.cli import RunFolderFlags, check_cv_flags, opt, parse, run_cli
 from experiments.configs.unet import RECIPES, ROTATE_DEG, UNetRecipe, augmentation
 
 UPSAMPLE = ("bilinear", "nearest", "transpose")
@@ -61,7 +61,7 @@ GRID_TRIALS = 2
 
 
 @dataclasses.dataclass(frozen=True)
-class UNetConfig:
+class UNetConfig(RunFolderFlags):
     """Options of the U-Net experiment; None means "take the recipe's value" (experiments/configs/unet.py)."""
 
     dataset: str = opt(
@@ -141,28 +141,12 @@ class UNetConfig:
         "cross-validation: pool the train and val cases and cut them into N folds (0: off; the test split stays)",
     )
     cv_fold: int = opt(0, "cross-validation: the fold that validates, 0..N-1 (with --cv-folds)")
-    out: str | None = opt(None, "run folder to write", shown="runs/unet-<date>-<time>, a new folder each run")
-    resume: bool = opt(False, "continue the run in --out from its newest checkpoints (same options)")
-    overwrite: bool = opt(False, "replace the run in --out")
-    devices: int | None = opt(None, "data-parallel over the first N devices", shown="all visible devices")
-    trials_together: bool = opt(
-        False,
-        "train a variant's trials as one program (a stacked state; vmap on GPU/TPU): faster on an accelerator, "
-        "results equal separate runs within float tolerance",
-    )
-    keep: int = opt(
-        2, "checkpoints kept per trial (plus the best one); 0: none (no --resume, no predict.load)"
-    )
-    eval_only: bool = opt(
-        False,
-        "re-evaluate the finished run given by --from-run, without training; --tta evaluates it with TTA",
-    )
-    from_run: str | None = opt(None, "run folder to re-evaluate with --eval-only", shown="none")
 
     def __post_init__(self) -> None:
         """Checks the CLI's own options; the training values are checked by the library types they build."""
+        super().__post_init__()
         self.dataset_kind()  # validates the spec
-        for name in ("trials", "width", "depth", "image_size", "eval_batch_size", "devices"):
+        for name in ("trials", "width", "depth", "image_size", "eval_batch_size"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
@@ -179,7 +163,7 @@ class UNetConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1), got {value}")
         if self.synthetic_train < 1:
             raise ValueError(f"--synthetic-train must be >= 1, got {self.synthetic_train}")
-        for name in ("synthetic_val", "synthetic_test", "keep"):
+        for name in ("synthetic_val", "synthetic_test"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if self.synthetic_val + self.synthetic_test < 1:
@@ -187,8 +171,6 @@ class UNetConfig:
         if self.dataset == "npz" and not self.data_dir:
             raise ValueError("--dataset=npz needs --data-dir=FILE.npz")
         check_cv_flags(self.cv_folds, self.cv_fold)
-        if self.eval_only and not self.from_run:
-            raise ValueError("--eval-only needs --from-run=RUN_FOLDER")
         self.train_config(self.resolved(), has_val=True)  # checked before any data is read
         self.resolved().task((0.0,), (1.0,))
 

@@ -36,6 +36,8 @@ def _run(argv, capsys):
         (["--nesterov"], "--nesterov=True is not used without SGD (--optimizer=sgd)"),
         (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
         (["--ema=1.5"], "--ema must be in [0, 1), got 1.5"),
+        (["--keep=-1"], "--keep must be >= 0, got -1"),
+        (["--devices=0"], "--devices must be >= 1, got 0"),
         (["--eta-minus=1.5"], "--eta-minus must be in (0, 1), got 1.5"),
         (["--eta-plus=0.9"], "--eta-plus must be > 1, got 0.9"),
         (["--scale=1.5"], "--scale must be < 1, got 1.5"),

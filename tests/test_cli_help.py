@@ -9,7 +9,7 @@ import pytest
 
 from benchmarks import conv_layers, step_time, time_to_accuracy
 from experiments import cnn, sweep, unet
-from experiments.cli import parser_for
+from experiments.cli import RUN_FOLDER, RunFolderFlags, parser_for
 
 CLIS = [
     (cnn.main, cnn.CNNConfig),
@@ -28,6 +28,7 @@ def _help_entries(entry_point, capsys, monkeypatch) -> dict[str, str]:
         entry_point(["--help"])
     assert info.value.code == 0
     options = capsys.readouterr().out.split("\noptions:\n", 1)[1]
+    options = "\n".join(line for line in options.splitlines() if line.startswith(" "))  # no group titles
     entries = [" ".join(e.split()) for e in re.split(r"\n(?=  -)", options)]
     return {e.split()[0].rstrip(","): e for e in entries}
 
@@ -111,3 +112,16 @@ def test_argv_for_gives_flags_the_parser_reads_back(cls):
     assert "--no-augment" in argv and "--seed=3" in argv
     assert parse(cls, argv, "") == dataclasses.replace(default, **changed)
     assert argv_for(cls, changed, against={**changed, "seed": 1}) == ["--seed=3"]
+
+
+@pytest.mark.parametrize("main", [cnn.main, unet.main])
+def test_run_folder_flags_come_last_under_their_own_heading(main, capsys, monkeypatch):
+    """Both experiments take the shared run-folder flags (experiments.cli.RunFolderFlags), listed after
+    their own options under one heading."""
+    monkeypatch.setenv("COLUMNS", "1000")
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    own, shared = capsys.readouterr().out.split(f"\n{RUN_FOLDER}:\n", 1)
+    flags = re.findall(r"^  (--[a-z-]+)", shared, re.M)
+    assert flags == ["--" + f.name.replace("_", "-") for f in dataclasses.fields(RunFolderFlags)]
+    assert not set(flags) & set(re.findall(r"^  (--[a-z-]+)", own, re.M))
