@@ -225,8 +225,8 @@ def _given(cfg: Any) -> list[str]:
     for a config built in Python, the fields whose value is not their default."""
     given = getattr(cfg, GIVEN, None)
     if given is not None:
-        return [f.name for f in dataclasses.fields(cfg) if f.name in given]
-    return [f.name for f in dataclasses.fields(cfg) if getattr(cfg, f.name) != f.default]
+        return [f.name for f in flag_fields(type(cfg)) if f.name in given]
+    return [f.name for f in flag_fields(type(cfg)) if getattr(cfg, f.name) != f.default]
 
 
 def eval_options(cfg: Any) -> dict[str, Any]:
