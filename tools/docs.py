@@ -96,18 +96,22 @@ def cli_markdown() -> str:
     for cli in CLIS:
         p = parser(cli)
         out += ["", f"## {cli.module}", "", f"`{cli.prog}`: {_summary(cli.module)}", ""]
-        out += ["| option | value | meaning (default) |", "|---|---|---|"]
-        for action in p._actions:
-            if isinstance(action, argparse._HelpAction):
+        for group in p._action_groups:  # the tool's own options, then each titled group (as --help)
+            actions = [a for a in group._group_actions if not isinstance(a, argparse._HelpAction)]
+            if not actions:
                 continue
-            flags = ", ".join(f"`{s}`" for s in action.option_strings)
-            if action.nargs == 0:
-                value = ""
-            elif action.choices:
-                value = " \\| ".join(f"`{c}`" for c in action.choices)
-            else:
-                value = f"`{action.metavar or action.dest.upper()}`"
-            out.append(f"| {flags} | {value} | {_cell(action.help or '')} |")
+            if group.title not in ("options", "optional arguments"):
+                out += ["", f"{group.title[0].upper()}{group.title[1:]}:", ""]
+            out += ["| option | value | meaning (default) |", "|---|---|---|"]
+            for action in actions:
+                flags = ", ".join(f"`{s}`" for s in action.option_strings)
+                if action.nargs == 0:
+                    value = ""
+                elif action.choices:
+                    value = " \\| ".join(f"`{c}`" for c in action.choices)
+                else:
+                    value = f"`{action.metavar or action.dest.upper()}`"
+                out.append(f"| {flags} | {value} | {_cell(action.help or '')} |")
     return "\n".join(out) + "\n"
 
 
