@@ -148,16 +148,19 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
     return np.round(arr * 255.0).astype(np.uint8)
 
 
-def load(run_dir: str | Path, variant: str | None = None, trial: int | str = 1) -> Predictor:
+def load(
+    run_dir: str | Path, variant: str | None = None, trial: int | str = 1, *, average: bool = True
+) -> Predictor:
     """The selected model (best-on-validation or last epoch, as the run chose) of one trial of a run;
-    `trial="all"`: every finished trial of the variant, predicting the mean of their logits."""
+    `trial="all"`: every finished trial of the variant, predicting the mean of their logits.
+    `average=False`: the weights as trained, not the weight average a run with `--ema` kept and evaluated."""
     folder = RunFolder(run_dir)
     run_dir = folder.root
     records = folder.trial_records()
     if not records:
         raise FileNotFoundError(f"{run_dir} holds no finished trials (no {folder.trials_dir}/*.json)")
     if trial == "all":
-        return _ensemble(run_dir, records, variant)
+        return _ensemble(run_dir, records, variant, average)
     if not isinstance(trial, int):
         raise ValueError(f"trial must be a trial number or 'all', got {trial!r}")
     chosen = None
@@ -168,10 +171,10 @@ def load(run_dir: str | Path, variant: str | None = None, trial: int | str = 1) 
     if chosen is None:
         names = sorted({rec["variant"] for rec in records})
         raise ValueError(f"no finished trial {trial} of variant {variant!r} in {run_dir}; variants: {names}")
-    return Predictor(*restore_trial(run_dir, chosen), chosen)
+    return Predictor(*restore_trial(run_dir, chosen, average), chosen)
 
 
-def _ensemble(run_dir: Path, records: list[dict[str, Any]], variant: str | None) -> Predictor:
+def _ensemble(run_dir: Path, records: list[dict[str, Any]], variant: str | None, average: bool) -> Predictor:
     """Every finished trial of one variant (the only one when `variant` is None) as one predictor."""
     names = sorted({rec["variant"] for rec in records})
     if variant is None and len(names) > 1:
@@ -179,13 +182,16 @@ def _ensemble(run_dir: Path, records: list[dict[str, Any]], variant: str | None)
     chosen = [r for r in records if r["variant"] == (variant or names[0]) and not r.get("failed")]
     if not chosen:
         raise ValueError(f"no finished trial of variant {variant!r} in {run_dir}; variants: {names}")
-    model, task, variables = restore_trial(run_dir, chosen[0])
-    members = tuple(restore_trial(run_dir, rec)[2] for rec in chosen[1:])
+    model, task, variables = restore_trial(run_dir, chosen[0], average)
+    members = tuple(restore_trial(run_dir, rec, average)[2] for rec in chosen[1:])
     return Predictor(model, task, variables, chosen[0], members)
 
 
-def restore_trial(run_dir: str | Path, record: dict[str, Any]) -> tuple[Any, Task, dict[str, Any]]:
-    """A finished trial's model, task and the variables it was evaluated with, rebuilt from its record."""
+def restore_trial(
+    run_dir: str | Path, record: dict[str, Any], average: bool = True
+) -> tuple[Any, Task, dict[str, Any]]:
+    """A finished trial's model, task and the variables it was evaluated with, rebuilt from its record
+    (`average=False`: the trained weights, where the run kept a weight average beside them)."""
     spec = dict(record["model_spec"])
     model = _MODELS[spec.pop("class")](**spec)
     task = from_record(record["task"])
@@ -198,7 +204,8 @@ def restore_trial(run_dir: str | Path, record: dict[str, Any]) -> tuple[Any, Tas
             f"{e}; to train {variant} trial {trial} again, delete {folder.root / record['checkpoints']} and "
             f"{folder.trial_record(variant, trial)}, then re-run the run's command with --out={folder.root} --resume"
         ) from e
-    weights = state.get("ema") or state  # the weight average, when the run kept one, is what it evaluated
+    # the weight average, when the run kept one, is what it evaluated
+    weights = (average and state.get("ema")) or state
     variables = {"params": weights["params"]}
     if weights.get("batch_stats"):
         variables["batch_stats"] = weights["batch_stats"]

@@ -43,10 +43,12 @@ def with_options(record: dict[str, Any], options: dict[str, Any]) -> dict[str, A
     return {**record, "train_config": {**record.get("train_config", {}), **options}} if options else record
 
 
-def load_all(run_dir: str | Path, variant: str | None, options: dict[str, Any] | None = None) -> Predictor:
+def load_all(
+    run_dir: str | Path, variant: str | None, options: dict[str, Any] | None = None, *, average: bool = True
+) -> Predictor:
     """Every finished trial of a variant as one predictor (predict.load(trial="all")), evaluating with
-    `options` (with_options) in place of the run's."""
-    predictor = load(run_dir, variant, trial="all")
+    `options` (with_options) in place of the run's; `average=False`: the trained weights, not the average."""
+    predictor = load(run_dir, variant, trial="all", average=average)
     return dataclasses.replace(predictor, record=with_options(predictor.record, options or {}))
 
 

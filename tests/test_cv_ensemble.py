@@ -22,10 +22,12 @@ TINY = [
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
-    """Lever a on fold 0 (and, copied, fold 1), lever b (another seed) on fold 0; c a copy of a's fold 0."""
+    """Lever a on fold 0 (and, copied, fold 1), lever b (another seed) on fold 0; c a copy of a's fold 0; e as a
+    on fold 0 with a weight average kept beside the weights."""
     out = tmp_path_factory.mktemp("sweep")
     assert unet.main([*TINY, "--cv-fold=0", f"--out={out / 'a_f0'}"]) == 0
     assert unet.main([*TINY, "--cv-fold=0", "--seed=1", f"--out={out / 'b_f0'}"]) == 0
+    assert unet.main([*TINY, "--cv-fold=0", "--ema=0.9", f"--out={out / 'e_f0'}"]) == 0
     shutil.copytree(out / "a_f0", out / "c_f0")
     shutil.copytree(out / "a_f0", out / "a_f1")  # a finished fold 1 that c lacks
     return out
@@ -97,11 +99,32 @@ def test_one_lever_with_tta_is_a_lever_and_scores_as_eval_only_with_tta(sweep, t
     assert rows["a_tta"]["command"] == f"python -m tools.cv_ensemble {sweep.name} --levers=a --tta"
 
 
+def test_raw_scores_the_trained_weights_of_a_run_that_kept_a_weight_average(sweep, tmp_path, monkeypatch):
+    from tools import docs
+
+    assert cv_ensemble.main([str(sweep), "--levers=e", "--raw"]) == 0
+    trained, average, plain = (_trial(sweep / f"{n}_f0") for n in ("e_raw", "e", "a"))
+    assert (
+        trained["eval_weights"] == "trained" and trained["per_image"]["cases"] == plain["per_image"]["cases"]
+    )
+    # the average changes nothing in training, so the trained weights score every case as the run without it
+    assert trained["per_image"]["f1"] == pytest.approx(plain["per_image"]["f1"], abs=1e-5)
+    assert average["per_image"]["f1"] != pytest.approx(plain["per_image"]["f1"], abs=1e-5)
+    results = tmp_path / "results.json"
+    results.write_text(docs.RESULTS.read_text())
+    monkeypatch.setattr(docs, "RESULTS", results)
+    assert cv_summary.main([str(sweep), "--reference=a", "--record=unet_cv", "--machine=cpu2"]) == 0
+    rows = {r["variant"]: r for r in json.loads(results.read_text())["tables"]["unet_cv"]["rows"]}
+    assert rows["e_raw"]["original"] == "e's trained weights, not the weight average it kept"
+    assert rows["e_raw"]["command"] == f"python -m tools.cv_ensemble {sweep.name} --levers=e --raw"
+
+
 @pytest.mark.parametrize(
     "argv,message",
     [
         (["--levers=a"], "name two or more different levers"),
         (["--levers=a,a", "--tta"], "name one or more different levers with --tta"),
+        (["--levers=a", "--raw"], "kept no weight average (trained without --ema), so --raw changes nothing"),
         (
             ["--levers=a,c", "--name=same", "--tta"],
             "already holds same_f0, not of these levers evaluated this way",

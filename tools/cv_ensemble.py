@@ -1,6 +1,8 @@
 """The mean of several levers' logits on each cross-validation fold, as one more lever of the sweep folder:
 `python -m tools.cv_ensemble SWEEP_DIR --levers=depth5,depth5_seed1`; with `--tta`, each model evaluated on
-the mean of each image's and its four 1-pixel shifts' logits (one lever alone: `--levers=depth5 --tta`).
+the mean of each image's and its four 1-pixel shifts' logits (one lever alone: `--levers=depth5 --tta`); with
+`--raw`, each run's trained weights rather than the weight average a run with `--ema` kept and scored, so one
+run measures the average against the weights it trained (`--levers=rprop_ema0.9 --raw`).
 
 Two seeds of one recipe averaged this way are the report's "mean of trials" measured on the folds (it evens
 out seed-to-seed spread, which is what the worst cases suffer from). For every fold K that each lever has
@@ -47,9 +49,12 @@ def _data_of(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in cli.items() if k in DATA_FIELDS or k.startswith("synthetic_")}
 
 
-def ensemble_fold(runs: list[Path], tta: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+def ensemble_fold(
+    runs: list[Path], tta: bool = False, raw: bool = False
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The mean of the runs' logits on their (shared) evaluation split (`tta`: each with test-time
-    augmentation): the trial record, and the first run's config (which the ensemble's run folder keeps)."""
+    augmentation; `raw`: each run's trained weights, not its weight average): the trial record, and the first
+    run's config (which the ensemble's run folder keeps)."""
     from experiments.cli import saved_config
     from jaxadl.saved_runs import case_names, eval_split, load_all, summary
 
@@ -64,7 +69,13 @@ def ensemble_fold(runs: list[Path], tta: bool = False) -> tuple[dict[str, Any], 
     split_name, split = eval_split(data)
     cases = case_names(data, split_name, len(split))
     options = {"tta": True} if tta else {}
-    predictors = [load_all(run, None, options) for run in runs]
+    predictors = [load_all(run, None, options, average=not raw) for run in runs]
+    if raw:
+        for run, predictor in zip(runs, predictors, strict=True):
+            if not predictor.record["train_config"].get("ema"):
+                raise ValueError(
+                    f"{run} kept no weight average (trained without --ema), so --raw changes nothing"
+                )
     batch = int(predictors[0].record["train_config"].get("eval_batch_size", 16))
     logits = np.mean([p.batch_logits(split.images, batch) for p in predictors], axis=0)
     evaluation = predictors[0].task.evaluate_logits(logits, split, cases)
@@ -74,6 +85,7 @@ def ensemble_fold(runs: list[Path], tta: bool = False) -> tuple[dict[str, Any], 
         "task": predictors[0].record["task"],
         "ensemble_of": [run.name for run in runs],
         **({"eval_options": options} if options else {}),
+        **({"eval_weights": "trained"} if raw else {}),
         "eval_split": split_name,
         **evaluation.record,
         "eval": summary(evaluation),
@@ -81,7 +93,7 @@ def ensemble_fold(runs: list[Path], tta: bool = False) -> tuple[dict[str, Any], 
     return record, configs[0]
 
 
-def _same_ensemble(folder: Path, levers: list[str], tta: bool) -> bool:
+def _same_ensemble(folder: Path, levers: list[str], tta: bool, raw: bool) -> bool:
     """Whether the folder is this tool's finished mean of the same levers, evaluated the same way (a fold
     done by an earlier call)."""
     try:
@@ -89,7 +101,13 @@ def _same_ensemble(folder: Path, levers: list[str], tta: bool) -> bool:
     except (OSError, ValueError):
         return False
     same = config.get("ensemble_levers") == levers and bool(config.get("ensemble_tta")) == tta
+    same = same and bool(config.get("ensemble_raw")) == raw
     return same and any((folder / "trials").glob("*.json"))
+
+
+def default_name(levers: list[str], tta: bool, raw: bool) -> str:
+    """The lever's name unless --name gives one: the levers joined by +, then _raw and _tta as evaluated."""
+    return "+".join(levers) + ("_raw" if raw else "") + ("_tta" if tta else "")
 
 
 def write_fold(sweep: Path, name: str, fold: int, record: dict[str, Any], config: dict[str, Any]) -> Path:
@@ -110,20 +128,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--levers",
         required=True,
-        help="comma-separated levers whose logits are averaged, e.g. depth5,depth5_seed1 (one with --tta)",
+        help="comma-separated levers whose logits are averaged, e.g. depth5,depth5_seed1 (one with --tta or --raw)",
     )
     parser.add_argument(
         "--tta",
         action="store_true",
         help="evaluate each model on the mean of each image's and its four 1-pixel shifts",
     )
-    parser.add_argument("--name", help="the new lever's name (default: the levers joined by +, then _tta)")
+    parser.add_argument(
+        "--raw",
+        action="store_true",
+        help="evaluate each run's trained weights, not the weight average it kept with --ema",
+    )
+    parser.add_argument(
+        "--name", help="the new lever's name (default: the levers joined by +, then _raw, _tta)"
+    )
     args = parser.parse_args(argv)
     levers = [s for s in args.levers.split(",") if s]
-    if len(levers) < (1 if args.tta else 2) or len(set(levers)) < len(levers):
-        fewest = "one or more different levers with --tta" if args.tta else "two or more different levers"
+    alone = [flag for flag, given in (("--raw", args.raw), ("--tta", args.tta)) if given]
+    if len(levers) < (1 if alone else 2) or len(set(levers)) < len(levers):
+        fewest = f"one or more different levers with {alone[0]}" if alone else "two or more different levers"
         parser.error(f"--levers={args.levers}: name {fewest}")
-    name = args.name or "+".join(levers) + ("_tta" if args.tta else "")
+    name = args.name or default_name(levers, args.tta, args.raw)
     if not re.fullmatch(r"[\w.+-]+", name):
         parser.error(f"--name={name}: not usable as a run folder's name")
     if not args.sweep.is_dir():
@@ -132,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         folds = common_folds(args.sweep, levers)
     except ValueError as e:
         parser.error(str(e))
-    done = [k for k in folds if _same_ensemble(args.sweep / f"{name}_f{k}", levers, args.tta)]
+    done = [k for k in folds if _same_ensemble(args.sweep / f"{name}_f{k}", levers, args.tta, args.raw)]
     taken = [f"{name}_f{k}" for k in folds if k not in done and (args.sweep / f"{name}_f{k}").exists()]
     if taken:
         parser.error(
@@ -145,14 +171,17 @@ def main(argv: list[str] | None = None) -> int:
     import jaxadl  # noqa: F401  (the fast XLA:CPU flags, before JAX starts)
     from jaxadl.tasks import from_record
 
-    how = " with test-time augmentation" if args.tta else ""
+    how = (" (trained weights)" if args.raw else "") + (" with test-time augmentation" if args.tta else "")
     print(f"mean of {', '.join(levers)}{how} on folds {','.join(map(str, folds))} -> {name}_f<K>")
     for k in folds:
         try:
-            record, config = ensemble_fold([args.sweep / f"{lever}_f{k}" for lever in levers], args.tta)
+            record, config = ensemble_fold(
+                [args.sweep / f"{lever}_f{k}" for lever in levers], args.tta, args.raw
+            )
         except (OSError, ValueError) as e:
             parser.error(f"fold {k}: {e}")
-        config = {**config, "ensemble_levers": levers, **({"ensemble_tta": True} if args.tta else {})}
+        way = {key: True for key, given in (("ensemble_tta", args.tta), ("ensemble_raw", args.raw)) if given}
+        config = {**config, "ensemble_levers": levers, **way}
         folder = write_fold(args.sweep, name, k, record, config)
         metric = from_record(record["task"]).main_metric
         print(f"fold {k}: {metric} {record['eval'][metric]['mean']:.4f} -> {folder}", flush=True)

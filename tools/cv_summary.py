@@ -186,23 +186,31 @@ def command_of(sweep: Path, lever: str, folds: set[int], data_name: str | None) 
     the mean of other levers' logits, the tools.cv_ensemble command that wrote it)."""
     config = config_of(sweep, lever, folds)
     if "ensemble_levers" in config:
-        tta = bool(config.get("ensemble_tta"))
-        named = "+".join(config["ensemble_levers"]) + ("_tta" if tta else "")
+        from tools.cv_ensemble import default_name
+
+        tta, raw = bool(config.get("ensemble_tta")), bool(config.get("ensemble_raw"))
         return (
             f"python -m tools.cv_ensemble {sweep.name} --levers={','.join(config['ensemble_levers'])}"
+            + (" --raw" if raw else "")
             + (" --tta" if tta else "")
-            + (f" --name={lever}" if lever != named else "")
+            + (f" --name={lever}" if lever != default_name(config["ensemble_levers"], tta, raw) else "")
         )
     return f"python -m experiments.{config['experiment']} " + " ".join(
         flags(config["cli"], {}, config["experiment"], data_name)
     )
 
 
-def ensemble_text(levers: list[str], tta: bool) -> str:
+def ensemble_text(levers: list[str], tta: bool, raw: bool = False) -> str:
     """How docs/results.json describes a tools.cv_ensemble lever."""
+    weights = "trained weights, not the weight average it kept"
     if len(levers) == 1:
-        return f"{levers[0]} evaluated with `--tta`"
-    return "the mean of the logits of " + " and ".join(levers) + (", each with `--tta`" if tta else "")
+        return (
+            f"{levers[0]}'s {weights}" + (", with `--tta`" if tta else "")
+            if raw
+            else f"{levers[0]} evaluated with `--tta`"
+        )
+    each = [f"each's {weights}"] * raw + ["each with `--tta`"] * tta
+    return "the mean of the logits of " + " and ".join(levers) + "".join(f", {e}" for e in each)
 
 
 def flags(cli: dict[str, Any], against: dict[str, Any], experiment: str, data_name: str | None) -> list[str]:
@@ -295,7 +303,9 @@ def records(
         own = [f for f in flags(cli, than, experiment, data_name) if not f.startswith("--cv-fold=")]
         original = " ".join(f"`{f}`" for f in own) or "none (the reference)"
         if "ensemble_levers" in config:
-            original = ensemble_text(config["ensemble_levers"], bool(config.get("ensemble_tta")))
+            original = ensemble_text(
+                config["ensemble_levers"], bool(config.get("ensemble_tta")), bool(config.get("ensemble_raw"))
+            )
         rows.append(
             {
                 "variant": name,
