@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from tools.cv_summary import CONFIGS, finished_folds
+from tools.cv_summary import CONFIGS, default_name, finished_folds
 
 # the config fields that decide which cases a fold's run is evaluated on (and how they are read)
 DATA_FIELDS = ("dataset", "data_dir", "cv_folds", "cv_fold", "split_seed", "image_size", "test_fraction")
@@ -103,11 +103,6 @@ def _same_ensemble(folder: Path, levers: list[str], tta: bool, raw: bool) -> boo
     same = config.get("ensemble_levers") == levers and bool(config.get("ensemble_tta")) == tta
     same = same and bool(config.get("ensemble_raw")) == raw
     return same and any((folder / "trials").glob("*.json"))
-
-
-def default_name(levers: list[str], tta: bool, raw: bool) -> str:
-    """The lever's name unless --name gives one: the levers joined by +, then _raw and _tta as evaluated."""
-    return "+".join(levers) + ("_raw" if raw else "") + ("_tta" if tta else "")
 
 
 def write_fold(sweep: Path, name: str, fold: int, record: dict[str, Any], config: dict[str, Any]) -> Path:

@@ -186,8 +186,6 @@ def command_of(sweep: Path, lever: str, folds: set[int], data_name: str | None) 
     the mean of other levers' logits, the tools.cv_ensemble command that wrote it)."""
     config = config_of(sweep, lever, folds)
     if "ensemble_levers" in config:
-        from tools.cv_ensemble import default_name
-
         tta, raw = bool(config.get("ensemble_tta")), bool(config.get("ensemble_raw"))
         return (
             f"python -m tools.cv_ensemble {sweep.name} --levers={','.join(config['ensemble_levers'])}"
@@ -198,6 +196,11 @@ def command_of(sweep: Path, lever: str, folds: set[int], data_name: str | None) 
     return f"python -m experiments.{config['experiment']} " + " ".join(
         flags(config["cli"], {}, config["experiment"], data_name)
     )
+
+
+def default_name(levers: list[str], tta: bool, raw: bool) -> str:
+    """The lever's name unless --name gives one: the levers joined by +, then _raw and _tta as evaluated."""
+    return "+".join(levers) + ("_raw" if raw else "") + ("_tta" if tta else "")
 
 
 def ensemble_text(levers: list[str], tta: bool, raw: bool = False) -> str:
