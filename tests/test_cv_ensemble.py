@@ -7,7 +7,7 @@ import pytest
 
 from experiments import unet
 from tests.test_cli_unet import TINY as UNET_TINY
-from tools import cv_ensemble, cv_summary
+from tools import cv_ensemble, cv_summary, docs
 
 # test_cli_unet's tiny synthetic run, with no test split (so each fold's validation cases are the ones
 # scored), two folds, and the checkpoints kept for the ensemble to load
@@ -38,6 +38,15 @@ def _trial(folder):
     return json.loads(path.read_text())
 
 
+def _recorded_rows(sweep, tmp_path, monkeypatch):
+    """The sweep recorded by cv_summary into a copy of docs/results.json: table unet_cv's rows by variant."""
+    results = tmp_path / "results.json"
+    results.write_text(docs.RESULTS.read_text())
+    monkeypatch.setattr(docs, "RESULTS", results)
+    assert cv_summary.main([str(sweep), "--reference=a", "--record=unet_cv", "--machine=cpu2"]) == 0
+    return {r["variant"]: r for r in json.loads(results.read_text())["tables"]["unet_cv"]["rows"]}
+
+
 def test_the_mean_of_identical_models_scores_each_case_as_the_run_did(sweep, capsys):
     assert cv_ensemble.main([str(sweep), "--levers=a,c", "--name=same"]) == 0
     assert "on folds 0 ->" in capsys.readouterr().out  # c has no fold 1
@@ -54,28 +63,19 @@ def test_the_mean_of_identical_models_scores_each_case_as_the_run_did(sweep, cap
 
 
 def test_two_seeds_averaged_become_a_lever_cv_summary_pools_and_records(sweep, tmp_path, monkeypatch, capsys):
-    from tools import docs
-
     assert cv_ensemble.main([str(sweep), "--levers=a,b"]) == 0
     a, b, mean = (_trial(sweep / f"{n}_f0")["per_image"]["f1"] for n in ("a", "b", "a+b"))
     assert len(mean) == len(a) and mean != a and mean != b
     assert all(0.0 <= v <= 1.0 for v in mean)
-    results = tmp_path / "results.json"
-    results.write_text(docs.RESULTS.read_text())
-    monkeypatch.setattr(docs, "RESULTS", results)
     capsys.readouterr()
-    argv = [str(sweep), "--reference=a", "--record=unet_cv", "--machine=cpu2"]
-    assert cv_summary.main(argv) == 0
+    rows = _recorded_rows(sweep, tmp_path, monkeypatch)
     assert "| a+b | 0 | 5 |" in capsys.readouterr().out
-    rows = {r["variant"]: r for r in json.loads(results.read_text())["tables"]["unet_cv"]["rows"]}
     assert rows["a+b"]["original"] == "the mean of the logits of a and b"
     assert rows["a+b"]["command"] == f"python -m tools.cv_ensemble {sweep.name} --levers=a,b"
     assert rows["b"]["original"] == "`--seed=1`"
 
 
 def test_one_lever_with_tta_is_a_lever_and_scores_as_eval_only_with_tta(sweep, tmp_path, monkeypatch, capsys):
-    from tools import docs
-
     assert cv_ensemble.main([str(sweep), "--levers=a", "--tta"]) == 0
     assert "mean of a with test-time augmentation on folds 0,1 -> a_tta_f<K>" in capsys.readouterr().out
     own, shifted = _trial(sweep / "a_f0")["per_image"], _trial(sweep / "a_tta_f0")["per_image"]
@@ -90,18 +90,12 @@ def test_one_lever_with_tta_is_a_lever_and_scores_as_eval_only_with_tta(sweep, t
         own["f1"], abs=1e-5
     )
     assert "tta=True" in (sweep / "c_f0" / "eval_tta.md").read_text()
-    results = tmp_path / "results.json"
-    results.write_text(docs.RESULTS.read_text())
-    monkeypatch.setattr(docs, "RESULTS", results)
-    assert cv_summary.main([str(sweep), "--reference=a", "--record=unet_cv", "--machine=cpu2"]) == 0
-    rows = {r["variant"]: r for r in json.loads(results.read_text())["tables"]["unet_cv"]["rows"]}
+    rows = _recorded_rows(sweep, tmp_path, monkeypatch)
     assert rows["a_tta"]["original"] == "a evaluated with `--tta`"
     assert rows["a_tta"]["command"] == f"python -m tools.cv_ensemble {sweep.name} --levers=a --tta"
 
 
 def test_raw_scores_the_trained_weights_of_a_run_that_kept_a_weight_average(sweep, tmp_path, monkeypatch):
-    from tools import docs
-
     assert cv_ensemble.main([str(sweep), "--levers=e", "--raw"]) == 0
     trained, average, plain = (_trial(sweep / f"{n}_f0") for n in ("e_raw", "e", "a"))
     assert (
@@ -110,11 +104,7 @@ def test_raw_scores_the_trained_weights_of_a_run_that_kept_a_weight_average(swee
     # the average changes nothing in training, so the trained weights score every case as the run without it
     assert trained["per_image"]["f1"] == pytest.approx(plain["per_image"]["f1"], abs=1e-5)
     assert average["per_image"]["f1"] != pytest.approx(plain["per_image"]["f1"], abs=1e-5)
-    results = tmp_path / "results.json"
-    results.write_text(docs.RESULTS.read_text())
-    monkeypatch.setattr(docs, "RESULTS", results)
-    assert cv_summary.main([str(sweep), "--reference=a", "--record=unet_cv", "--machine=cpu2"]) == 0
-    rows = {r["variant"]: r for r in json.loads(results.read_text())["tables"]["unet_cv"]["rows"]}
+    rows = _recorded_rows(sweep, tmp_path, monkeypatch)
     assert rows["e_raw"]["original"] == "e's trained weights, not the weight average it kept"
     assert rows["e_raw"]["command"] == f"python -m tools.cv_ensemble {sweep.name} --levers=e --raw"
 
