@@ -138,3 +138,21 @@ def test_bad_levers_are_usage_errors(sweep, argv, message, capsys):
         cv_ensemble.main([str(sweep), *argv])
     assert e.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "levers,tta,raw,text",
+    [
+        (["a"], True, False, "a evaluated with `--tta`"),
+        (["e"], True, True, "e's trained weights, not the weight average it kept, with `--tta`"),
+        (
+            ["e", "f"],
+            True,
+            True,
+            "the mean of the logits of e and f, each with its trained weights, not the weight average it kept,"
+            " each with `--tta`",
+        ),
+    ],
+)
+def test_ensemble_text_says_how_each_lever_was_evaluated(levers, tta, raw, text):
+    assert cv_summary.ensemble_text(levers, tta, raw) == text

@@ -212,7 +212,7 @@ def ensemble_text(levers: list[str], tta: bool, raw: bool = False) -> str:
             if raw
             else f"{levers[0]} evaluated with `--tta`"
         )
-    each = [f"each's {weights}"] * raw + ["each with `--tta`"] * tta
+    each = [f"each with its {weights}"] * raw + ["each with `--tta`"] * tta
     return "the mean of the logits of " + " and ".join(levers) + "".join(f", {e}" for e in each)
 
 
