@@ -6,7 +6,8 @@ sweep.json give per run the best validation metric and its epoch, the metric aft
 epochs, and compile and training seconds. One GPU holds several small runs at once (`--parallel`);
 this is how the strong recipe's choices in experiments/cnn.py were measured. To end a sweep early but
 keep what is running, create the file OUT/stop: no run starts after that, the running ones finish, and
-the table is written.
+the table is written. To go on with a sweep that was cut (a stop file, a time limit, a restarted machine),
+run the same command with `--resume`: finished runs are kept, cut ones continue from their checkpoints.
 
 Example:
   printf 'base: --epochs=30\\nwd: --epochs=30 --weight-decay=0.05\\n' > jobs.txt
@@ -33,6 +34,7 @@ from jaxadl.run_folder import RunFolder
 from jaxadl.tasks import from_record
 
 NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+KEPT = "done before (kept)"  # a run --resume found finished
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +47,11 @@ class SweepConfig:
     parallel: int = opt(1, "runs at a time")
     time_limit: float = opt(0.0, "seconds for the whole sweep; runs still going then are stopped (0: none)")
     out: str | None = opt(None, "sweep folder", shown="runs/sweep-<date>-<time>")
+    resume: bool = opt(
+        False,
+        "go on with the sweep in --out: its finished runs are kept, runs cut short continue (their --resume), "
+        "the others start",
+    )
 
     def __post_init__(self) -> None:
         if not self.jobs:
@@ -142,8 +149,11 @@ def run_sweep(cfg: SweepConfig, log=print) -> list[dict[str, Any]]:
     common = shlex.split(cfg.common)
     out = Path(cfg.out or default_out("sweep"))
     taken = [name for name, _ in jobs if (out / name).exists()]
-    if taken:
-        raise ValueError(f"{out} already holds runs named {', '.join(taken)}; choose another --out")
+    if taken and not cfg.resume:
+        raise ValueError(
+            f"{out} already holds runs named {', '.join(taken)}; choose another --out, or pass --resume to go "
+            "on with that sweep"
+        )
     out.mkdir(parents=True, exist_ok=True)
     stop = out / "stop"
     if stop.exists():  # left by an earlier sweep in this folder
@@ -158,6 +168,10 @@ def run_sweep(cfg: SweepConfig, log=print) -> list[dict[str, Any]]:
 
     def run_one(job: tuple[str, list[str]]) -> dict[str, Any]:
         name, flags = job
+        again = name in taken  # with --resume: a run of an earlier sweep in this folder
+        if again and RunFolder(out / name).results_json.exists():
+            log(f"[sweep] {name}: finished before, kept")
+            return {"name": name, "flags": flags, "status": KEPT, "rows": summarize_run(out / name)}
         command = [
             sys.executable,
             "-m",
@@ -165,6 +179,7 @@ def run_sweep(cfg: SweepConfig, log=print) -> list[dict[str, Any]]:
             *common,
             *flags,
             f"--out={out / name}",
+            *(["--resume"] if again else []),
         ]
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left < 1:
@@ -173,9 +188,9 @@ def run_sweep(cfg: SweepConfig, log=print) -> list[dict[str, Any]]:
         if stop.exists():
             log(f"[sweep] {name}: not started ({stop} exists)")
             return {"name": name, "flags": flags, "status": "not started (stop file)", "rows": []}
-        log(f"[sweep] start {name}: {' '.join(flags)}")
+        log(f"[sweep] {'resume' if again else 'start'} {name}: {' '.join(flags)}")
         t0 = time.perf_counter()
-        with (out / f"{name}.log").open("w") as f:
+        with (out / f"{name}.log").open("a" if again else "w") as f:
             try:
                 rc = subprocess.run(
                     command, stdout=f, stderr=subprocess.STDOUT, env=env, timeout=left
@@ -204,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def run() -> int:
         results = run_sweep(cfg, log=lambda line: print(line, flush=True))  # a log file sees each line now
-        return 0 if all(r["status"] == "done" for r in results) else 1
+        return 0 if all(r["status"] in ("done", KEPT) for r in results) else 1
 
     return main_guard(run)
 

@@ -202,6 +202,35 @@ def test_a_stop_file_lets_the_running_job_finish_and_starts_no_more(tmp_path, fa
     assert f"`touch {out / 'stop'}`" in capsys.readouterr().out
 
 
+def test_resume_keeps_finished_runs_continues_cut_ones_and_starts_the_rest(tmp_path, fake_experiment, capsys):
+    """A sweep cut short left run `done` finished (results.json) and run `cut` part-way (its folder and log):
+    the same command refuses the folder (exit 2, naming the runs and --resume); with --resume, `done` is kept
+    and not started, `cut` continues with its own --resume (its log appended), `new` starts afresh."""
+    state, out = fake_experiment, tmp_path / "s"
+    jobs = tmp_path / "jobs.txt"
+    jobs.write_text("done: --sleep=0\ncut: --sleep=0\nnew: --sleep=0\n")
+    (out / "done").mkdir(parents=True)
+    (out / "done" / "results.json").write_text("{}")
+    (out / "cut").mkdir()
+    (out / "cut.log").write_text("epoch 12 of 100\n")
+    argv = [f"--jobs={jobs}", f"--common=--state={state}", f"--out={out}"]
+    assert sweep.main(argv) == 2
+    assert "holds runs named done, cut; choose another --out, or pass --resume" in capsys.readouterr().err
+    assert not list(state.glob("*.started"))
+    assert sweep.main([*argv, "--resume"]) == 0
+    runs = json.loads((out / "sweep.json").read_text())["runs"]
+    assert [(r["name"], r["status"]) for r in runs] == [
+        ("done", "done before (kept)"),
+        ("cut", "done"),
+        ("new", "done"),
+    ]
+    assert not (state / "done.started").exists()
+    assert ast.literal_eval((state / "cut.argv").read_text())[-2:] == [f"--out={out / 'cut'}", "--resume"]
+    assert ast.literal_eval((state / "new.argv").read_text())[-1] == f"--out={out / 'new'}"
+    assert (out / "cut.log").read_text().startswith("epoch 12 of 100\n")
+    assert "[sweep] resume cut" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "jobs", sorted((ROOT / "experiments" / "sweeps").glob("*.txt")), ids=lambda p: p.name
 )
