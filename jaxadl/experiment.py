@@ -26,9 +26,27 @@ from jaxadl.saved_runs import ensembles, eval_split
 from jaxadl.trainer import check_batch_size
 from jaxadl.trials import RunContext, Variant, run_trials
 
+# the vector extensions XLA:CPU compiles for when the host has them: runs on hosts that differ in these can
+# differ in rounding, and a long run (Rprop's sign-driven steps above all) in its result
+SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile")
+
+
+def host_cpu(cpuinfo: str | Path = "/proc/cpuinfo") -> dict[str, Any]:
+    """The host CPU's model, logical cores and vector extensions (from /proc/cpuinfo where there is one)."""
+    try:
+        fields = [line.partition(":") for line in Path(cpuinfo).read_text().splitlines()]
+    except OSError:
+        fields = []
+    first = {}
+    for key, _, value in fields:
+        first.setdefault(key.strip(), value.strip())
+    flags = set(first.get("flags", "").split())
+    model = first.get("model name") or platform.processor() or "unknown"
+    return {"model": model, "cores": os.cpu_count(), "simd": [f for f in SIMD_FLAGS if f in flags]}
+
 
 def environment() -> dict[str, Any]:
-    """Library versions and the device, recorded in results.json."""
+    """Library versions, the device and the host CPU, recorded in results.json."""
     versions = {}
     for pkg in ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow-datasets", "numpy"):
         try:
@@ -45,6 +63,7 @@ def environment() -> dict[str, Any]:
         "device_count": jax.device_count(),
         "process_count": jax.process_count(),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "cpu": host_cpu(),
     }
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from experiments import cnn
+from jaxadl.experiment import host_cpu
 from tests.helpers import lines
 
 
@@ -146,6 +147,7 @@ def test_tiny_grid_run_writes_the_run_folder(tmp_path, capsys, figures):
         ids = load(out, variant=t["variant"]).classify(test.images).ids
         assert t["eval"]["accuracy"]["mean"] == pytest.approx(np.mean(ids == test.labels), abs=1e-6)
     assert results["eval_split"] == "test"
+    assert results["environment"]["cpu"] == host_cpu()  # which host's rounding the run's numbers carry
     md = (out / "results.md").read_text()
     assert "| baseline | 1 |" in md and "mean ± std" in md
     records = (out / "metrics.jsonl").read_text().splitlines()
@@ -314,3 +316,15 @@ def test_equalize_reaches_the_task_on_by_default_for_adam_only():
     assert cnn.CNNConfig(recipe="report").resolved("adam").equalize is False
     off = parse(cnn.CNNConfig, ["--no-equalize"], "")
     assert off.resolved("adam").task(43, (0.5,), (0.2,)).equalize is False
+
+
+def test_host_cpu_reads_the_model_and_vector_extensions_of_the_first_core(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8480C\nflags\t\t: fpu sse4_2 avx2 fma avx512f\n\n"
+        "processor\t: 1\nmodel name\t: other\nflags\t\t: fpu\n"
+    )
+    cpu = host_cpu(cpuinfo)
+    assert cpu["model"] == "Intel(R) Xeon(R) Platinum 8480C"
+    assert cpu["simd"] == ["sse4_2", "avx2", "fma", "avx512f"]
+    assert host_cpu(tmp_path / "missing")["simd"] == []
