@@ -23,6 +23,7 @@ import re
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.cli import default_out, main_guard, opt, parse
+from jaxadl.progress import format_seconds
 from jaxadl.run_folder import RunFolder
 from jaxadl.tasks import from_record
 
@@ -143,6 +145,31 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+class SweepPace:
+    """How far a sweep has got and, from the runs it started afresh and saw finish, the time left."""
+
+    def __init__(self, runs: int, parallel: int):
+        self.runs, self.parallel, self.count, self.whole = runs, parallel, 0, []
+        self._lock = threading.Lock()  # runs end on the pool's threads
+
+    def ended(self, seconds: float | None) -> str:
+        """Count one more run ended (`seconds`: its time, if it ran whole here); the progress line."""
+        with self._lock:
+            self.count += 1
+            if seconds is not None:
+                self.whole.append(seconds)
+            left = self.runs - self.count
+            line = f"{self.count} of {self.runs} runs ended"
+            if left and self.whole:
+                each = sum(self.whole) / len(self.whole)
+                at_once = min(self.parallel, left)
+                line += (
+                    f"; {left} to go, ~{format_seconds(each * left / at_once)} left at "
+                    f"{format_seconds(each)} a run, {at_once} at a time"
+                )
+            return line
+
+
 def run_sweep(cfg: SweepConfig, log=print) -> list[dict[str, Any]]:
     """Run every job of cfg.jobs, `parallel` at a time, within the time limit; write the table."""
     jobs = read_jobs(cfg.jobs)
@@ -165,12 +192,14 @@ def run_sweep(cfg: SweepConfig, log=print) -> list[dict[str, Any]]:
     if cfg.parallel > 1:  # on a GPU each process would otherwise take 75 % of its memory
         env.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", f"{0.9 / cfg.parallel:.3f}")
     deadline = time.monotonic() + cfg.time_limit if cfg.time_limit else None
+    pace = SweepPace(len(jobs), cfg.parallel)
 
     def run_one(job: tuple[str, list[str]]) -> dict[str, Any]:
         name, flags = job
         again = name in taken  # with --resume: a run of an earlier sweep in this folder
         if again and RunFolder(out / name).results_json.exists():
             log(f"[sweep] {name}: finished before, kept")
+            pace.ended(None)
             return {"name": name, "flags": flags, "status": KEPT, "rows": summarize_run(out / name)}
         command = [
             sys.executable,
@@ -200,7 +229,9 @@ def run_sweep(cfg: SweepConfig, log=print) -> list[dict[str, Any]]:
                 status = "stopped at the time limit"
         rows = summarize_run(out / name)
         best = ", ".join(f"{_pct(r.get('best'))} @ {r.get('best_epoch', '-')}" for r in rows) or "-"
-        log(f"[sweep] {name}: {status} after {time.perf_counter() - t0:.0f}s; best {best}")
+        seconds = time.perf_counter() - t0
+        log(f"[sweep] {name}: {status} after {seconds:.0f}s; best {best}")
+        log(f"[sweep] {pace.ended(seconds if status == 'done' and not again else None)}")
         return {"name": name, "flags": flags, "status": status, "rows": rows}
 
     with ThreadPoolExecutor(cfg.parallel) as pool:

@@ -228,7 +228,20 @@ def test_resume_keeps_finished_runs_continues_cut_ones_and_starts_the_rest(tmp_p
     assert ast.literal_eval((state / "cut.argv").read_text())[-2:] == [f"--out={out / 'cut'}", "--resume"]
     assert ast.literal_eval((state / "new.argv").read_text())[-1] == f"--out={out / 'new'}"
     assert (out / "cut.log").read_text().startswith("epoch 12 of 100\n")
-    assert "[sweep] resume cut" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "[sweep] resume cut" in printed
+    # the kept run counts as ended; the resumed one too, but its time is no run's whole time
+    assert "[sweep] 2 of 3 runs ended\n" in printed and "[sweep] 3 of 3 runs ended\n" in printed
+
+
+def test_the_pace_counts_the_runs_ended_and_estimates_from_whole_runs_only():
+    """The time left is the mean of the runs that ran whole here, times the runs to go, over the runs at once."""
+    pace = sweep.SweepPace(runs=5, parallel=2)
+    assert pace.ended(None) == "1 of 5 runs ended"  # kept or resumed: no whole run's time yet
+    assert pace.ended(600.0) == "2 of 5 runs ended; 3 to go, ~15.0 min left at 10.0 min a run, 2 at a time"
+    assert pace.ended(1200.0) == "3 of 5 runs ended; 2 to go, ~15.0 min left at 15.0 min a run, 2 at a time"
+    assert pace.ended(None) == "4 of 5 runs ended; 1 to go, ~15.0 min left at 15.0 min a run, 1 at a time"
+    assert pace.ended(300.0) == "5 of 5 runs ended"
 
 
 @pytest.mark.parametrize(
