@@ -138,6 +138,7 @@ def _start(ctx: RunContext, variant: Variant, trial: int) -> tuple[TrainConfig, 
         "model_spec": model_spec(variant.model),
         "task": task.to_record(),
         "checkpoints": folder.checkpoints(variant.name, trial).relative_to(folder.root).as_posix(),
+        "eval_split": ctx.eval_split,
         "input_shape": list(ctx.data.train.images.shape[1:]),
         **task.record_fields(ctx.data.meta),
     }

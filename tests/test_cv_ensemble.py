@@ -109,6 +109,28 @@ def test_raw_scores_the_trained_weights_of_a_run_that_kept_a_weight_average(swee
     assert rows["e_raw"]["command"] == f"python -m tools.cv_ensemble {sweep.name} --levers=e --raw"
 
 
+def test_folds_beside_a_test_split_are_scored_on_their_validation_cases(tmp_path, capsys):
+    """A fold's run that also had a test split scored the test; the ensemble scores the fold's validation cases
+    (5 of the 10 train + val, not the 3 test), which cv_summary pools, and refuses the run's own test figure
+    even while the run has no results.json yet (its trial records say where they were evaluated)."""
+    with_test = [a for a in TINY if not a.startswith("--synthetic-test=")] + ["--synthetic-test=3"]
+    assert unet.main([*with_test, "--cv-fold=0", "--ema=0.9", f"--out={tmp_path / 't_f0'}"]) == 0
+    own = _trial(tmp_path / "t_f0")
+    assert own["eval_split"] == "test" and len(own["per_image"]["cases"]) == 3
+    assert cv_ensemble.main([str(tmp_path), "--levers=t", "--raw"]) == 0
+    mean = _trial(tmp_path / "t_raw_f0")
+    assert mean["eval_split"] == "val" and len(mean["per_image"]["cases"]) == 5
+    (tmp_path / "t_f0").rename(tmp_path / "t_f0.kept")  # pooled alone: the ensemble's validation cases
+    capsys.readouterr()
+    assert cv_summary.main([str(tmp_path)]) == 0
+    assert "| t_raw | 0 | 5 |" in capsys.readouterr().out
+    (tmp_path / "t_f0.kept").rename(tmp_path / "t_f0")
+    (tmp_path / "t_f0" / "results.json").unlink()  # as if still running
+    with pytest.raises(SystemExit) as e:
+        cv_summary.main([str(tmp_path)])
+    assert e.value.code == 2 and "t_f0 was evaluated on its test split" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "argv,message",
     [

@@ -6,7 +6,7 @@ run measures the average against the weights it trained (`--levers=rprop_ema0.9 
 
 Two seeds of one recipe averaged this way are the report's "mean of trials" measured on the folds (it evens
 out seed-to-seed spread, which is what the worst cases suffer from). For every fold K that each lever has
-finished (`<lever>_f<K>` run folders kept with `--keep=1`), the fold's evaluation cases are drawn again from
+finished (`<lever>_f<K>` run folders kept with `--keep=1`), the fold's validation cases are drawn again from
 the first lever's config, each run's saved model predicts them (a run of several trials: their mean), and
 the mean of the logits is scored like a trial. The result is written as `<name>_f<K>` run folders beside
 the others, so `python -m tools.cv_summary SWEEP_DIR` pools, pairs (`--worst`) and records it like any lever.
@@ -52,11 +52,11 @@ def _data_of(config: dict[str, Any]) -> dict[str, Any]:
 def ensemble_fold(
     runs: list[Path], tta: bool = False, raw: bool = False
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The mean of the runs' logits on their (shared) evaluation split (`tta`: each with test-time
-    augmentation; `raw`: each run's trained weights, not its weight average): the trial record, and the first
-    run's config (which the ensemble's run folder keeps)."""
+    """The mean of the runs' logits on their fold's validation cases, also beside a test split (`tta`: each
+    with test-time augmentation; `raw`: each run's trained weights, not its weight average): the trial record,
+    and the first run's config (which the ensemble's run folder keeps)."""
     from experiments.cli import saved_config
-    from jaxadl.saved_runs import case_names, eval_split, load_all, summary
+    from jaxadl.saved_runs import case_names, load_all, summary
 
     configs = [json.loads((run / "config.json").read_text()) for run in runs]
     for run, config in zip(runs[1:], configs[1:], strict=True):
@@ -66,7 +66,9 @@ def ensemble_fold(
     module = importlib.import_module(f"experiments.{experiment}")
     cls = getattr(module, CONFIGS[experiment])
     data = module.load_data(saved_config(cls, cls(eval_only=True, from_run=str(runs[0])), experiment))
-    split_name, split = eval_split(data)
+    if data.val is None:
+        raise ValueError(f"{runs[0]}'s data has no validation split: not a cross-validation fold's run")
+    split_name, split = "val", data.val  # the fold's cases, which the folds pool, even beside a test split
     cases = case_names(data, split_name, len(split))
     options = {"tta": True} if tta else {}
     predictors = [load_all(run, None, options, average=not raw) for run in runs]

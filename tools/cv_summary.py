@@ -85,7 +85,7 @@ def pool(sweep: Path, only: set[int] | None = None) -> dict[str, dict[str, Any]]
         lever = levers[match["lever"]]  # listed even with no fold pooled
         if only is not None and int(match["fold"]) not in only:
             continue
-        on_test = _evaluated_on_test(folder)
+        run_on_test = _evaluated_on_test(folder)
         try:
             lever["splits"].add(fold_split(json.loads((folder / "config.json").read_text())["cli"]))
         except (OSError, ValueError, KeyError):
@@ -93,6 +93,7 @@ def pool(sweep: Path, only: set[int] | None = None) -> dict[str, dict[str, Any]]
         for record in trials(folder):
             if "failed" in record:
                 continue
+            on_test = record["eval_split"] == "test" if "eval_split" in record else run_on_test
             lever["folds"].add(int(match["fold"]))
             lever["written"] = max(lever["written"], record["_written"])
             lever["histories"].setdefault(int(match["fold"]), []).append(record.get("history", []))
@@ -117,7 +118,8 @@ def pool(sweep: Path, only: set[int] | None = None) -> dict[str, dict[str, Any]]
 
 def _evaluated_on_test(folder: Path) -> bool:
     """Whether the run evaluated its trials on a test split (results.json's eval_split) rather than on the
-    fold's validation split, which is what the folds pool."""
+    fold's validation split, which is what the folds pool; for trial records older than their own
+    eval_split (a run still going has no results.json yet)."""
     try:
         return json.loads((folder / "results.json").read_text()).get("eval_split") == "test"
     except (OSError, ValueError):
