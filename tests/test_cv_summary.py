@@ -109,11 +109,12 @@ def test_a_sweep_still_running_compares_levers_on_common_folds(tmp_path, capsys)
 
 def test_the_worst_cases_of_the_reference_lever_are_paired_across_levers(tmp_path, capsys):
     _run(tmp_path, "default_f0", [_lungs(["A", "B", "C"], [0.98, 0.90, 0.95])])
-    _run(tmp_path, "focus1_f0", [_lungs(["A", "B", "C"], [0.97, 0.93, 0.96])])
+    two_seeds = [_lungs(["A", "B", "C"], [0.97, 0.93, 0.96]), _lungs(["A", "B", "C"], [0.97, 0.89, 0.96])]
+    _run(tmp_path, "focus1_f0", two_seeds)  # a case scored by two trials: their mean
     assert cv_summary.main([str(tmp_path), "--worst=2"]) == 0
     out = capsys.readouterr().out
     assert (
-        "| case | default | focus1 |\n|---|---|---|\n| B | 0.9000 | 0.9300 |\n| C | 0.9500 | 0.9600 |\n"
+        "| case | default | focus1 |\n|---|---|---|\n| B | 0.9000 | 0.9100 |\n| C | 0.9500 | 0.9600 |\n"
         in out
     )
     with pytest.raises(SystemExit) as e:
@@ -160,7 +161,7 @@ def test_record_keeps_other_levers_and_reads_an_absent_reference_from_its_row(tm
     sweep = tmp_path / "later-sweep"  # a new folder: the reference's runs are not in it
     cli = {"dataset": "folder:/elsewhere/lungs", "test_fraction": 0.0, "cv_folds": 5, "cv_fold": 0}
     cli |= {"select": "last", "keep": 1, "upsample": "nearest", "depth": 5, "out": str(sweep / "probe_f0")}
-    _run(sweep, "probe_f0", [_lungs(["A", "B"], [0.96, 0.94])])
+    _run(sweep, "probe_f0", [_lungs(["A", "B"], [0.96, 0.94]), _lungs(["A", "B"], [0.96, 0.90])])  # 2 trials
     (sweep / "probe_f0" / "config.json").write_text(json.dumps({"experiment": "unet", "cli": cli}))
     argv = [str(sweep), "--record=unet_cv", "--machine=cpu2", "--data-name=LUNGS_DIR", "--reference=depth5"]
     assert cv_summary.main(argv) == 0
@@ -171,7 +172,10 @@ def test_record_keeps_other_levers_and_reads_an_absent_reference_from_its_row(tm
     assert all(after[name] == row for name, row in before.items())
     assert after["probe"]["original"] == "`--upsample=nearest`"  # not the data path, not the common flags
     assert after["probe"]["source"] == "python -m tools.cv_summary later-sweep"
-    assert after["probe"]["cases"] == {"A": 0.96, "B": 0.94}  # kept for pairing by a later sweep
+    assert after["probe"]["cases"] == {
+        "A": 0.96,
+        "B": 0.92,
+    }  # kept for pairing (each case's mean over trials)
     table = json.loads(results.read_text())
     table["tables"]["unet_cv"]["rows"] = [r for r in rows if r["variant"] != "depth5"]
     results.write_text(json.dumps(table))

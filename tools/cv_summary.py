@@ -116,6 +116,14 @@ def pool(sweep: Path, only: set[int] | None = None) -> dict[str, dict[str, Any]]
     return dict(levers)
 
 
+def per_case(lever: dict[str, Any]) -> dict[str, float]:
+    """Each case's F1, the mean over the trials that scored it (a fold's run of several seeds)."""
+    values: dict[str, list[float]] = defaultdict(list)
+    for case, value in lever["cases"]:
+        values[case].append(float(value))
+    return {case: float(np.mean(v)) for case, v in values.items()}
+
+
 def _evaluated_on_test(folder: Path) -> bool:
     """Whether the run evaluated its trials on a test split (results.json's eval_split) rather than on the
     fold's validation split, which is what the folds pool; for trial records older than their own
@@ -326,7 +334,7 @@ def records(
         if lever["fold_accuracy"]:  # so a later sweep's levers pair with this one's folds
             rows[-1]["fold_accuracy"] = {str(k): round(v, 6) for k, v in fold_means(lever).items()}
         if lever["cases"]:  # each case's F1 and fold, so a later sweep can pair with or top up these cases
-            rows[-1]["cases"] = {case: round(float(v), 6) for case, v in sorted(lever["cases"])}
+            rows[-1]["cases"] = {case: round(v, 6) for case, v in sorted(per_case(lever).items())}
             rows[-1]["case_folds"] = {
                 str(k): sorted(c for c, f in lever["fold_of"].items() if f == k)
                 for k in sorted(lever["folds"])
@@ -480,7 +488,7 @@ def epoch_rules(curves: np.ndarray) -> dict[str, tuple[float, str]]:
 
 def worst_cases(levers: dict[str, dict[str, Any]], n: int, reference: str) -> str:
     """A markdown table of the reference lever's n lowest cases with every lever's F1 on each (paired)."""
-    scores = {name: dict(lever["cases"]) for name, lever in levers.items() if lever["cases"]}
+    scores = {name: per_case(lever) for name, lever in levers.items() if lever["cases"]}
     if reference not in scores:
         raise ValueError(f"no finished segmentation fold of the reference lever {reference!r}")
     names = [reference, *sorted(set(scores) - {reference})]
