@@ -35,8 +35,10 @@ from jaxadl.progress import format_seconds
 from jaxadl.run_folder import RunFolder
 from jaxadl.tasks import from_record
 
-NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+RESERVED = {"stop", "sweep.md", "sweep.json"}  # the sweep's own files in its folder
 KEPT = "done before (kept)"  # a run --resume found finished
+FLAGS = "[sweep] flags: "  # the first line of each run's log: what it ran with, checked by --resume
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,13 +81,31 @@ def read_jobs(path: str | Path) -> list[tuple[str, list[str]]]:
         name, sep, flags = line.partition(":")
         name = name.strip()
         if not sep or not NAME.match(name):
-            raise ValueError(f"{path}:{number}: expected 'name: flags' with a name of letters, digits, _ . -")
+            raise ValueError(
+                f"{path}:{number}: expected 'name: flags' with a name of letters, digits, _ . - "
+                "(starting with a letter or digit)"
+            )
+        if name in RESERVED:
+            raise ValueError(f"{path}:{number}: run name {name!r} is the sweep's own file; choose another")
         if name in {n for n, _ in jobs}:
             raise ValueError(f"{path}:{number}: run name {name!r} is used twice")
-        jobs.append((name, shlex.split(flags)))
+        try:
+            jobs.append((name, shlex.split(flags)))
+        except ValueError as e:  # an unclosed quote
+            raise ValueError(f"{path}:{number}: {e} in the flags") from e
     if not jobs:
         raise ValueError(f"{path}: no runs in it")
     return jobs
+
+
+def _flags_before(log: Path) -> list[str] | None:
+    """The flags a run of an earlier sweep ran with (its log's first line); None where the log does not say."""
+    try:
+        with log.open() as f:
+            first = f.readline()
+    except OSError:
+        return None
+    return shlex.split(first[len(FLAGS) :]) if first.startswith(FLAGS) else None
 
 
 def _metric_keys(run: RunFolder) -> dict[str, str]:
@@ -173,7 +193,10 @@ class SweepPace:
 def run_sweep(cfg: SweepConfig, log=print) -> list[dict[str, Any]]:
     """Run every job of cfg.jobs, `parallel` at a time, within the time limit; write the table."""
     jobs = read_jobs(cfg.jobs)
-    common = shlex.split(cfg.common)
+    try:
+        common = shlex.split(cfg.common)
+    except ValueError as e:
+        raise ValueError(f"--common={cfg.common}: {e}") from e
     out = Path(cfg.out or default_out("sweep"))
     taken = [name for name, _ in jobs if (out / name).exists()]
     if taken and not cfg.resume:
@@ -181,6 +204,13 @@ def run_sweep(cfg: SweepConfig, log=print) -> list[dict[str, Any]]:
             f"{out} already holds runs named {', '.join(taken)}; choose another --out, or pass --resume to go "
             "on with that sweep"
         )
+    for name, flags in jobs:
+        before = _flags_before(out / f"{name}.log") if name in taken else None
+        if before is not None and before != [*common, *flags]:
+            raise ValueError(
+                f"{out / name} ran with `{shlex.join(before)}`, not with `{shlex.join([*common, *flags])}` as "
+                "the jobs and --common give now: --resume goes on only with the same flags; choose another --out"
+            )
     out.mkdir(parents=True, exist_ok=True)
     stop = out / "stop"
     if stop.exists():  # left by an earlier sweep in this folder
@@ -198,9 +228,11 @@ def run_sweep(cfg: SweepConfig, log=print) -> list[dict[str, Any]]:
         name, flags = job
         again = name in taken  # with --resume: a run of an earlier sweep in this folder
         if again and RunFolder(out / name).results_json.exists():
-            log(f"[sweep] {name}: finished before, kept")
+            failed = any("failed" in r for r in RunFolder(out / name).trial_records())
+            status = "failed before (kept)" if failed else KEPT
+            log(f"[sweep] {name}: {'failed' if failed else 'finished'} before, kept")
             pace.ended(None)
-            return {"name": name, "flags": flags, "status": KEPT, "rows": summarize_run(out / name)}
+            return {"name": name, "flags": flags, "status": status, "rows": summarize_run(out / name)}
         command = [
             sys.executable,
             "-m",
@@ -220,6 +252,9 @@ def run_sweep(cfg: SweepConfig, log=print) -> list[dict[str, Any]]:
         log(f"[sweep] {'resume' if again else 'start'} {name}: {' '.join(flags)}")
         t0 = time.perf_counter()
         with (out / f"{name}.log").open("a" if again else "w") as f:
+            if not again:
+                f.write(FLAGS + shlex.join([*common, *flags]) + "\n")
+                f.flush()
             try:
                 rc = subprocess.run(
                     command, stdout=f, stderr=subprocess.STDOUT, env=env, timeout=left

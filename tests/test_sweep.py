@@ -57,6 +57,9 @@ def test_a_failing_run_is_reported_and_the_exit_code_says_so(tmp_path):
         ("a --epochs=1\n", "jobs.txt:1: expected 'name: flags'"),
         ("a: --epochs=1\n\na: --epochs=2\n", "jobs.txt:3: run name 'a' is used twice"),
         ("# nothing\n", "jobs.txt: no runs in it"),
+        ("stop: --epochs=1\n", "jobs.txt:1: run name 'stop' is the sweep's own file"),
+        ("..: --epochs=1\n", "jobs.txt:1: expected 'name: flags'"),
+        ("a: --data-dir='x\n", "jobs.txt:1: No closing quotation in the flags"),
     ],
 )
 def test_malformed_jobs_files_exit_2_naming_the_line(tmp_path, capsys, text, message):
@@ -228,10 +231,42 @@ def test_resume_keeps_finished_runs_continues_cut_ones_and_starts_the_rest(tmp_p
     assert ast.literal_eval((state / "cut.argv").read_text())[-2:] == [f"--out={out / 'cut'}", "--resume"]
     assert ast.literal_eval((state / "new.argv").read_text())[-1] == f"--out={out / 'new'}"
     assert (out / "cut.log").read_text().startswith("epoch 12 of 100\n")
+    assert (out / "new.log").read_text().startswith(f"[sweep] flags: --state={state} --sleep=0\n")
     printed = capsys.readouterr().out
     assert "[sweep] resume cut" in printed
     # the kept run counts as ended; the resumed one too, but its time is no run's whole time
     assert "[sweep] 2 of 3 runs ended\n" in printed and "[sweep] 3 of 3 runs ended\n" in printed
+
+
+def test_resume_refuses_changed_flags_and_keeps_a_failed_run_as_failed(tmp_path, fake_experiment, capsys):
+    """A run's log starts with the flags it ran with: --resume with other flags for it is refused (exit 2,
+    naming the run and both) before anything starts; a finished run with a failed trial is kept as failed, so
+    the sweep's exit code still says so."""
+    state, out = fake_experiment, tmp_path / "s"
+    jobs = tmp_path / "jobs.txt"
+    jobs.write_text("a: --sleep=0\nb: --sleep=0\n")
+    argv = [f"--jobs={jobs}", f"--common=--state={state}", f"--out={out}"]
+    assert sweep.main(argv) == 0
+    from jaxadl import Classification
+
+    task = Classification(num_classes=2).to_record()
+    for name, failed in (("a", {}), ("b", {"failed": "the loss became nan"})):
+        trial = {"variant": "v", "trial": 1, "task": task, **failed}
+        (out / name / "trials").mkdir(parents=True)
+        (out / name / "trials" / "v_trial1.json").write_text(json.dumps(trial))
+        (out / name / "results.json").write_text("{}")
+    jobs.write_text("a: --sleep=0.5\nb: --sleep=0\n")
+    capsys.readouterr()
+    assert sweep.main([*argv, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert f"{out / 'a'} ran with `--state={state} --sleep=0`, not with `--state={state} --sleep=0.5`" in err
+    jobs.write_text("a: --sleep=0\nb: --sleep=0\n")
+    assert sweep.main([*argv, "--resume"]) == 1
+    runs = json.loads((out / "sweep.json").read_text())["runs"]
+    assert [(r["name"], r["status"]) for r in runs] == [
+        ("a", "done before (kept)"),
+        ("b", "failed before (kept)"),
+    ]
 
 
 def test_the_pace_counts_the_runs_ended_and_estimates_from_whole_runs_only():
