@@ -146,15 +146,19 @@ def test_folds_beside_a_test_split_are_scored_on_their_validation_cases(tmp_path
         (["--levers=a,b", "--name=same"], "already holds same_f0, not of these levers"),
         (["--levers=a,c", "--name=no/slash"], "not usable as a run folder's name"),
         (["--levers=a,moved"], "was evaluated on other data"),
+        (["--levers=a,bare"], "fold 0: no checkpoint in"),
     ],
 )
 def test_bad_levers_are_usage_errors(sweep, argv, message, capsys):
+    if not (sweep / "bare_f0").exists():  # a run that kept no checkpoint (--keep=0)
+        shutil.copytree(sweep / "a_f0", sweep / "bare_f0")
+        shutil.rmtree(sweep / "bare_f0" / "checkpoints")
     if not (sweep / "moved_f0").exists():  # the same model, but its fold drawn with another split seed
         shutil.copytree(sweep / "a_f0", sweep / "moved_f0")
         config = json.loads((sweep / "moved_f0" / "config.json").read_text())
         config["cli"]["split_seed"] = 7
         (sweep / "moved_f0" / "config.json").write_text(json.dumps(config))
-    if "same_f0" in " ".join(argv) and not (sweep / "same_f0").exists():
+    if "--name=same" in argv and not (sweep / "same_f0").exists():
         cv_ensemble.main([str(sweep), "--levers=a,c", "--name=same"])
     with pytest.raises(SystemExit) as e:
         cv_ensemble.main([str(sweep), *argv])

@@ -166,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"folds {','.join(map(str, done))}: {name}_f<K> already written (kept)")
     folds = [k for k in folds if k not in done]
     import jaxadl  # noqa: F401  (the fast XLA:CPU flags, before JAX starts)
+    from jaxadl.checkpoint import CheckpointError
+    from jaxadl.data.base import DatasetError
+    from jaxadl.run_folder import RunFolderError
     from jaxadl.tasks import from_record
 
     how = (" (trained weights)" if args.raw else "") + (" with test-time augmentation" if args.tta else "")
@@ -175,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             record, config = ensemble_fold(
                 [args.sweep / f"{lever}_f{k}" for lever in levers], args.tta, args.raw
             )
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, CheckpointError, DatasetError, RunFolderError) as e:
             parser.error(f"fold {k}: {e}")
         way = {key: True for key, given in (("ensemble_tta", args.tta), ("ensemble_raw", args.raw)) if given}
         config = {**config, "ensemble_levers": levers, **way}
