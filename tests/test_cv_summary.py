@@ -75,6 +75,23 @@ def test_folds_whose_runs_scored_the_test_split_pool_their_validation(tmp_path, 
     assert e.value.code == 2 and "lungs_f0 was evaluated on its test split" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--worst=-3"], "--worst=-3: the number of cases, 1 or more"),
+        (["--recorded=unet_cv"], "--recorded=unet_cv: only with --worst"),
+        (["--machine=cpu2"], "--machine=cpu2: only with --record"),
+        (["--data-name=LUNGS_DIR"], "--data-name=LUNGS_DIR: only with --record"),
+        (["--record=unet_cv"], "--record needs --machine=KEY"),
+    ],
+)
+def test_flags_without_what_they_need_are_usage_errors(tmp_path, argv, message, capsys):
+    """Before anything is read or written: a flag that would be ignored says so."""
+    with pytest.raises(SystemExit) as e:
+        cv_summary.main([str(tmp_path), *argv])
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
 def test_a_folder_without_fold_runs_is_a_usage_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         cv_summary.main([str(tmp_path)])

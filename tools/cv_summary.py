@@ -547,6 +547,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.sweep.is_dir():
         parser.error(f"{args.sweep} is not a folder")
+    if args.worst < 0:
+        parser.error(f"--worst={args.worst}: the number of cases, 1 or more (0: none)")
+    needs = [("--recorded", args.recorded, "--worst", args.worst)]
+    needs += [
+        (f"--{n}", getattr(args, n.replace("-", "_")), "--record", args.record)
+        for n in ("machine", "data-name")
+    ]
+    for flag, given, other, with_it in needs:
+        if given and not with_it:
+            parser.error(f"{flag}={given}: only with {other}")
+    if args.record and not args.machine:
+        parser.error("--record needs --machine=KEY (a key of docs/results.json's machines)")
     only = None
     if args.common_folds:
         # a lever with no finished run yet is listed, not waited on
@@ -567,8 +579,11 @@ def main(argv: list[str] | None = None) -> int:
         from tools import docs
 
         table = docs.load_results()["tables"].get(args.record, {"rows": []})
-        for line in top_up(args.sweep, levers, table["rows"], args.data_name):
-            print(f"top-up: {line}")
+        try:
+            for line in top_up(args.sweep, levers, table["rows"], args.data_name):
+                print(f"top-up: {line}")
+        except (OSError, ValueError) as e:
+            parser.error(f"--top-up: {e}")
     segmentation = any(lever["cases"] for lever in levers.values())
     reference = None
     if segmentation:
