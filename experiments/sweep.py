@@ -25,7 +25,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -142,6 +142,16 @@ def summarize_run(folder: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def readable_rows(folder: Path, log: Callable[[str], None]) -> list[dict[str, Any]]:
+    """summarize_run, or no rows (said in the log) where the run's records cannot be read (a line cut by a
+    kill), so one damaged run leaves the others' table."""
+    try:
+        return summarize_run(folder)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        log(f"[sweep] {folder.name}: its records cannot be read ({type(e).__name__}: {e}); no rows for it")
+        return []
+
+
 def _pct(value: Any) -> str:
     """A metric value in % for the table, "-" where there is none."""
     return f"{100 * value:.2f}" if isinstance(value, float) else "-"
@@ -190,7 +200,7 @@ class SweepPace:
             return line
 
 
-def run_sweep(cfg: SweepConfig, log=print) -> list[dict[str, Any]]:
+def run_sweep(cfg: SweepConfig, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Run every job of cfg.jobs, `parallel` at a time, within the time limit; write the table."""
     jobs = read_jobs(cfg.jobs)
     try:
@@ -232,7 +242,7 @@ def run_sweep(cfg: SweepConfig, log=print) -> list[dict[str, Any]]:
             status = "failed before (kept)" if failed else KEPT
             log(f"[sweep] {name}: {'failed' if failed else 'finished'} before, kept")
             pace.ended(None)
-            return {"name": name, "flags": flags, "status": status, "rows": summarize_run(out / name)}
+            return {"name": name, "flags": flags, "status": status, "rows": readable_rows(out / name, log)}
         command = [
             sys.executable,
             "-m",
@@ -262,7 +272,7 @@ def run_sweep(cfg: SweepConfig, log=print) -> list[dict[str, Any]]:
                 status = "done" if rc == 0 else f"failed (exit {rc})"
             except subprocess.TimeoutExpired:
                 status = "stopped at the time limit"
-        rows = summarize_run(out / name)
+        rows = readable_rows(out / name, log)
         best = ", ".join(f"{_pct(r.get('best'))} @ {r.get('best_epoch', '-')}" for r in rows) or "-"
         seconds = time.perf_counter() - t0
         log(f"[sweep] {name}: {status} after {seconds:.0f}s; best {best}")

@@ -241,7 +241,7 @@ def test_resume_keeps_finished_runs_continues_cut_ones_and_starts_the_rest(tmp_p
 def test_resume_refuses_changed_flags_and_keeps_a_failed_run_as_failed(tmp_path, fake_experiment, capsys):
     """A run's log starts with the flags it ran with: --resume with other flags for it is refused (exit 2,
     naming the run and both) before anything starts; a finished run with a failed trial is kept as failed, so
-    the sweep's exit code still says so."""
+    the sweep's exit code still says so; a run whose records cannot be read leaves the table to the others."""
     state, out = fake_experiment, tmp_path / "s"
     jobs = tmp_path / "jobs.txt"
     jobs.write_text("a: --sleep=0\nb: --sleep=0\n")
@@ -261,12 +261,15 @@ def test_resume_refuses_changed_flags_and_keeps_a_failed_run_as_failed(tmp_path,
     err = capsys.readouterr().err
     assert f"{out / 'a'} ran with `--state={state} --sleep=0`, not with `--state={state} --sleep=0.5`" in err
     jobs.write_text("a: --sleep=0\nb: --sleep=0\n")
+    (out / "a" / "metrics.jsonl").write_text('{"variant": "v", "trial": 1, "epo')  # a line cut by a kill
     assert sweep.main([*argv, "--resume"]) == 1
     runs = json.loads((out / "sweep.json").read_text())["runs"]
     assert [(r["name"], r["status"]) for r in runs] == [
         ("a", "done before (kept)"),
         ("b", "failed before (kept)"),
     ]
+    printed = capsys.readouterr().out
+    assert runs[0]["rows"] == [] and "[sweep] a: its records cannot be read (JSONDecodeError" in printed
 
 
 def test_the_pace_counts_the_runs_ended_and_estimates_from_whole_runs_only():
