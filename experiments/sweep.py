@@ -75,8 +75,8 @@ def read_jobs(path: str | Path) -> list[tuple[str, list[str]]]:
         raise ValueError(f"--jobs: cannot read {path}: {e}") from e
     jobs: list[tuple[str, list[str]]] = []
     for number, line in enumerate(lines, 1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
+        line = line.strip()
+        if not line or line.startswith("#"):
             continue
         name, sep, flags = line.partition(":")
         name = name.strip()
@@ -90,7 +90,7 @@ def read_jobs(path: str | Path) -> list[tuple[str, list[str]]]:
         if name in {n for n, _ in jobs}:
             raise ValueError(f"{path}:{number}: run name {name!r} is used twice")
         try:
-            jobs.append((name, shlex.split(flags)))
+            jobs.append((name, shlex.split(flags, comments=True)))  # a # inside quotes stays
         except ValueError as e:  # an unclosed quote
             raise ValueError(f"{path}:{number}: {e} in the flags") from e
     if not jobs:

@@ -70,6 +70,12 @@ def test_malformed_jobs_files_exit_2_naming_the_line(tmp_path, capsys, text, mes
     assert not (tmp_path / "s").exists()
 
 
+def test_jobs_lines_lose_their_comments_but_not_a_hash_inside_quotes(tmp_path):
+    jobs = tmp_path / "jobs.txt"
+    jobs.write_text("# runs\n  # indented comment\na: --data-dir='/d/#1' --epochs=2  # two epochs\n")
+    assert sweep.read_jobs(jobs) == [("a", ["--data-dir=/d/#1", "--epochs=2"])]
+
+
 def test_usage_errors(capsys):
     with pytest.raises(SystemExit) as info:
         sweep.main([])

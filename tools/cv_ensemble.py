@@ -111,10 +111,13 @@ def write_fold(sweep: Path, name: str, fold: int, record: dict[str, Any], config
     """`<name>_f<fold>` in the sweep folder, complete or not at all (written aside, then renamed)."""
     final = sweep / f"{name}_f{fold}"
     partial = sweep / f".{name}_f{fold}.partial"
+    from jaxadl.run_folder import RunFolder
+
     shutil.rmtree(partial, ignore_errors=True)
-    (partial / "trials").mkdir(parents=True)
-    (partial / "config.json").write_text(json.dumps(config, indent=1))
-    (partial / "trials" / f"{record['variant']}_trial1.json").write_text(json.dumps(record, indent=1))
+    folder = RunFolder(partial)
+    folder.trials_dir.mkdir(parents=True)
+    folder.config.write_text(json.dumps(config, indent=1))
+    folder.trial_record(record["variant"], 1).write_text(json.dumps(record, indent=1))
     partial.rename(final)
     return final
 
