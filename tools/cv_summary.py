@@ -134,13 +134,18 @@ def _evaluated_on_test(folder: Path) -> bool:
         return False
 
 
+def case_stats(lever: dict[str, Any]) -> tuple[float, float, float, str]:
+    """A segmentation lever's pooled per-case F1: mean, 5th percentile, minimum, and the lowest case's name."""
+    values = np.array([v for _, v in lever["cases"]])
+    worst = min(lever["cases"], key=lambda c: c[1])
+    return float(values.mean()), float(np.percentile(values, 5)), float(values.min()), worst[0]
+
+
 def _numbers(lever: dict[str, Any]) -> tuple[str, str]:
     """A lever's figures and its worst case or lowest fold, as docs/results.json records them."""
     if lever["cases"]:
-        values = np.array([v for _, v in lever["cases"]])
-        worst = min(lever["cases"], key=lambda c: c[1])
-        figures = f"{values.mean():.4f} / {np.percentile(values, 5):.4f} / {values.min():.4f}"
-        return figures, f"{len(values)} cases; lowest {worst[0]}"
+        mean, p5, low, worst = case_stats(lever)
+        return f"{mean:.4f} / {p5:.4f} / {low:.4f}", f"{len(lever['cases'])} cases; lowest {worst}"
     acc = np.array(accuracies(lever))
     return (
         f"{100 * acc.mean():.2f} %",
@@ -434,12 +439,8 @@ def row(name: str, lever: dict[str, Any], reference: tuple[str, dict[str, Any]] 
     if not lever["cases"] and not lever["fold_accuracy"]:
         return f"| {name} | none finished |"
     if lever["cases"]:
-        values = np.array([v for _, v in lever["cases"]])
-        worst = min(lever["cases"], key=lambda c: c[1])
-        return (
-            f"| {name} | {folds} | {len(values)} | {values.mean():.4f} | {np.percentile(values, 5):.4f} | "
-            f"{values.min():.4f} | {worst[0]} |"
-        )
+        mean, p5, low, worst = case_stats(lever)
+        return f"| {name} | {folds} | {len(lever['cases'])} | {mean:.4f} | {p5:.4f} | {low:.4f} | {worst} |"
     acc = np.array(accuracies(lever))
     line = f"| {name} | {folds} | {len(acc)} runs | {100 * acc.mean():.2f} % | {100 * acc.min():.2f} % |"
     if reference:
