@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import sys
 import types
 import typing
@@ -15,6 +16,14 @@ C = TypeVar("C")
 # Exit codes of both experiment CLIs: 0 all trials trained, 2 usage or data error (nothing trained),
 # 3 some trial diverged (the others ran; results.json/md record which), 130 interrupted.
 EXIT_USAGE, EXIT_DIVERGED = 2, 3
+
+
+CONFIG_CLASSES = {"cnn": "CNNConfig", "unet": "UNetConfig"}  # experiment -> its config dataclass's name
+
+
+def config_class(experiment: str) -> type:
+    """The config dataclass of `python -m experiments.<experiment>` (imported when asked: it brings in JAX)."""
+    return getattr(importlib.import_module(f"experiments.{experiment}"), CONFIG_CLASSES[experiment])
 
 
 GIVEN = "_flags_given"  # the attribute parse() sets on a config: the names of the flags on the command line

@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from tools.cv_summary import CONFIGS, default_name, finished_folds
+from experiments.cli import config_class
+from tools.cv_summary import default_name, finished_folds
 
 # the config fields that decide which cases a fold's run is evaluated on (and how they are read)
 DATA_FIELDS = ("dataset", "data_dir", "cv_folds", "cv_fold", "split_seed", "image_size", "test_fraction")
@@ -64,7 +65,7 @@ def ensemble_fold(
             raise ValueError(f"{run} was evaluated on other data than {runs[0]}: {_data_of(config)}")
     experiment = configs[0]["experiment"]
     module = importlib.import_module(f"experiments.{experiment}")
-    cls = getattr(module, CONFIGS[experiment])
+    cls = config_class(experiment)
     data = module.load_data(saved_config(cls, cls(eval_only=True, from_run=str(runs[0])), experiment))
     if data.val is None:
         raise ValueError(f"{runs[0]}'s data has no validation split: not a cross-validation fold's run")

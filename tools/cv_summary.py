@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import importlib
 import json
 import re
 import shlex
@@ -40,7 +39,8 @@ from typing import Any
 
 import numpy as np
 
-CONFIGS = {"unet": "UNetConfig", "cnn": "CNNConfig"}  # experiment -> its CLI's config dataclass
+from experiments.cli import CONFIG_CLASSES, config_class
+
 FOLDER = re.compile(r"^(?P<lever>.+)_f(?P<fold>\d+)$")
 
 
@@ -167,9 +167,9 @@ def pinned(config: dict[str, Any]) -> dict[str, Any]:
     from jaxadl.run_folder import recipe_changes
 
     saved, experiment = config.get("resolved"), config.get("experiment")
-    if not isinstance(saved, dict) or experiment not in CONFIGS:
+    if not isinstance(saved, dict) or experiment not in CONFIG_CLASSES:
         return config
-    cls = getattr(importlib.import_module(f"experiments.{experiment}"), CONFIGS[experiment])
+    cls = config_class(experiment)
     cli = dict(config["cli"])
     try:
         cfg = cls(**{k: v for k, v in cli.items() if k in {f.name for f in dataclasses.fields(cls)}})
@@ -238,7 +238,7 @@ def flags(cli: dict[str, Any], against: dict[str, Any], experiment: str, data_na
     from experiments.cli import argv_for
     from jaxadl.experiment import RUN_ONLY_KEYS
 
-    config = getattr(importlib.import_module(f"experiments.{experiment}"), CONFIGS[experiment])
+    config = config_class(experiment)
     cli, against = ({k: v for k, v in d.items() if k not in RUN_ONLY_KEYS} for d in (cli, against))
     out = [f for f in argv_for(config, cli, against) if not f.startswith("--cv-fold=")]
     if cli.get("cv_folds"):
@@ -270,7 +270,7 @@ def reference_cli(row: dict[str, Any], like: dict[str, Any], data_name: str | No
 
     words = shlex.split(row["command"])
     experiment = words[2].removeprefix("experiments.")
-    config = getattr(importlib.import_module(f"experiments.{experiment}"), CONFIGS[experiment])
+    config = config_class(experiment)
     argv = [w.replace("--cv-fold=K", "--cv-fold=0") for w in words[3:]]
     cli = vars(parser_for(config, "").parse_args(argv))
     for key in ("dataset", "data_dir"):
