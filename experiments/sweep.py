@@ -16,7 +16,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
 import os
 import re
@@ -30,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from experiments.cli import default_out, main_guard, opt, parse
+from experiments.cli import config_class, default_out, main_guard, opt, parse
 from jaxadl.progress import format_seconds
 from jaxadl.run_folder import RunFolder
 from jaxadl.tasks import from_record
@@ -96,6 +98,23 @@ def read_jobs(path: str | Path) -> list[tuple[str, list[str]]]:
     if not jobs:
         raise ValueError(f"{path}: no runs in it")
     return jobs
+
+
+def check_jobs(experiment: str, common: list[str], jobs: list[tuple[str, list[str]]], path: str) -> None:
+    """Every job's flags read by its experiment's CLI before any run starts, so that a mistake on a late line
+    is an error now, not hours into the sweep."""
+    cls = config_class(experiment)
+    for name, flags in jobs:
+        said = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(said):
+                parse(cls, [*common, *flags], "", prog=f"python -m experiments.{experiment}")
+        except SystemExit:
+            why = said.getvalue().strip().splitlines()[-1:] or ["refused"]
+            raise ValueError(
+                f"{path}: run {name}: python -m experiments.{experiment} {shlex.join([*common, *flags])}: "
+                f"{why[0].split('error: ', 1)[-1]}"
+            ) from None
 
 
 def _flags_before(log: Path) -> list[str] | None:
@@ -207,6 +226,7 @@ def run_sweep(cfg: SweepConfig, log: Callable[[str], None] = print) -> list[dict
         common = shlex.split(cfg.common)
     except ValueError as e:
         raise ValueError(f"--common={cfg.common}: {e}") from e
+    check_jobs(cfg.experiment, common, jobs, cfg.jobs)
     out = Path(cfg.out or default_out("sweep"))
     taken = [name for name, _ in jobs if (out / name).exists()]
     if taken and not cfg.resume:

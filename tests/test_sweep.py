@@ -43,12 +43,32 @@ def test_two_runs_in_parallel_are_tabulated(tmp_path, capsys):
 @pytest.mark.slow
 def test_a_failing_run_is_reported_and_the_exit_code_says_so(tmp_path):
     jobs = tmp_path / "jobs.txt"
-    jobs.write_text("bad: --epochs=1 --optimizer=lbfgs\n")
+    jobs.write_text("bad: --epochs=1 --devices=99  # valid flags, refused when the run looks at the machine\n")
     code = sweep.main([f"--jobs={jobs}", f"--common={TINY}", f"--out={tmp_path / 's'}"])
     assert code == 1
     (run,) = json.loads((tmp_path / "s" / "sweep.json").read_text())["runs"]
     assert run["status"] == "failed (exit 2)" and run["rows"] == []
-    assert "invalid choice: 'lbfgs'" in (tmp_path / "s" / "bad.log").read_text()
+    assert "--devices=99: between 1 and" in (tmp_path / "s" / "bad.log").read_text()
+
+
+@pytest.mark.parametrize(
+    "line,message",
+    [
+        (
+            "late: --optimizer=lbfgs",
+            "jobs.txt: run late: python -m experiments.cnn --epochs=1 --optimizer=lbfgs: ",
+        ),
+        ("late: --optimiser=sgd", "unrecognized arguments: --optimiser=sgd"),
+        ("late: --epochs=0", "--epochs must be >= 1"),
+    ],
+)
+def test_every_jobs_flags_are_checked_before_any_run_starts(tmp_path, capsys, line, message):
+    """A mistake on the last line is an error at once (exit 2, naming the run and the flag), nothing started."""
+    jobs = tmp_path / "jobs.txt"
+    jobs.write_text(f"first: --optimizer=sgd\n{line}\n")
+    assert sweep.main([f"--jobs={jobs}", "--common=--epochs=1", f"--out={tmp_path / 's'}"]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
 
 
 @pytest.mark.parametrize(
@@ -137,6 +157,7 @@ def fake_experiment(tmp_path, monkeypatch):
     script.write_text(f"#!{sys.executable}\n{FAKE_EXPERIMENT}")
     script.chmod(0o755)
     monkeypatch.setattr(sweep.sys, "executable", str(script))
+    monkeypatch.setattr(sweep, "check_jobs", lambda *args: None)  # its flags are not the experiment's
     state = tmp_path / "state"
     state.mkdir()
     return state
