@@ -37,6 +37,8 @@ def test_segmentation_folds_are_pooled_per_lever(tmp_path, capsys):
     _run(tmp_path, "default_f1", [_lungs(["C", "D"], [0.97, 0.99])])
     _run(tmp_path, "aspect15_f0", [_lungs(["A", "B"], [0.97, 0.95]), {"failed": "diverged"}])
     (tmp_path / "notes").mkdir()  # not a fold's folder: ignored
+    # nor a zero-padded fold (its folder would be rebuilt as padded_f1)
+    _run(tmp_path, "padded_f01", [_lungs(["A"], [0.5])])
     assert cv_summary.main([str(tmp_path)]) == 0
     out = capsys.readouterr().out.splitlines()
     default = next(line for line in out if line.startswith("| default |"))
@@ -46,6 +48,7 @@ def test_segmentation_folds_are_pooled_per_lever(tmp_path, capsys):
         next(line for line in out if line.startswith("| aspect15 |"))
         == "| aspect15 | 0 | 2 | 0.9600 | 0.9510 | 0.9500 | B |"
     )
+    assert [line.split(" |")[0] for line in out if line.startswith("| ")][1:] == ["| aspect15", "| default"]
 
 
 def test_classification_folds_give_the_mean_accuracy(tmp_path, capsys):

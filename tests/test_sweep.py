@@ -43,7 +43,7 @@ def test_two_runs_in_parallel_are_tabulated(tmp_path, capsys):
 @pytest.mark.slow
 def test_a_failing_run_is_reported_and_the_exit_code_says_so(tmp_path):
     jobs = tmp_path / "jobs.txt"
-    jobs.write_text("bad: --epochs=1 --devices=99  # valid flags, refused when the run looks at the machine\n")
+    jobs.write_text("bad: --epochs=1 --devices=99\n")  # valid flags, refused once the run sees the machine
     code = sweep.main([f"--jobs={jobs}", f"--common={TINY}", f"--out={tmp_path / 's'}"])
     assert code == 1
     (run,) = json.loads((tmp_path / "s" / "sweep.json").read_text())["runs"]

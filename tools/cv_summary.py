@@ -41,7 +41,8 @@ import numpy as np
 
 from experiments.cli import CONFIG_CLASSES, config_class
 
-FOLDER = re.compile(r"^(?P<lever>.+)_f(?P<fold>\d+)$")
+# <lever>_f<K>, K not zero-padded (the folder's name is rebuilt from K)
+FOLDER = re.compile(r"^(?P<lever>.+)_f(?P<fold>0|[1-9]\d*)$")
 
 
 def trials(folder: Path) -> list[dict[str, Any]]:
