@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import importlib
+import io
 import sys
 import types
 import typing
@@ -197,6 +199,18 @@ def parse(cls: type[C], argv: Sequence[str] | None, description: str, prog: str 
     except ValueError as e:
         parser.error(as_flag(str(e), cls))
     return cfg
+
+
+def raising(call: Callable[[], C]) -> C:
+    """`call()`, a parse by one of these parsers, with its usage-error exit raised as ValueError(the message,
+    without the usage text): for callers that check many command lines and name the one refused."""
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said):
+            return call()
+    except SystemExit:
+        lines = said.getvalue().strip().splitlines() or ["refused"]
+        raise ValueError(lines[-1].split("error: ", 1)[-1]) from None
 
 
 def as_flag(message: str, cls: type | None) -> str:

@@ -16,9 +16,7 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io
 import json
 import os
 import re
@@ -32,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from experiments.cli import config_class, default_out, main_guard, opt, parse
+from experiments.cli import config_class, default_out, main_guard, opt, parse, raising
 from jaxadl.progress import format_seconds
 from jaxadl.run_folder import RunFolder
 from jaxadl.tasks import from_record
@@ -105,16 +103,11 @@ def check_jobs(experiment: str, common: list[str], jobs: list[tuple[str, list[st
     is an error now, not hours into the sweep."""
     cls = config_class(experiment)
     for name, flags in jobs:
-        said = io.StringIO()
         try:
-            with contextlib.redirect_stderr(said):
-                parse(cls, [*common, *flags], "", prog=f"python -m experiments.{experiment}")
-        except SystemExit:
-            why = said.getvalue().strip().splitlines()[-1:] or ["refused"]
-            raise ValueError(
-                f"{path}: run {name}: python -m experiments.{experiment} {shlex.join([*common, *flags])}: "
-                f"{why[0].split('error: ', 1)[-1]}"
-            ) from None
+            raising(lambda: parse(cls, [*common, *flags], ""))  # noqa: B023 (called at once)
+        except ValueError as e:
+            command = f"python -m experiments.{experiment} {shlex.join([*common, *flags])}"
+            raise ValueError(f"{path}: run {name}: {command}: {e}") from None
 
 
 def _flags_before(log: Path) -> list[str] | None:

@@ -205,6 +205,34 @@ def test_record_keeps_other_levers_and_reads_an_absent_reference_from_its_row(tm
     assert "nor a recorded row" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "command,message",
+    [
+        (
+            "python -m tools.cv_ensemble cv --levers=a,b",
+            "the reference ref's recorded command is not an experiment's",
+        ),
+        (
+            "python -m experiments.unet --gone=1 --cv-folds=5 --cv-fold=K",
+            "the reference ref's recorded command no longer parses (unrecognized arguments: --gone=1)",
+        ),
+    ],
+)
+def test_a_recorded_reference_that_cannot_be_read_back_is_a_usage_error(
+    tmp_path, results, command, message, capsys
+):
+    table = json.loads(results.read_text())
+    table["tables"]["unet_cv"]["rows"].append({"variant": "ref", "command": command})
+    results.write_text(json.dumps(table))
+    sweep = tmp_path / "sweep"
+    _run(sweep, "probe_f0", [_lungs(["A", "B"], [0.96, 0.94])])
+    cli = {"dataset": "folder:/lungs", "test_fraction": 0.0, "cv_folds": 5, "cv_fold": 0, "depth": 5}
+    (sweep / "probe_f0" / "config.json").write_text(json.dumps({"experiment": "unet", "cli": cli}))
+    with pytest.raises(SystemExit) as e:
+        cv_summary.main([str(sweep), "--record=unet_cv", "--machine=cpu2", "--reference=ref"])
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
 def test_worst_cases_pair_a_new_lever_with_the_recorded_references_cases(tmp_path, monkeypatch, capsys):
     from tools import docs
 

@@ -267,13 +267,22 @@ def explicit(config: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
 def reference_cli(row: dict[str, Any], like: dict[str, Any], data_name: str | None) -> dict[str, Any]:
     """The reference lever's CLI values read back from its recorded command (its data path: the one `like`
     was run on), for a sweep folder that does not hold the reference's runs."""
-    from experiments.cli import parser_for
+    from experiments.cli import parser_for, raising
 
     words = shlex.split(row["command"])
-    experiment = words[2].removeprefix("experiments.")
+    experiment = words[2].removeprefix("experiments.") if len(words) > 2 else ""
+    if experiment not in CONFIG_CLASSES:
+        raise ValueError(
+            f"the reference {row['variant']}'s recorded command is not an experiment's run: {row['command']}"
+        )
     config = config_class(experiment)
     argv = [w.replace("--cv-fold=K", "--cv-fold=0") for w in words[3:]]
-    cli = vars(parser_for(config, "").parse_args(argv))
+    try:
+        cli = vars(raising(lambda: parser_for(config, "").parse_args(argv)))
+    except ValueError as e:
+        raise ValueError(
+            f"the reference {row['variant']}'s recorded command no longer parses ({e}): {row['command']}"
+        ) from None
     for key in ("dataset", "data_dir"):
         if data_name and data_name in str(cli.get(key)):
             cli[key] = like.get(key)
