@@ -303,11 +303,17 @@ def run_sweep(cfg: SweepConfig, log: Callable[[str], None] = print) -> list[dict
     return results
 
 
+def say(line: str) -> None:
+    """A line to stdout in one write, flushed: a log file sees it now, whole, whichever run's thread says it."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse(SweepConfig, argv, __doc__, prog="python -m experiments.sweep")
 
     def run() -> int:
-        results = run_sweep(cfg, log=lambda line: print(line, flush=True))  # a log file sees each line now
+        results = run_sweep(cfg, log=say)
         return 0 if all(r["status"] in ("done", KEPT) for r in results) else 1
 
     return main_guard(run)
