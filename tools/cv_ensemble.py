@@ -110,10 +110,10 @@ def _same_ensemble(folder: Path, levers: list[str], tta: bool, raw: bool) -> boo
 
 def write_fold(sweep: Path, name: str, fold: int, record: dict[str, Any], config: dict[str, Any]) -> Path:
     """`<name>_f<fold>` in the sweep folder, complete or not at all (written aside, then renamed)."""
-    final = sweep / f"{name}_f{fold}"
-    partial = sweep / f".{name}_f{fold}.partial"
     from jaxadl.run_folder import RunFolder
 
+    final = sweep / f"{name}_f{fold}"
+    partial = sweep / f".{name}_f{fold}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     folder = RunFolder(partial)
     folder.trials_dir.mkdir(parents=True)

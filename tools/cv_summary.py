@@ -560,12 +560,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.sweep} is not a folder")
     if args.worst < 0:
         parser.error(f"--worst={args.worst}: the number of cases, 1 or more (0: none)")
-    needs = [("--recorded", args.recorded, "--worst", args.worst)]
-    needs += [
-        (f"--{n}", getattr(args, n.replace("-", "_")), "--record", args.record)
-        for n in ("machine", "data-name")
-    ]
-    for flag, given, other, with_it in needs:
+    for flag, given, other, with_it in (
+        ("--recorded", args.recorded, "--worst", args.worst),
+        ("--machine", args.machine, "--record", args.record),
+        ("--data-name", args.data_name, "--record", args.record),
+    ):
         if given and not with_it:
             parser.error(f"{flag}={given}: only with {other}")
     if args.record and not args.machine:
