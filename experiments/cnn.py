@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from experiments.cli import RunFolderFlags, check_cv_flags, opt, parse, run_cli
 from experiments.configs.cnn import RECIPES, CNNRecipe
@@ -212,10 +213,18 @@ def _name(optimizer: str, batch_norm: bool) -> str:
     return f"{base} + batch norm" if batch_norm else base
 
 
+def recipe_record(cfg: CNNConfig) -> dict[str, Any]:
+    """What config.json keeps beside the flags: the recipe's name and each optimizer's resolved values (a
+    resumed run is checked against them)."""
+    return {
+        "recipe": cfg.recipe,
+        "resolved": {o: dataclasses.asdict(cfg.resolved(o)) for o in cfg.optimizers()},
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse(CNNConfig, argv, __doc__, prog="python -m experiments.cnn")
-    resolved = {o: dataclasses.asdict(cfg.resolved(o)) for o in cfg.optimizers()}  # beside the raw flags
-    return run_cli("cnn", cfg, load_data, build_variants, {"recipe": cfg.recipe, "resolved": resolved})
+    return run_cli("cnn", cfg, load_data, build_variants, recipe_record(cfg))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ interrupted report costs only what was lost; the document is then written again.
 from __future__ import annotations
 
 import dataclasses
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments import cnn, unet
-from experiments.cli import main_guard, opt, parse
+from experiments.cli import EXIT_DIVERGED, main_guard, opt, parse
 from experiments.configs import cnn as cnn_recipes
 from experiments.configs import unet as unet_recipes
 
@@ -131,31 +132,34 @@ def _differences() -> list[tuple[str, str, str]]:
     return rows
 
 
-def _train_grid(name: str, module: Any, cfg: Any, out: Path, profile: Profile) -> tuple[Any, Path]:
-    """Train one grid into out/<name> under the profile (resuming a folder that holds it); its data and folder."""
+def _train_grid(
+    name: str, module: Any, cfg: Any, data: Any, out: Path, profile: Profile
+) -> tuple[Path, dict[str, Any]]:
+    """Train one grid into out/<name> under the profile (resuming a folder that holds it); its folder and
+    results (results.json's content)."""
     from jaxadl.experiment import run_experiment
+    from jaxadl.run_folder import RunFolder
 
-    data = module.load_data(cfg)
     variants = module.build_variants(cfg, data)
     variants = [
         dataclasses.replace(v, train=dataclasses.replace(v.train, epochs=profile.epochs(v, v.train.epochs)))
         for v in variants
     ]
     folder = out / name
-    resume = (folder / "config.json").exists()
+    resume = RunFolder(folder).config.exists()
     if resume:
         print(f"{folder} exists: finished trials are reused, unfinished ones resume from their checkpoints")
     epochs = {v.name: v.train.epochs for v in variants}
     config = {
         "cli": {**dataclasses.asdict(cfg), "epochs_per_variant": epochs},
-        "recipe": cfg.recipe,
+        **module.recipe_record(cfg),
         "report": True,
     }
     import jax
 
     together = profile.together and jax.default_backend() != "cpu"  # on CPU not faster: docs/benchmarks.md
-    run_experiment(name, data, variants, folder, config, resume=resume, keep=1, together=together)
-    return data, folder
+    results = run_experiment(name, data, variants, folder, config, resume=resume, keep=1, together=together)
+    return folder, results
 
 
 def profile_note(profile_name: str) -> str:
@@ -172,17 +176,22 @@ def profile_note(profile_name: str) -> str:
 
 
 def run(cfg: ReportConfig, argv: Sequence[str]) -> int:
-    """Train the grids (or reuse them) and write the report."""
+    """Train the grids (or reuse them) and write the report; exit code 3 when a trial diverged."""
+    from jaxadl.experiment import check_out_folder
+
+    check_out_folder(cfg.out)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    runs, data = {}, {}
-    profile = PROFILES[cfg.profile]
-    if cfg.only in ("both", "cnn"):
-        data["cnn"], runs["cnn"] = _train_grid("cnn", cnn, cfg.cnn_config(), out, profile)
-    if cfg.only in ("both", "unet"):
-        data["unet"], runs["unet"] = _train_grid("unet", unet, cfg.unet_config(), out, profile)
-    command = "python -m experiments.report " + " ".join(argv)
+    grids = {"cnn": (cnn, cfg.cnn_config()), "unet": (unet, cfg.unet_config())}
+    grids = {name: grid for name, grid in grids.items() if cfg.only in ("both", name)}
+    # every dataset is read (prepared once) before any training: a missing one stops the report at once
+    data = {name: module.load_data(config) for name, (module, config) in grids.items()}
+    out.mkdir(parents=True, exist_ok=True)
+    runs, failed = {}, []
+    for name, (module, config) in grids.items():
+        runs[name], results = _train_grid(name, module, config, data[name], out, PROFILES[cfg.profile])
+        failed += [f"{name}: {t['variant']} trial {t['trial']}" for t in results["trials"] if t.get("failed")]
+    command = "python -m experiments.report " + shlex.join(argv)
     from jaxadl import document  # matplotlib and the predictors, only once the grids are trained
 
     md, html = document.build(
@@ -194,6 +203,13 @@ def run(cfg: ReportConfig, argv: Sequence[str]) -> int:
         differences=_differences(),
     )
     print(f"wrote {md} and {html} ({time.perf_counter() - t0:.0f} s in this invocation)")
+    if failed:
+        print(
+            f"error: {len(failed)} trials diverged (non-finite loss): {', '.join(failed)}; the report's tables say "
+            f"where (exit code {EXIT_DIVERGED})",
+            file=sys.stderr,
+        )
+        return EXIT_DIVERGED
     return 0
 
 

@@ -43,6 +43,7 @@ import dataclasses
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from experiments.cli import RunFolderFlags, check_cv_flags, opt, parse, run_cli
 from experiments.configs.unet import RECIPES, ROTATE_DEG, UNetRecipe, augmentation
@@ -334,10 +335,15 @@ def build_variants(cfg: UNetConfig, data):
     return variants
 
 
+def recipe_record(cfg: UNetConfig) -> dict[str, Any]:
+    """What config.json keeps beside the flags: the recipe's name and its resolved values (a resumed run is
+    checked against them)."""
+    return {"recipe": cfg.recipe, "resolved": dataclasses.asdict(cfg.resolved())}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse(UNetConfig, argv, __doc__, prog="python -m experiments.unet")
-    resolved = dataclasses.asdict(cfg.resolved())  # the values used, beside the raw flags
-    return run_cli("unet", cfg, load_data, build_variants, {"recipe": cfg.recipe, "resolved": resolved})
+    return run_cli("unet", cfg, load_data, build_variants, recipe_record(cfg))
 
 
 if __name__ == "__main__":

@@ -86,3 +86,35 @@ def test_bad_options_exit_2_naming_the_flag(argv, message, capsys):
     with pytest.raises(SystemExit) as e:
         report.main(argv)
     assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_an_out_that_is_a_file_exits_2_naming_it(tmp_path, capsys):
+    taken = tmp_path / "report"
+    taken.write_text("not a folder")
+    assert report.main(["--synthetic", f"--out={taken}"]) == 2
+    assert f"--out {taken} is a file, not a folder" in capsys.readouterr().err
+
+
+def test_missing_lungs_stop_the_report_before_any_training(tmp_path, tiny_grids, monkeypatch, capsys):
+    """Every dataset is read before the first grid trains: no JSRT folder is an error at once, not after the
+    CNN grid's hour."""
+    monkeypatch.delenv("JAXADL_JSRT_DIR", raising=False)
+    monkeypatch.setattr(report.ReportConfig, "unet_config", lambda self: unet.UNetConfig(grid=True))
+    out = tmp_path / "report"
+    assert report.main(["--synthetic", f"--out={out}"]) == 2
+    assert "JSRT" in capsys.readouterr().err
+    assert not (out / "cnn").exists()
+
+
+def test_a_diverged_trial_gives_exit_code_3_after_the_report_is_written(
+    tmp_path, tiny_grids, monkeypatch, capsys
+):
+    diverging = cnn.CNNConfig(
+        dataset="synthetic", synthetic_train=258, batch_size=43, recipe="report", optimizer="sgd", lr=1e6
+    )
+    monkeypatch.setattr(report.ReportConfig, "cnn_config", lambda self: diverging)
+    out = tmp_path / "report"
+    assert report.main(["--synthetic", "--only=cnn", f"--out={out}"]) == 3
+    assert "1 trials diverged (non-finite loss): cnn: SGD trial 1" in capsys.readouterr().err
+    assert (out / "report.md").exists()
+    assert json.loads((out / "cnn" / "config.json").read_text())["resolved"]["sgd"]["lr"] == 1e6
