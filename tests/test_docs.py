@@ -157,9 +157,45 @@ def test_suites_are_read_from_ci_junit_files(tmp_path: Path) -> None:
     noted = docs.read_suites(tmp_path, "cpu2", note="beside a training run")
     row = docs.suites_table({"machines": {"cpu2": ["2-core CPU", ""]}, "suites": noted}).splitlines()[2]
     assert row.endswith("| 8:22 | 2-core CPU, 2026-12-03 (beside a training run) |")
+    (tmp_path / "slow.xml").write_text(JUNIT[:90])  # cut short by a stopped run
+    with pytest.raises(ValueError, match="slow.xml: not a whole JUnit file"):
+        docs.read_suites(tmp_path, "cpu2")
     (tmp_path / "slow.xml").unlink()
     with pytest.raises(FileNotFoundError, match="slow.xml"):
         docs.read_suites(tmp_path, "cpu2")
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--check", "--suites=.ci/junit", "--machine=cpu2"], "--check writes nothing, and --suites records"),
+        (["--suites=.ci/junit"], "--suites needs --machine=KEY (lead, cpu2"),
+        (["--machine=cpu2"], "--machine and --note only with --suites"),
+    ],
+)
+def test_contradictory_or_missing_flags_exit_2_before_anything_is_written(argv, message, capsys):
+    before = docs.RESULTS.read_bytes()
+    with pytest.raises(SystemExit) as e:
+        docs.main(argv)
+    assert e.value.code == 2 and message in capsys.readouterr().err
+    assert docs.RESULTS.read_bytes() == before
+
+
+def test_results_json_is_written_whole(tmp_path, monkeypatch):
+    """Written aside and renamed: a failure before the rename (disk full, Ctrl-C) leaves the old file."""
+    path = tmp_path / "results.json"
+    path.write_text("old")
+    docs.save_results({"a": "é"}, path)
+    written = '{\n "a": "é"\n}\n'
+    assert path.read_text() == written and [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+    def no_room(*args):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(docs.os, "replace", no_room)
+    with pytest.raises(OSError):
+        docs.save_results({"b": 1}, path)
+    assert path.read_text() == written
 
 
 def test_rows_marked_not_for_readme_stay_in_results_md():

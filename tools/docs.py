@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import importlib
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -124,7 +125,15 @@ def load_results(path: Path | None = None) -> dict[str, Any]:
 
 def save_results(results: dict[str, Any], path: Path | None = None) -> None:
     """Write docs/results.json in the one form every tool writes it (indent 1, Unicode kept)."""
-    (path or RESULTS).write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
+    write_whole(path or RESULTS, json.dumps(results, indent=1, ensure_ascii=False) + "\n")
+
+
+def write_whole(path: Path, text: str) -> None:
+    """`text` into `path` whole or not at all (written aside, then renamed): an interruption never leaves
+    results.json or a page cut short."""
+    aside = path.with_name(f".{path.name}.partial")
+    aside.write_text(text)
+    os.replace(aside, path)
 
 
 def _machine(results: dict[str, Any], key: str, long: bool = False) -> str:
@@ -247,7 +256,10 @@ def read_suites(folder: Path, machine: str, note: str = "") -> list[dict[str, An
         path = folder / f"{stem}.xml"
         if not path.exists():
             raise FileNotFoundError(f"{path}: no JUnit file (.ci/run writes {', '.join(SUITES)}.xml)")
-        suite = ET.parse(path).getroot().find("testsuite")
+        try:
+            suite = ET.parse(path).getroot().find("testsuite")
+        except ET.ParseError as e:  # a file cut short: a run stopped part-way
+            raise ValueError(f"{path}: not a whole JUnit file ({e})") from e
         if suite is None:
             raise ValueError(f"{path}: no <testsuite> element")
         counts = {k: int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}
@@ -337,23 +349,43 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--note", default="", help="with --suites: what else ran beside it (else: nothing)")
     args = ap.parse_args(argv)
+    if args.suites and args.check:
+        ap.error("--check writes nothing, and --suites records: run them one after the other")
+    if (args.machine or args.note) and not args.suites:
+        ap.error("--machine and --note only with --suites")
     if args.suites:
         results = load_results()
         if args.machine not in results["machines"]:
-            ap.error(f"--machine={args.machine}: not one of {', '.join(results['machines'])}")
+            known = ", ".join(results["machines"])
+            ap.error(
+                f"--machine={args.machine}: not one of {known}"
+                if args.machine
+                else f"--suites needs --machine=KEY ({known})"
+            )
         try:
             results["suites"] = read_suites(args.suites, args.machine, args.note)
         except (OSError, ValueError) as e:
             ap.error(f"--suites={args.suites}: {e}")
         save_results(results)
+    try:
+        pages = generated()
+    except (
+        ValueError,
+        KeyError,
+        IndexError,
+    ) as e:  # a marker missing in a page, a row naming no machine, ...
+        print(
+            f"error: cannot generate the pages from {RESULTS.name}: {type(e).__name__}: {e}", file=sys.stderr
+        )
+        return 2
     stale = []
-    for path, text in generated().items():
+    for path, text in pages.items():
         old = path.read_text() if path.exists() else None
         if old == text:
             continue
         stale.append(path.relative_to(ROOT))
         if not args.check:
-            path.write_text(text)
+            write_whole(path, text)
     if args.check and stale:
         print("stale (run `python -m tools.docs`): " + ", ".join(map(str, stale)), file=sys.stderr)
         return 1
