@@ -39,6 +39,7 @@ from jaxadl.document_render import (
     to_html,
 )
 from jaxadl.document_runs import NO_TEST_SPLIT, Run, load_run
+from jaxadl.run_folder import write_whole
 
 __all__ = ["TITLE", "build", "confusion"]
 
@@ -65,9 +66,9 @@ def build(
     commit: the code's commit (default: `git rev-parse --short HEAD` of this checkout, when it is one).
     """
     out, data = Path(out), dict(data or {})
-    files = out / "report_files"
-    if files.exists():  # figures of an earlier build are not left behind
-        shutil.rmtree(files)
+    final = out / "report_files"
+    files = out / ".report_files.partial"  # built aside: an interrupted build leaves the last report whole
+    shutil.rmtree(files, ignore_errors=True)
     files.mkdir(parents=True)
     cnn, unet = load_run("cnn", runs.get("cnn")), load_run("unet", runs.get("unet"))
     blocks = [
@@ -81,8 +82,12 @@ def build(
         blocks = [_noted(b, profile_note) for b in blocks]
     md_path, html_path = out / "report.md", out / "report.html"
     blocks = place_figures(blocks, files)
-    md_path.write_text(markdown(blocks, files_url=files.name))
-    html_path.write_text(to_html(blocks, title))
+    md, html = markdown(blocks, files_url=final.name), to_html(blocks, title)
+    if final.exists():  # figures of an earlier build are not left behind
+        shutil.rmtree(final)
+    files.rename(final)
+    write_whole(md_path, md)
+    write_whole(html_path, html)
     return md_path, html_path
 
 

@@ -25,8 +25,13 @@ class RunFolderError(Exception):
 
 def write_json(path: Path, obj: Any) -> None:
     """Write JSON through a temporary file, so that a reader never sees half a file."""
+    write_whole(path, json.dumps(obj, indent=2, default=str))
+
+
+def write_whole(path: Path, text: str) -> None:
+    """Write text through a temporary file and a rename: the file is the old one or the new one, never half."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    tmp.write_text(text)
     os.replace(tmp, path)
 
 

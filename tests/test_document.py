@@ -263,6 +263,27 @@ def test_a_missing_run_is_said_and_the_seed_still_shown(tmp_path):
     assert md_tables(text) == html_tables(html.read_text())
 
 
+def test_an_interrupted_build_leaves_the_last_report_whole(tmp_path, monkeypatch):
+    """The figures are built aside and the pages written whole, after everything is made: a failure half-way
+    (Ctrl-C, a full disk) leaves the earlier report.md, report.html and their figures as they were."""
+    md, html = document.build(tmp_path, {"cnn": tmp_path / "nothing"}, commit="abc1234")
+    (tmp_path / "report_files" / "earlier.png").write_bytes(b"png")
+    before = md.read_text(), html.read_text()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(document, "to_html", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        document.build(tmp_path, {"cnn": tmp_path / "nothing"}, commit="def5678")
+    assert (md.read_text(), html.read_text()) == before and "abc1234" in before[0]
+    assert (tmp_path / "report_files" / "earlier.png").read_bytes() == b"png"
+    monkeypatch.undo()
+    document.build(tmp_path, {"cnn": tmp_path / "nothing"}, commit="def5678")  # the next build cleans up
+    assert "def5678" in md.read_text() and not (tmp_path / "report_files" / "earlier.png").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "report.md", "report_files"]
+
+
 def test_the_seed_rows_match_the_grids_names():
     assert seed.unet_f1("nearest + batch norm") == seed.UNET_F1["nearest"]
     assert seed.cnn_accuracy("Rprop") == (85.16,) and seed.cnn_accuracy("Adagrad") == ()
