@@ -138,7 +138,7 @@ def _train_grid(
     """Train one grid into out/<name> under the profile (resuming a folder that holds it); its folder and
     results (results.json's content)."""
     from jaxadl.experiment import run_experiment
-    from jaxadl.run_folder import RunFolder
+    from jaxadl.run_folder import RunFolder, RunFolderError
 
     variants = module.build_variants(cfg, data)
     variants = [
@@ -158,7 +158,18 @@ def _train_grid(
     import jax
 
     together = profile.together and jax.default_backend() != "cpu"  # on CPU not faster: docs/benchmarks.md
-    results = run_experiment(name, data, variants, folder, config, resume=resume, keep=1, together=together)
+    try:
+        results = run_experiment(
+            name, data, variants, folder, config, resume=resume, keep=1, together=together
+        )
+    except RunFolderError as e:
+        if not resume:
+            raise
+        raise RunFolderError(
+            f"--out: {folder} holds this report's {name} grid made by another command "
+            f"({str(e).removeprefix('--resume: ')}); run the report as it was first run (the same --profile and "
+            "data), or choose another --out"
+        ) from None
     return folder, results
 
 

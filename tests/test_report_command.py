@@ -118,3 +118,14 @@ def test_a_diverged_trial_gives_exit_code_3_after_the_report_is_written(
     assert "1 trials diverged (non-finite loss): cnn: SGD trial 1" in capsys.readouterr().err
     assert (out / "report.md").exists()
     assert json.loads((out / "cnn" / "config.json").read_text())["resolved"]["sgd"]["lr"] == 1e6
+
+
+def test_a_grid_made_by_another_command_is_refused_naming_out_and_profile(tmp_path, tiny_grids, capsys):
+    out = tmp_path / "report"
+    (out / "cnn").mkdir(parents=True)
+    earlier = {"experiment": "cnn", "cli": {"dataset": "gtsrb", "data_dir": "/elsewhere"}}
+    (out / "cnn" / "config.json").write_text(json.dumps(earlier))
+    assert report.main(["--synthetic", "--only=cnn", f"--out={out}"]) == 2
+    err = capsys.readouterr().err
+    assert f"--out: {out / 'cnn'} holds this report's cnn grid made by another command" in err
+    assert "the same --profile and data), or choose another --out" in err and "give the values" not in err
