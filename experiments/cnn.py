@@ -88,6 +88,9 @@ class CNNConfig(RunFolderFlags):
         None, "one step per epoch on the whole-training-set gradient (Rprop's setting)"
     )
     select: str | None = opt(None, "keep the last epoch or the best on validation", ("last", "best"))
+    val_every: int = opt(
+        1, "validate after every N-th epoch and the last (--select=best chooses among those); saves time"
+    )
     ema: float | None = opt(None, "decay of the weight average that is evaluated (0 = off)")
     tta: bool | None = opt(None, "evaluate on the mean logits of each image and its four 1-pixel shifts")
     seed: int = opt(0, "random seed of trial 1 (trial i uses seed + i - 1)")
@@ -109,6 +112,8 @@ class CNNConfig(RunFolderFlags):
         super().__post_init__()
         if self.trials is not None and self.trials < 1:
             raise ValueError(f"--trials must be >= 1, got {self.trials}")
+        if self.val_every < 1:
+            raise ValueError(f"--val-every must be >= 1, got {self.val_every}")
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
         if self.dataset == "npz" and not self.data_dir:
@@ -202,7 +207,7 @@ def build_variants(cfg: CNNConfig, data):
     for name, optimizer, batch_norm, trials in specs:
         r = cfg.resolved(optimizer)
         task = r.task(data.num_classes, mean, std)
-        train = r.train(r.optim(optimizer), cfg.seed, data.val is not None)
+        train = r.train(r.optim(optimizer), cfg.seed, data.val is not None, cfg.val_every)
         model = SignCNN(num_classes=data.num_classes, batch_norm=batch_norm)
         variants.append(Variant(name, model, task, train, cfg.trials or (trials if cfg.grid else 1)))
     return variants

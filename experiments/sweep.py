@@ -138,13 +138,17 @@ def summarize_run(folder: Path) -> list[dict[str, Any]]:
         groups.setdefault((r["variant"], r["trial"]), []).append(r)
     keys, rows = _metric_keys(run), []
     for (variant, trial), history in groups.items():
-        key = keys.get(variant) if keys.get(variant) in history[0] else None  # none without a val split
-        values = [r[key] for r in history] if key else []
+        key = keys.get(variant)
+        validated = {r["epoch"]: r[key] for r in history if key in r}  # none without a val split
+        key = key if validated else None
+        values = (
+            [validated.get(r["epoch"]) for r in history] if key else []
+        )  # None: not validated (--val-every)
         row: dict[str, Any] = {"variant": variant, "trial": trial, "epochs": len(history), "metric": key}
-        if values:
-            best = max(values)
-            row.update(best=best, best_epoch=values.index(best) + 1, last=values[-1])
-            row.update({f"at_{e}": values[e - 1] for e in (10, 20, 30) if len(values) >= e})
+        if validated:
+            best_epoch = max(validated, key=lambda e: (validated[e], -e))  # the first of equal bests
+            row.update(best=validated[best_epoch], best_epoch=best_epoch, last=values[-1])
+            row.update({f"at_{e}": validated[e] for e in (10, 20, 30) if e in validated})
         done = run.trial_record(variant, trial)
         if done.exists():
             t = json.loads(done.read_text())

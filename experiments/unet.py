@@ -125,6 +125,9 @@ class UNetConfig(RunFolderFlags):
         "augmentation: smooth elastic warp of image and mask, up to E x the image side per pixel (0: off)",
     )
     select: str | None = opt(None, "keep the last epoch or the best on validation F1", ("last", "best"))
+    val_every: int = opt(
+        1, "validate after every N-th epoch and the last (--select=best chooses among those); saves time"
+    )
     ema: float = opt(0.0, "decay of the weight average that is evaluated (0 = off; not measured on JSRT)")
     focus: float = opt(
         0.0,
@@ -147,7 +150,7 @@ class UNetConfig(RunFolderFlags):
         """Checks the CLI's own options; the training values are checked by the library types they build."""
         super().__post_init__()
         self.dataset_kind()  # validates the spec
-        for name in ("trials", "width", "depth", "image_size", "eval_batch_size"):
+        for name in ("trials", "width", "depth", "image_size", "eval_batch_size", "val_every"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
@@ -233,6 +236,7 @@ class UNetConfig(RunFolderFlags):
             if r.augment
             else None,
             select=r.select if has_val else "last",
+            val_every=self.val_every,
             ema=self.ema,
             tta=self.tta,
             focus=self.focus,

@@ -236,5 +236,10 @@ def plan(variants: list[Variant], data: Dataset, eval_split: str, out: Path, dev
             f"  {v.name}: {v.trials} trial(s) x {c.epochs} epochs x {steps} steps ({batch}), "
             f"{c.optim.name} lr {c.optim.lr:g} {c.optim.schedule}, keeps the {c.select} epoch, "
             f"evaluated on {eval_split}"
+            + (
+                f"; validates every {c.val_every} epochs and the last"
+                if c.val_every > 1 and data.val is not None
+                else ""
+            )
         )
     return "\n".join(lines)

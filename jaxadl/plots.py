@@ -70,7 +70,7 @@ def loss_curve(step_losses: np.ndarray, steps_per_epoch: int, title: str, path: 
 
 def overlay(panels: Mapping[str, Mapping[str, Sequence[np.ndarray]]], title: str, path: str | Path) -> Path:
     """Per-epoch curves of several variants, one panel per quantity (y label -> variant -> one curve per
-    trial): the mean over trials, with a min-max band."""
+    trial, NaN where an epoch has no value): the mean over trials, with a min-max band."""
     fig = figure(6.5 * len(panels), 4.2)
     axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (ylabel, curves) in zip(axes[0], panels.items(), strict=True):
@@ -80,7 +80,9 @@ def overlay(panels: Mapping[str, Mapping[str, Sequence[np.ndarray]]], title: str
                 continue
             n = min(len(r) for r in runs)
             stack = np.stack([r[:n] for r in runs])
-            epochs = np.arange(1, n + 1)
+            shown = np.isfinite(stack).all(0)  # the epochs every trial has (--val-every validates fewer)
+            stack, epochs = stack[:, shown], np.arange(1, n + 1)[shown]
+            n = len(epochs)
             label = f"{name} ({len(runs)} trial{'s' * (len(runs) > 1)})"
             (line,) = ax.plot(epochs, stack.mean(0), lw=1.6, marker="." * (n < 30), label=label)
             if len(runs) > 1 and n > 1:
@@ -129,9 +131,9 @@ def history(
         ][-1:]
     for ax, (key, series) in zip(axes, curves.items(), strict=True):
         for field, label, style in series:
-            vals = [r.get(field) for r in records]
-            if any(v is not None for v in vals):
-                ax.plot(epochs, vals, style, marker=".", label=label)
+            points = [(e, r[field]) for e, r in zip(epochs, records, strict=True) if r.get(field) is not None]
+            if points:  # validation only on the epochs that validate (--val-every)
+                ax.plot(*zip(*points, strict=True), style, marker=".", label=label)
         ax.set(xlabel="epoch", ylabel=key, title=wrap(f"{title}: {key}", 55))
         _epoch_axis(ax)
         ax.grid(alpha=0.3)

@@ -190,6 +190,7 @@ def variant_panels(
     }
     for t in trials:
         for curves, key in zip(panels.values(), ("train_loss", val_key), strict=True):
-            rows = [r[key] for r in t.get("history", []) if key in r]
-            curves.setdefault(t["variant"], []).append(np.asarray(rows))
+            history = t.get("history", [])
+            rows = [r.get(key, np.nan) for r in history] if any(key in r for r in history) else []
+            curves.setdefault(t["variant"], []).append(np.asarray(rows, float))  # NaN: an epoch not validated
     return {k: c for k, c in panels.items() if any(len(r) for runs in c.values() for r in runs)}

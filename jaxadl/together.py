@@ -122,7 +122,9 @@ def _resume_trials(
     one an epoch ahead; it repeats that epoch, which gives the same numbers), else fresh runs."""
     trials = jax.tree.leaves(state)[0].shape[0]
     if ckpts is None or all(c.last_epoch() is None for c in ckpts):
-        return state, [RunSoFar(cfg.epochs, best_epoch=cfg.epochs) for _ in range(trials)]
+        return state, [
+            RunSoFar(cfg.epochs, best_epoch=cfg.epochs, val_every=cfg.val_every) for _ in range(trials)
+        ]
     shared = set.intersection(*(set(c.last.all_steps()) for c in ckpts))
     if not shared:
         saved = ", ".join(f"{c.directory.name}: {c.last_epoch()}" for c in ckpts)

@@ -89,6 +89,7 @@ class RunSoFar:
     best_metric: float = -np.inf
     best: TrainState | None = None  # the best epoch's state, kept only for select='best'
     elapsed: list[float] = dataclasses.field(default_factory=list)  # seconds per epoch, evaluation included
+    val_every: int = 1  # the cycle of validated and skipped epochs the time estimate averages over
 
     def meta(self) -> dict[str, Any]:
         """The part a checkpoint stores."""
@@ -98,7 +99,8 @@ class RunSoFar:
         """Add a finished epoch (its record, step losses, seconds with evaluation) and its time estimate."""
         self.step_losses.extend(float(v) for v in losses)
         self.elapsed.append(seconds)  # with evaluation: what the rest will take per epoch
-        record["eta_seconds"] = float(np.mean(self.elapsed[-3:])) * (self.epochs - record["epoch"])
+        recent = self.elapsed[-max(3, self.val_every) :]  # a whole cycle of validated and skipped epochs
+        record["eta_seconds"] = float(np.mean(recent)) * (self.epochs - record["epoch"])
         self.history.append(record)
 
 
@@ -109,9 +111,10 @@ def resume_run(
     else `state` and a fresh run."""
     restored = ckpt.restore_last(state, epoch) if ckpt is not None else None
     if restored is None:
-        return state, RunSoFar(cfg.epochs, best_epoch=cfg.epochs)
+        return state, RunSoFar(cfg.epochs, best_epoch=cfg.epochs, val_every=cfg.val_every)
     state, meta = restored
     run = RunSoFar(cfg.epochs, meta["best_epoch"], meta["history"], meta["step_losses"], meta["best_metric"])
+    run.val_every = cfg.val_every
     if cfg.select == "best" and (restored_best := ckpt.restore_best(state)) is not None:
         run.best = restored_best[0]
     return state, run
@@ -152,9 +155,15 @@ def _train_epoch(trainer: Trainer, state: TrainState, x: jax.Array, y: jax.Array
     return state, epoch_record(trainer, metrics, seconds, epoch), losses
 
 
+def validates(cfg: TrainConfig, epoch: int, epochs: int) -> bool:
+    """Whether epoch `epoch` of `epochs` is validated: every cfg.val_every-th one and the last."""
+    return epoch % cfg.val_every == 0 or epoch == epochs
+
+
 def validate(trainer: Trainer, state: TrainState, val: tuple | None, record: dict, run: RunSoFar) -> bool:
-    """Add the validation loss and metric to `record`; True (and the state kept) if this epoch is the best."""
-    if val is None:
+    """Add the validation loss and metric to `record` on the epochs that validate (`validates`); True (and
+    the state kept) if this epoch is the best of those."""
+    if val is None or not validates(trainer.cfg, record["epoch"], run.epochs):
         return False
     measured, task = trainer.evaluate(state, val), trainer.task
     record["val_loss"] = float(measured["loss"].mean())
@@ -202,10 +211,11 @@ def fit(
     verbose: bool = False,
     log: Callable[[str], None] = print,
 ) -> FitResult:
-    """Train `model` on `train` for cfg.epochs; evaluate on `val` after each epoch.
+    """Train `model` on `train` for cfg.epochs; evaluate on `val` after every cfg.val_every-th epoch and the
+    last (select='best' chooses among those).
 
-    Each record passed to `on_epoch` holds epoch, train loss/metric, val loss/metric, seconds, images/s
-    and the estimated seconds left. `verbose` logs one line per epoch (`log`, print by default) and shows
+    Each record passed to `on_epoch` holds epoch, train loss/metric, val loss/metric (on validated epochs),
+    seconds, images/s and the estimated seconds left. `verbose` logs one line per epoch (`log`, print by default) and shows
     progress inside long epochs on stderr (a bar on a terminal, a line every 30 s otherwise).
     With `checkpoint_dir`, every epoch is checkpointed (last `keep` and the best); `resume` continues from
     the newest one there, giving the same numbers as an uninterrupted run. Raises DivergenceError (holding

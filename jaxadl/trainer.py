@@ -44,6 +44,7 @@ class TrainConfig:
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
     augment: AugmentConfig | None = None
     select: str = "last"  # "best": keep the epoch with the best validation metric
+    val_every: int = 1  # validate after every N-th epoch and the last (a full-batch epoch is one step)
     ema: float = 0.0  # decay of an exponential moving average of the weights, used for evaluation; 0 = off
     tta: bool = False  # evaluate on the mean logits of the image and its four one-pixel shifts
     focus: float = 0.0  # mini-batch loss weights proportional to each example's loss to this power (0: mean)
@@ -55,6 +56,8 @@ class TrainConfig:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.val_every < 1:
+            raise ValueError(f"val_every must be >= 1, got {self.val_every}")
         if self.chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
         if self.focus < 0:

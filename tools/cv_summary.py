@@ -466,8 +466,12 @@ def validation_curves(lever: dict[str, Any]) -> np.ndarray:
     curves = []
     for fold in sorted(lever["histories"]):
         runs = [[e.get("val_f1", e.get("val_accuracy")) for e in h] for h in lever["histories"][fold] if h]
-        if not runs or any(None in r for r in runs):
+        if not runs or any(all(v is None for v in r) for r in runs):
             raise ValueError(f"fold {fold} has no validation history")
+        if any(None in r for r in runs):
+            raise ValueError(
+                f"fold {fold} was validated only on some epochs (--val-every); --by-epoch needs all"
+            )
         n = min(map(len, runs))
         curves.append(np.mean([r[:n] for r in runs], axis=0))
     if not curves:

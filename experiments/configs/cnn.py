@@ -67,7 +67,9 @@ class CNNRecipe:
             max_step=self.max_step,
         )
 
-    def train(self, optim: OptimConfig, seed: int = 0, has_val: bool = True) -> TrainConfig:
+    def train(
+        self, optim: OptimConfig, seed: int = 0, has_val: bool = True, val_every: int = 1
+    ) -> TrainConfig:
         """The training loop's settings; without validation data the last epoch is kept."""
         return TrainConfig(
             epochs=self.epochs,
@@ -81,6 +83,7 @@ class CNNRecipe:
             if self.augment
             else None,
             select=self.select if has_val else "last",
+            val_every=val_every,
             ema=self.ema,
             tta=self.tta,
         )
