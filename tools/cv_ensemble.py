@@ -50,25 +50,32 @@ def _data_of(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in cli.items() if k in DATA_FIELDS or k.startswith("synthetic_")}
 
 
+def run_data(run: Path, config: dict[str, Any]) -> Any:
+    """The dataset a cross-validation fold's run folder was trained on, read as its saved flags name it; an
+    error when it has no validation split (not a fold's run)."""
+    from experiments.cli import saved_config
+
+    experiment = config["experiment"]
+    module, cls = importlib.import_module(f"experiments.{experiment}"), config_class(experiment)
+    data = module.load_data(saved_config(cls, cls(eval_only=True, from_run=str(run)), experiment))
+    if data.val is None:
+        raise ValueError(f"{run}'s data has no validation split: not a cross-validation fold's run")
+    return data
+
+
 def ensemble_fold(
     runs: list[Path], tta: bool = False, raw: bool = False
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The mean of the runs' logits on their fold's validation cases, also beside a test split (`tta`: each
     with test-time augmentation; `raw`: each run's trained weights, not its weight average): the trial record,
     and the first run's config (which the ensemble's run folder keeps)."""
-    from experiments.cli import saved_config
     from jaxadl.saved_runs import case_names, load_all, summary
 
     configs = [json.loads((run / "config.json").read_text()) for run in runs]
     for run, config in zip(runs[1:], configs[1:], strict=True):
         if config["experiment"] != configs[0]["experiment"] or _data_of(config) != _data_of(configs[0]):
             raise ValueError(f"{run} was evaluated on other data than {runs[0]}: {_data_of(config)}")
-    experiment = configs[0]["experiment"]
-    module = importlib.import_module(f"experiments.{experiment}")
-    cls = config_class(experiment)
-    data = module.load_data(saved_config(cls, cls(eval_only=True, from_run=str(runs[0])), experiment))
-    if data.val is None:
-        raise ValueError(f"{runs[0]}'s data has no validation split: not a cross-validation fold's run")
+    data = run_data(runs[0], configs[0])
     split_name, split = "val", data.val  # the fold's cases, which the folds pool, even beside a test split
     cases = case_names(data, split_name, len(split))
     options = {"tta": True} if tta else {}
