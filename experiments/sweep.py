@@ -141,9 +141,8 @@ def summarize_run(folder: Path) -> list[dict[str, Any]]:
         key = keys.get(variant)
         validated = {r["epoch"]: r[key] for r in history if key in r}  # none without a val split
         key = key if validated else None
-        values = (
-            [validated.get(r["epoch"]) for r in history] if key else []
-        )  # None: not validated (--val-every)
+        # None for an epoch that did not validate (--val-every)
+        values = [validated.get(r["epoch"]) for r in history] if key else []
         row: dict[str, Any] = {"variant": variant, "trial": trial, "epochs": len(history), "metric": key}
         if validated:
             best_epoch = max(validated, key=lambda e: (validated[e], -e))  # the first of equal bests

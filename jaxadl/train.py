@@ -113,8 +113,8 @@ def resume_run(
     if restored is None:
         return state, RunSoFar(cfg.epochs, best_epoch=cfg.epochs, val_every=cfg.val_every)
     state, meta = restored
-    run = RunSoFar(cfg.epochs, meta["best_epoch"], meta["history"], meta["step_losses"], meta["best_metric"])
-    run.val_every = cfg.val_every
+    saved = {k: meta[k] for k in ("best_epoch", "history", "step_losses", "best_metric")}
+    run = RunSoFar(cfg.epochs, **saved, val_every=cfg.val_every)
     if cfg.select == "best" and (restored_best := ckpt.restore_best(state)) is not None:
         run.best = restored_best[0]
     return state, run
