@@ -146,7 +146,7 @@ def summarize_run(folder: Path) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"variant": variant, "trial": trial, "epochs": len(history), "metric": key}
         if validated:
             best_epoch = max(validated, key=lambda e: (validated[e], -e))  # the first of equal bests
-            row.update(best=validated[best_epoch], best_epoch=best_epoch, last=values[-1])
+            row.update(best=validated[best_epoch], best_epoch=best_epoch, last=validated[max(validated)])
             row.update({f"at_{e}": validated[e] for e in (10, 20, 30) if e in validated})
         done = run.trial_record(variant, trial)
         if done.exists():

@@ -99,7 +99,8 @@ class RunSoFar:
         """Add a finished epoch (its record, step losses, seconds with evaluation) and its time estimate."""
         self.step_losses.extend(float(v) for v in losses)
         self.elapsed.append(seconds)  # with evaluation: what the rest will take per epoch
-        recent = self.elapsed[-max(3, self.val_every) :]  # a whole cycle of validated and skipped epochs
+        cycles = -(-3 // self.val_every)  # whole cycles of validated and skipped epochs, 3 epochs at least
+        recent = self.elapsed[-cycles * self.val_every :]
         record["eta_seconds"] = float(np.mean(recent)) * (self.epochs - record["epoch"])
         self.history.append(record)
 

@@ -63,3 +63,20 @@ def test_a_segmentation_fold_is_scored_by_mean_f1(tmp_path, capsys):
     (trial,) = (out / "trials").glob("*.json")
     assert row["metric"] == "f1" and row["train_cases"] == 5 and row["val_cases"] == 5
     assert row["val"] == pytest.approx(json.loads(trial.read_text())["history"][-1]["val_f1"], abs=1e-5)
+
+
+def test_several_trials_are_scored_as_the_mean_of_their_logits_and_a_variant_is_named(tmp_path, capsys):
+    from jaxadl.predict import load
+
+    out = tmp_path / "two_f1"
+    assert cnn.main([*TINY, "--cv-fold=1", "--trials=2", f"--out={out}"]) == 0
+    data = cnn.load_data(cnn.CNNConfig(dataset="synthetic", synthetic_train=430, cv_folds=2, cv_fold=1))
+    row = fit_gap.fit_gap(out, variant="baseline")
+    mean = load(out, trial="all").logits(data.train.images)
+    assert row["trials"] == 2 and row["train"] == pytest.approx((mean.argmax(-1) == data.train.labels).mean())
+    capsys.readouterr()
+    assert fit_gap.main([str(out), "--variant=baseline"]) == 0
+    assert f"| {out} (2 trials: the mean of their logits) |" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as info:
+        fit_gap.main([str(out), "--variant=nope"])
+    assert info.value.code == 2 and "no finished trial of variant 'nope'" in capsys.readouterr().err

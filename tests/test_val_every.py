@@ -103,6 +103,12 @@ def test_the_sweep_table_reads_a_history_validated_every_few_epochs(tmp_path):
     assert (row["best"], row["best_epoch"], row["last"], row["at_10"]) == (0.9, 10, 0.8, 0.9)
     assert "at_20" not in row
     assert row["history"][4] == 0.6 and row["history"][0] is None
+    cut = history[
+        :11
+    ]  # a run stopped after epoch 11, which did not validate: its last validation is epoch 10's
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in cut))
+    (row,) = sweep.summarize_run(tmp_path)
+    assert (row["epochs"], row["last"]) == (11, 0.9)
 
 
 def test_the_figures_place_sparse_validation_at_its_epochs(tmp_path, monkeypatch):
@@ -131,6 +137,10 @@ def test_the_time_left_averages_a_whole_cycle_of_validated_and_skipped_epochs():
     for epoch, seconds in enumerate([10.0, 10.0, 10.0, 10.0, 30.0], start=1):
         run.note({"epoch": epoch}, np.zeros(1), seconds)
     assert run.history[-1]["eta_seconds"] == pytest.approx(14.0 * 15)  # not the last 3 epochs' 16.7 s
+    run = RunSoFar(epochs=20, best_epoch=20, val_every=2)
+    for epoch, seconds in enumerate([10.0, 20.0, 10.0, 20.0, 10.0], start=1):
+        run.note({"epoch": epoch}, np.zeros(1), seconds)
+    assert [r["eta_seconds"] / (20 - r["epoch"]) for r in run.history[3:]] == [15.0, 15.0]  # 2 whole cycles
 
 
 def test_cv_summary_by_epoch_names_a_fold_validated_every_few_epochs():

@@ -63,6 +63,12 @@ def run_data(run: Path, config: dict[str, Any]) -> Any:
     return data
 
 
+def check_raw(run: Path, predictor: Any) -> None:
+    """--raw scores the trained weights instead of a kept weight average: an error for a run that kept none."""
+    if not predictor.record["train_config"].get("ema"):
+        raise ValueError(f"{run} kept no weight average (trained without --ema), so --raw changes nothing")
+
+
 def ensemble_fold(
     runs: list[Path], tta: bool = False, raw: bool = False
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -82,10 +88,7 @@ def ensemble_fold(
     predictors = [load_all(run, None, options, average=not raw) for run in runs]
     if raw:
         for run, predictor in zip(runs, predictors, strict=True):
-            if not predictor.record["train_config"].get("ema"):
-                raise ValueError(
-                    f"{run} kept no weight average (trained without --ema), so --raw changes nothing"
-                )
+            check_raw(run, predictor)
     batch = int(predictors[0].record["train_config"].get("eval_batch_size", 16))
     logits = np.mean([p.batch_logits(split.images, batch) for p in predictors], axis=0)
     evaluation = predictors[0].task.evaluate_logits(logits, split, cases)

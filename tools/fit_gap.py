@@ -1,8 +1,8 @@
 """How well cross-validation runs fit the cases they trained on, beside their fold's validation cases:
 `python -m tools.fit_gap RUN [RUN ...]`.
 
-Each run's saved model (a run of several trials: the mean of their logits; `--raw`: the trained weights, not a
-weight average kept with `--ema`) is scored on its fold's training cases, without augmentation, and on its
+Each run's saved model (a run of several trials: the mean of their logits; `--variant`: which one of a grid;
+`--raw`: the trained weights, not a weight average kept with `--ema`) is scored on its fold's training cases, without augmentation, and on its
 validation cases, evaluated as the run evaluates (with TTA where it used it). A gap of a few points with the
 training cases fitted says the lever to look for generalises; training cases not fitted say it fits faster.
 """
@@ -17,22 +17,23 @@ from typing import Any
 
 import numpy as np
 
-from tools.cv_ensemble import run_data
+from tools.cv_ensemble import check_raw, run_data
 
 
-def fit_gap(run: Path, raw: bool = False) -> dict[str, Any]:
-    """The run's main metric (its mean over the cases) on its training and its validation cases."""
+def fit_gap(run: Path, raw: bool = False, variant: str | None = None) -> dict[str, Any]:
+    """The run's main metric (its mean over the cases) on its training and its validation cases; a variant of
+    several trials: the mean of their logits."""
     from jaxadl.saved_runs import case_names, load_all
 
     data = run_data(run, json.loads((run / "config.json").read_text()))
-    predictor = load_all(run, None, average=not raw)
-    if raw and not predictor.record["train_config"].get("ema"):
-        raise ValueError(f"{run} kept no weight average (trained without --ema), so --raw changes nothing")
+    predictor = load_all(run, variant, average=not raw)
+    if raw:
+        check_raw(run, predictor)
     metric, batch = (
         predictor.task.main_metric,
         int(predictor.record["train_config"].get("eval_batch_size", 16)),
     )
-    out: dict[str, Any] = {"run": str(run), "metric": metric}
+    out: dict[str, Any] = {"run": str(run), "metric": metric, "trials": 1 + len(predictor.members)}
     for name, split in (("train", data.train), ("val", data.val)):
         logits = predictor.batch_logits(split.images, batch)
         evaluation = predictor.task.evaluate_logits(logits, split, case_names(data, name, len(split)))
@@ -51,8 +52,9 @@ def table(rows: list[dict[str, Any]]) -> str:
         "|---|---|---|---|",
     ]
     for r in rows:
+        trials = f" ({r['trials']} trials: the mean of their logits)" if r["trials"] > 1 else ""
         lines.append(
-            f"| {r['run']} | {fmt(r['train'])} ({r['train_cases']}) | {fmt(r['val'])} ({r['val_cases']}) "
+            f"| {r['run']}{trials} | {fmt(r['train'])} ({r['train_cases']}) | {fmt(r['val'])} ({r['val_cases']}) "
             f"| {gap(r['train'] - r['val'])} |"
         )
     return "\n".join(lines)
@@ -68,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="score the trained weights, not the weight average a run kept with --ema",
     )
+    parser.add_argument("--variant", help="the variant to score in a run of several (--grid)")
     args = parser.parse_args(argv)
     for run in args.runs:
         if not (run / "config.json").is_file():
@@ -80,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for run in args.runs:
         try:
-            rows.append(fit_gap(run, args.raw))
+            rows.append(fit_gap(run, args.raw, args.variant))
         except (OSError, ValueError, KeyError, CheckpointError, DatasetError, RunFolderError) as e:
             parser.error(f"{run}: {e}")
         if len({r["metric"] for r in rows}) > 1:
