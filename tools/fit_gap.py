@@ -2,8 +2,8 @@
 `python -m tools.fit_gap RUN [RUN ...]`.
 
 Each run's saved model (a run of several trials: the mean of their logits; `--variant`: which one of a grid;
-`--raw`: the trained weights, not a weight average kept with `--ema`) is scored on its fold's training cases, without augmentation, and on its
-validation cases, evaluated as the run evaluates (with TTA where it used it). A gap of a few points with the
+`--raw`: the trained weights, not a weight average kept with `--ema`) is scored on its fold's training cases,
+without augmentation, and on its validation cases, evaluated as the run evaluates (with TTA where it used it). A gap of a few points with the
 training cases fitted says the lever to look for generalises; training cases not fitted say it fits faster.
 """
 
@@ -29,10 +29,8 @@ def fit_gap(run: Path, raw: bool = False, variant: str | None = None) -> dict[st
     predictor = load_all(run, variant, average=not raw)
     if raw:
         check_raw(run, predictor)
-    metric, batch = (
-        predictor.task.main_metric,
-        int(predictor.record["train_config"].get("eval_batch_size", 16)),
-    )
+    metric = predictor.task.main_metric
+    batch = int(predictor.record["train_config"].get("eval_batch_size", 16))
     out: dict[str, Any] = {"run": str(run), "metric": metric, "trials": 1 + len(predictor.members)}
     for name, split in (("train", data.train), ("val", data.val)):
         logits = predictor.batch_logits(split.images, batch)
