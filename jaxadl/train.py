@@ -216,8 +216,8 @@ def fit(
     last (select='best' chooses among those).
 
     Each record passed to `on_epoch` holds epoch, train loss/metric, val loss/metric (on validated epochs),
-    seconds, images/s and the estimated seconds left. `verbose` logs one line per epoch (`log`, print by default) and shows
-    progress inside long epochs on stderr (a bar on a terminal, a line every 30 s otherwise).
+    seconds, images/s and the estimated seconds left. `verbose` logs one line per epoch (`log`, print by
+    default) and shows progress inside long epochs on stderr (a bar on a terminal, a line every 30 s otherwise).
     With `checkpoint_dir`, every epoch is checkpointed (last `keep` and the best); `resume` continues from
     the newest one there, giving the same numbers as an uninterrupted run. Raises DivergenceError (holding
     the last good state) when the loss turns non-finite.
