@@ -143,9 +143,19 @@ def test_the_time_left_averages_a_whole_cycle_of_validated_and_skipped_epochs():
     assert [r["eta_seconds"] / (20 - r["epoch"]) for r in run.history[3:]] == [15.0, 15.0]  # 2 whole cycles
 
 
-def test_cv_summary_by_epoch_names_a_fold_validated_every_few_epochs():
-    from tools.cv_summary import validation_curves
+def test_cv_summary_by_epoch_keeps_the_epochs_every_fold_validated():
+    from tools.cv_summary import epoch_rules, validation_curves
 
-    history = [{k: v for k, v in r.items() if k not in ("variant", "trial")} for r in _sparse_history()]
-    with pytest.raises(ValueError, match=r"fold 0 was validated only on some epochs \(--val-every\)"):
-        validation_curves({"histories": {0: [history]}})
+    sparse = [{k: v for k, v in r.items() if k not in ("variant", "trial")} for r in _sparse_history()]
+    dense = [{"epoch": e, "val_accuracy": 0.5 + e / 100} for e in range(1, 13)]
+    epochs, curves = validation_curves({"histories": {0: [sparse], 1: [dense]}})
+    assert epochs == [5, 10, 12]
+    np.testing.assert_allclose(curves, [[0.6, 0.9, 0.8], [0.55, 0.6, 0.62]])
+    rules = epoch_rules(epochs, curves)
+    assert rules["last epoch"] == (pytest.approx(0.71), "epoch 12")
+    assert rules["epoch chosen on the other folds"][1] == "epochs 12,10"  # fold 1's best, then fold 0's
+    assert rules["best fixed epoch (optimistic)"][1] == "epoch 10"
+    odd = [{"epoch": e, "val_accuracy": 0.7 if e % 2 else None} for e in range(1, 5)]
+    even = [{"epoch": e, "val_accuracy": None if e % 2 else 0.7} for e in range(1, 5)]
+    with pytest.raises(ValueError, match=r"no epoch was validated on every fold and trial \(--val-every\)"):
+        validation_curves({"histories": {0: [odd], 1: [even]}})

@@ -460,43 +460,48 @@ def row(name: str, lever: dict[str, Any], reference: tuple[str, dict[str, Any]] 
     return line
 
 
-def validation_curves(lever: dict[str, Any]) -> np.ndarray:
-    """[folds, epochs]: each fold's validation metric (F1 or accuracy) per epoch, its trials averaged; the
-    folds cut to the shortest history."""
+def validation_curves(lever: dict[str, Any]) -> tuple[list[int], np.ndarray]:
+    """The epochs every fold validated and [folds, those epochs]: each fold's validation metric (F1 or
+    accuracy), its trials averaged; the folds cut to the shortest history. Folds run with different
+    --val-every keep only the epochs they share."""
     curves = []
     for fold in sorted(lever["histories"]):
         runs = [[e.get("val_f1", e.get("val_accuracy")) for e in h] for h in lever["histories"][fold] if h]
         if not runs or any(all(v is None for v in r) for r in runs):
             raise ValueError(f"fold {fold} has no validation history")
-        if any(None in r for r in runs):
-            raise ValueError(
-                f"fold {fold} was validated only on some epochs (--val-every); --by-epoch needs all"
-            )
         n = min(map(len, runs))
-        curves.append(np.mean([r[:n] for r in runs], axis=0))
+        curves.append(
+            [None if None in col else float(np.mean(col)) for col in zip(*(r[:n] for r in runs), strict=True)]
+        )
     if not curves:
         raise ValueError("no finished fold")
     n = min(map(len, curves))
-    return np.array([c[:n] for c in curves])
+    shared = [e for e in range(n) if all(c[e] is not None for c in curves)]
+    if not shared:
+        raise ValueError("no epoch was validated on every fold and trial (--val-every)")
+    return [e + 1 for e in shared], np.array([[c[e] for e in shared] for c in curves])
 
 
-def epoch_rules(curves: np.ndarray) -> dict[str, tuple[float, str]]:
-    """The validation metric's mean over folds under each way of choosing the epoch, with what it chose:
-    the last; the epoch count chosen on the other folds (honest); and two chosen on the scored folds
-    themselves (optimistic): the best fixed epoch for all folds, and each fold's own best (--select=best)."""
-    folds, epochs = curves.shape
+def epoch_rules(epochs: list[int], curves: np.ndarray) -> dict[str, tuple[float, str]]:
+    """The validation metric's mean over folds under each way of choosing among the validated `epochs`,
+    with what it chose: the last; the epoch count chosen on the other folds (honest); and two chosen on the
+    scored folds themselves (optimistic): the best fixed epoch for all folds, and each fold's own best."""
+    folds = curves.shape[0]
     mean = curves.mean(0)
     fixed = int(mean.argmax())
-    rules = {"last epoch": (float(mean[-1]), f"epoch {epochs}")}
+    rules = {"last epoch": (float(mean[-1]), f"epoch {epochs[-1]}")}
     if folds > 1:
         chosen = [int(np.delete(curves, f, 0).mean(0).argmax()) for f in range(folds)]
         honest = float(np.mean([curves[f, e] for f, e in enumerate(chosen)]))
-        rules["epoch chosen on the other folds"] = (honest, "epochs " + ",".join(str(e + 1) for e in chosen))
-    rules["best fixed epoch (optimistic)"] = (float(mean[fixed]), f"epoch {fixed + 1}")
+        rules["epoch chosen on the other folds"] = (
+            honest,
+            "epochs " + ",".join(str(epochs[e]) for e in chosen),
+        )
+    rules["best fixed epoch (optimistic)"] = (float(mean[fixed]), f"epoch {epochs[fixed]}")
     own = curves.argmax(1)
     rules["each fold's best epoch (optimistic)"] = (
         float(curves.max(1).mean()),
-        "epochs " + ",".join(str(e + 1) for e in own),
+        "epochs " + ",".join(str(epochs[e]) for e in own),
     )
     return rules
 
@@ -633,7 +638,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n| lever | rule | mean validation metric over folds | chosen |\n|---|---|---|---|")
         for name, lever in levers.items():
             try:
-                rules = epoch_rules(validation_curves(lever))
+                rules = epoch_rules(*validation_curves(lever))
             except ValueError as e:
                 print(f"| {name} | {e} | | |")
                 continue
