@@ -235,11 +235,15 @@ def plan(variants: list[Variant], data: Dataset, eval_split: str, out: Path, dev
         lines.append(
             f"  {v.name}: {v.trials} trial(s) x {c.epochs} epochs x {steps} steps ({batch}), "
             f"{c.optim.name} lr {c.optim.lr:g} {c.optim.schedule}, keeps the {c.select} epoch, "
-            f"evaluated on {eval_split}"
-            + (
-                f"; validates every {c.val_every} epochs and the last"
-                if c.val_every > 1 and data.val is not None
-                else ""
-            )
+            f"evaluated on {eval_split}" + _val_every(c.val_every, data.val is not None)
         )
     return "\n".join(lines)
+
+
+def _val_every(every: int, has_val: bool) -> str:
+    """The plan's note on validating every N epochs, or that there is nothing to validate on."""
+    if every == 1:
+        return ""
+    if has_val:
+        return f"; validates every {every} epochs and the last"
+    return f"; val_every={every} does nothing: there is no validation data"

@@ -1,6 +1,8 @@
 """--val-every / TrainConfig.val_every: validation after every N-th epoch and the last, training unchanged."""
 
+import dataclasses
 import json
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -8,8 +10,11 @@ import pytest
 
 from experiments import cnn, sweep, unet
 from jaxadl import Classification, OptimConfig, SignCNN, TrainConfig, fit, plots
+from jaxadl.data import Dataset
+from jaxadl.experiment import plan
 from jaxadl.report import variant_panels
 from jaxadl.together import fit_trials
+from jaxadl.trials import Variant
 from tests.helpers import colour_squares
 
 TRAIN, VAL = colour_squares(96, seed=0), colour_squares(40, seed=1)
@@ -76,6 +81,16 @@ def test_a_cli_run_validates_the_epochs_it_says(tmp_path, capsys):
     )
     records = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records if "val_accuracy" in r] == [2, 3]
+
+
+def test_the_plan_says_when_there_is_nothing_to_validate():
+    data = Dataset("squares", colour_squares(8), colour_squares(4, seed=1), None, num_classes=10)
+    variant = Variant("a", MODEL, TASK, _cfg(epochs=4, batch_size=4, val_every=2))
+    assert "validates every 2 epochs and the last" in plan([variant], data, "test", Path("r"), 1)
+    no_val = dataclasses.replace(data, val=None)
+    assert "val_every=2 does nothing: there is no validation data" in plan(
+        [variant], no_val, "test", Path("r"), 1
+    )
 
 
 def test_the_unet_flag_reaches_the_training_config():
