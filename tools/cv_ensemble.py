@@ -69,29 +69,36 @@ def check_raw(run: Path, predictor: Any) -> None:
         raise ValueError(f"{run} kept no weight average (trained without --ema), so --raw changes nothing")
 
 
+def evaluate_mean(predictors: list[Any], data: Any, split_name: str) -> Any:
+    """The mean of the predictors' logits on one split of the data, evaluated case by case (an Evaluation)."""
+    from jaxadl.saved_runs import case_names
+
+    split = data.splits()[split_name]
+    batch = int(predictors[0].record["train_config"].get("eval_batch_size", 16))
+    logits = np.mean([p.batch_logits(split.images, batch) for p in predictors], axis=0)
+    return predictors[0].task.evaluate_logits(logits, split, case_names(data, split_name, len(split)))
+
+
 def ensemble_fold(
     runs: list[Path], tta: bool = False, raw: bool = False
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The mean of the runs' logits on their fold's validation cases, also beside a test split (`tta`: each
     with test-time augmentation; `raw`: each run's trained weights, not its weight average): the trial record,
     and the first run's config (which the ensemble's run folder keeps)."""
-    from jaxadl.saved_runs import case_names, load_all, summary
+    from jaxadl.saved_runs import load_all, summary
 
     configs = [json.loads((run / "config.json").read_text()) for run in runs]
     for run, config in zip(runs[1:], configs[1:], strict=True):
         if config["experiment"] != configs[0]["experiment"] or _data_of(config) != _data_of(configs[0]):
             raise ValueError(f"{run} was evaluated on other data than {runs[0]}: {_data_of(config)}")
     data = run_data(runs[0], configs[0])
-    split_name, split = "val", data.val  # the fold's cases, which the folds pool, even beside a test split
-    cases = case_names(data, split_name, len(split))
+    split_name = "val"  # the fold's cases, which the folds pool, even beside a test split
     options = {"tta": True} if tta else {}
     predictors = [load_all(run, None, options, average=not raw) for run in runs]
     if raw:
         for run, predictor in zip(runs, predictors, strict=True):
             check_raw(run, predictor)
-    batch = int(predictors[0].record["train_config"].get("eval_batch_size", 16))
-    logits = np.mean([p.batch_logits(split.images, batch) for p in predictors], axis=0)
-    evaluation = predictors[0].task.evaluate_logits(logits, split, cases)
+    evaluation = evaluate_mean(predictors, data, split_name)
     record = {
         "variant": predictors[0].record["variant"],
         "trial": 1,

@@ -17,26 +17,24 @@ from typing import Any
 
 import numpy as np
 
-from tools.cv_ensemble import check_raw, run_data
+from tools.cv_ensemble import check_raw, evaluate_mean, run_data
 
 
 def fit_gap(run: Path, raw: bool = False, variant: str | None = None) -> dict[str, Any]:
     """The run's main metric (its mean over the cases) on its training and its validation cases; a variant of
     several trials: the mean of their logits."""
-    from jaxadl.saved_runs import case_names, load_all
+    from jaxadl.saved_runs import load_all
 
     data = run_data(run, json.loads((run / "config.json").read_text()))
     predictor = load_all(run, variant, average=not raw)
     if raw:
         check_raw(run, predictor)
     metric = predictor.task.main_metric
-    batch = int(predictor.record["train_config"].get("eval_batch_size", 16))
     out: dict[str, Any] = {"run": str(run), "metric": metric, "trials": 1 + len(predictor.members)}
-    for name, split in (("train", data.train), ("val", data.val)):
-        logits = predictor.batch_logits(split.images, batch)
-        evaluation = predictor.task.evaluate_logits(logits, split, case_names(data, name, len(split)))
+    for name in ("train", "val"):
+        evaluation = evaluate_mean([predictor], data, name)
         out[name] = float(np.mean(evaluation.per_example[metric]))
-        out[f"{name}_cases"] = len(split)
+        out[f"{name}_cases"] = len(evaluation.per_example[metric])
     return out
 
 
