@@ -109,6 +109,14 @@ def test_raw_scores_the_trained_weights_of_a_run_that_kept_a_weight_average(swee
     assert rows["e_raw"]["command"] == f"python -m tools.cv_ensemble {sweep.name} --levers=e --raw"
 
 
+def test_raw_takes_a_run_without_a_weight_average_beside_one_with_it(sweep, capsys):
+    assert cv_ensemble.main([str(sweep), "--levers=a,e", "--raw"]) == 0
+    mean, plain = _trial(sweep / "a+e_raw_f0"), _trial(sweep / "a_f0")
+    # e trained the same weights as a (the average changes nothing in training): the mean of the two is a
+    assert mean["per_image"]["f1"] == pytest.approx(plain["per_image"]["f1"], abs=1e-5)
+    assert mean["ensemble_of"] == ["a_f0", "e_f0"] and mean["eval_weights"] == "trained"
+
+
 def test_folds_beside_a_test_split_are_scored_on_their_validation_cases(tmp_path, capsys):
     """A fold's run that also had a test split scored the test; the ensemble scores the fold's validation cases
     (5 of the 10 train + val, not the 3 test), which cv_summary pools, and refuses the run's own test figure
@@ -137,6 +145,10 @@ def test_folds_beside_a_test_split_are_scored_on_their_validation_cases(tmp_path
         (["--levers=a"], "name two or more different levers"),
         (["--levers=a,a", "--tta"], "name one or more different levers with --tta"),
         (["--levers=a", "--raw"], "kept no weight average (trained without --ema), so --raw changes nothing"),
+        (
+            ["--levers=a,b", "--raw"],
+            "b_f0 kept a weight average (trained without --ema), so --raw changes nothing",
+        ),
         (
             ["--levers=a,c", "--name=same", "--tta"],
             "already holds same_f0, not of these levers evaluated this way",

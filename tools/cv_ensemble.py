@@ -2,7 +2,8 @@
 `python -m tools.cv_ensemble SWEEP_DIR --levers=depth5,depth5_seed1`; with `--tta`, each model evaluated on
 the mean of each image's and its four 1-pixel shifts' logits (one lever alone: `--levers=depth5 --tta`); with
 `--raw`, each run's trained weights rather than the weight average a run with `--ema` kept and scored, so one
-run measures the average against the weights it trained (`--levers=rprop_ema0.9 --raw`).
+run measures the average against the weights it trained (`--levers=rprop_ema0.9 --raw`); a lever run without
+`--ema` may be named beside such runs (its weights are its trained ones).
 
 Two seeds of one recipe averaged this way are the report's "mean of trials" measured on the folds (it evens
 out seed-to-seed spread, which is what the worst cases suffer from). For every fold K that each lever has
@@ -63,10 +64,12 @@ def run_data(run: Path, config: dict[str, Any]) -> Any:
     return data
 
 
-def check_raw(run: Path, predictor: Any) -> None:
-    """--raw scores the trained weights instead of a kept weight average: an error for a run that kept none."""
-    if not predictor.record["train_config"].get("ema"):
-        raise ValueError(f"{run} kept no weight average (trained without --ema), so --raw changes nothing")
+def check_raw(runs: list[Path], predictors: list[Any]) -> None:
+    """--raw scores the trained weights instead of kept weight averages: an error when no run kept one (a run
+    without one beside runs with one is scored on its weights, which are its trained ones)."""
+    if not any(p.record["train_config"].get("ema") for p in predictors):
+        which = f"{runs[0]} kept no" if len(runs) == 1 else "none of " + ", ".join(map(str, runs)) + " kept a"
+        raise ValueError(f"{which} weight average (trained without --ema), so --raw changes nothing")
 
 
 def evaluate_mean(predictors: list[Any], data: Any, split_name: str) -> Any:
@@ -96,8 +99,7 @@ def ensemble_fold(
     options = {"tta": True} if tta else {}
     predictors = [load_all(run, None, options, average=not raw) for run in runs]
     if raw:
-        for run, predictor in zip(runs, predictors, strict=True):
-            check_raw(run, predictor)
+        check_raw(runs, predictors)
     evaluation = evaluate_mean(predictors, data, split_name)
     record = {
         "variant": predictors[0].record["variant"],
@@ -156,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--raw",
         action="store_true",
-        help="evaluate each run's trained weights, not the weight average it kept with --ema",
+        help="evaluate each run's trained weights, not the weight average it kept with --ema (at least one run kept one)",
     )
     parser.add_argument(
         "--name", help="the new lever's name (default: the levers joined by +, then _raw, _tta)"

@@ -28,7 +28,7 @@ def fit_gap(run: Path, raw: bool = False, variant: str | None = None) -> dict[st
     data = run_data(run, json.loads((run / "config.json").read_text()))
     predictor = load_all(run, variant, average=not raw)
     if raw:
-        check_raw(run, predictor)
+        check_raw([run], [predictor])
     metric = predictor.task.main_metric
     out: dict[str, Any] = {"run": str(run), "metric": metric, "trials": 1 + len(predictor.members)}
     for name in ("train", "val"):
