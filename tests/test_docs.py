@@ -4,6 +4,7 @@ path outside the repository. Fast: the parsers are built, nothing is trained."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -192,7 +193,7 @@ def test_results_json_is_written_whole(tmp_path, monkeypatch):
     def no_room(*args):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(docs.os, "replace", no_room)
+    monkeypatch.setattr(os, "replace", no_room)
     with pytest.raises(OSError):
         docs.save_results({"b": 1}, path)
     assert path.read_text() == written

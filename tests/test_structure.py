@@ -128,3 +128,25 @@ def test_no_module_is_over_400_lines(package):
         if (n := len(p.read_text().splitlines())) > MAX_LINES
     }
     assert not long, f"modules over {MAX_LINES} lines: {long}"
+
+
+def test_the_package_loads_its_names_on_first_use():
+    """`import jaxadl.run_folder` and the docs tool load no JAX; every public name still resolves."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, jaxadl.run_folder, tools.docs\n"
+        "assert 'jax' not in sys.modules, 'jax was loaded'\n"
+        "import jaxadl\n"
+        "missing = [n for n in jaxadl.__all__ if getattr(jaxadl, n, None) is None]\n"
+        "assert not missing, missing\n"
+        "assert set(jaxadl.__all__) == set(jaxadl._MODULE_OF)\n"
+        "assert jaxadl.fit.__module__ == 'jaxadl.train'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        import jaxadl
+
+        jaxadl.nothing  # noqa: B018

@@ -20,11 +20,12 @@ import argparse
 import dataclasses
 import importlib
 import json
-import os
 import re
 import sys
 from pathlib import Path
 from typing import Any
+
+from jaxadl.run_folder import write_whole  # file layouts only: no JAX is loaded
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results.json"
@@ -126,14 +127,6 @@ def load_results(path: Path | None = None) -> dict[str, Any]:
 def save_results(results: dict[str, Any], path: Path | None = None) -> None:
     """Write docs/results.json in the one form every tool writes it (indent 1, Unicode kept)."""
     write_whole(path or RESULTS, json.dumps(results, indent=1, ensure_ascii=False) + "\n")
-
-
-def write_whole(path: Path, text: str) -> None:
-    """`text` into `path` whole or not at all (written aside, then renamed): an interruption never leaves
-    results.json or a page cut short."""
-    aside = path.with_name(f".{path.name}.partial")
-    aside.write_text(text)
-    os.replace(aside, path)
 
 
 def _machine(results: dict[str, Any], key: str, long: bool = False) -> str:
