@@ -238,3 +238,20 @@ def test_the_worst_cases_table_pairs_the_levers_that_kept_their_cases():
     assert table[4:] == ["| B | 0.9100 | 0.9300 |", "| C | 0.9500 |  |", "| D | 0.9700 | 0.9600 |"]
     results["tables"]["unet_cv"]["rows"] = [other]
     assert docs.worst_table(results, "unet_cv", "default") == "The default lever's cases: not recorded yet."
+
+
+def test_the_fold_table_pairs_each_lever_with_the_reference_on_its_own_folds():
+    rows = [
+        {"variant": "ref", "original": "none", "fold_accuracy": {"0": 0.99, "1": 0.98, "2": 0.95}},
+        {"variant": "a", "original": "`--x`", "fold_accuracy": {"1": 0.96}},
+        {"variant": "b", "original": "`--y`", "fold_accuracy": {"0": 0.98, "2": 0.99}},
+        {"variant": "lungs-like", "original": "`--z`"},  # no per-fold figures: not a row
+    ]
+    table = docs.fold_table({"tables": {"t": {"rows": rows}}}, "t", "ref")
+    lines = table.splitlines()
+    assert "| fold 0 | fold 1 | fold 2 | mean | ref | difference |" in lines[2]
+    assert lines[4] == "| ref | none | 99.00 | 98.00 | 95.00 | 97.33 |  |  |"
+    assert lines[5] == "| a | `--x` |  | 96.00 |  | 96.00 | 98.00 | -2.00 |"
+    assert lines[6] == "| b | `--y` | 98.00 |  | 99.00 | 98.50 | 97.00 | +1.50 |"
+    assert len(lines) == 7
+    assert "not recorded yet" in docs.fold_table({"tables": {"t": {"rows": rows}}}, "t", "other")

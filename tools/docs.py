@@ -216,6 +216,41 @@ def full_table(results: dict[str, Any], name: str) -> str:
     return "\n".join(out)
 
 
+def fold_table(results: dict[str, Any], name: str, reference: str) -> str:
+    """Each lever's figure on each fold it ran, beside the reference lever on the same folds: the pairs the
+    cross-validated means rest on, at a glance."""
+    rows = [r for r in results["tables"][name]["rows"] if r.get("fold_accuracy")]
+    ref = next((r for r in rows if r["variant"] == reference), None)
+    if ref is None:
+        return f"The {reference} lever's folds: not recorded yet."
+    folds = sorted({int(k) for r in rows for k in r["fold_accuracy"]})
+    out = [
+        f"Validation accuracy (%) on each fold, and the mean over the folds a lever ran against {reference} "
+        "on the same folds:",
+        "",
+        "| lever | flags | "
+        + " | ".join(f"fold {k}" for k in folds)
+        + f" | mean | {reference} | difference |",
+        "|---|---|" + "---|" * (len(folds) + 3),
+    ]
+    for r in [ref, *(r for r in rows if r is not ref)]:
+        mine = {int(k): v for k, v in r["fold_accuracy"].items()}
+        cells = [f"{100 * mine[k]:.2f}" if k in mine else "" for k in folds]
+        mean = 100 * sum(mine.values()) / len(mine)
+        theirs = [ref["fold_accuracy"].get(str(k)) for k in mine]
+        if r is ref or None in theirs:
+            pair = ["", ""]
+        else:
+            other = 100 * sum(theirs) / len(theirs)
+            pair = [f"{other:.2f}", f"{mean - other:+.2f}"]
+        out.append(
+            "| "
+            + " | ".join(_cell(c) for c in [r["variant"], r["original"], *cells, f"{mean:.2f}", *pair])
+            + " |"
+        )
+    return "\n".join(out)
+
+
 def worst_table(results: dict[str, Any], name: str, lever: str, n: int = 8) -> str:
     """The `lever`'s n lowest cases of a cross-validated table, paired with every lever whose per-case
     figures are recorded (tools.cv_summary's --worst table, from the records)."""
@@ -302,6 +337,7 @@ BLOCKS = {
     "docs/results.md": {
         "results-cnn-full": lambda r: full_table(r, "cnn"),
         "results-cnn-cv-full": lambda r: full_table(r, "cnn_cv"),
+        "results-cnn-cv-folds": lambda r: fold_table(r, "cnn_cv", "baseline_equalize"),
         "results-unet-full": lambda r: full_table(r, "unet"),
         "results-unet-cv-full": lambda r: full_table(r, "unet_cv"),
         "results-unet-cv-worst": lambda r: worst_table(r, "unet_cv", "depth5"),
