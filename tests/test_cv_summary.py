@@ -411,6 +411,8 @@ def test_a_flag_left_to_the_recipe_reads_as_the_value_it_resolved_against_the_re
         ("ref", {"equalize": True}),
         ("sgd", {"optimizer": "sgd"}),
         ("sgd_eq", {"optimizer": "sgd", "equalize": True}),
+        ("rprop", {"optimizer": "rprop", "equalize": True, "val_every": 10}),
+        ("best", {"equalize": True, "val_every": 2, "select": "best"}),
     ]:
         _cnn_fold0(sweep, name, CNNConfig(data_dir="/data/gtsrb", cv_folds=5, **given))
     argv = [str(sweep), "--reference=ref", "--record=cnn_cv", "--machine=cpu2", "--data-name=GTSRB_DIR"]
@@ -419,3 +421,7 @@ def test_a_flag_left_to_the_recipe_reads_as_the_value_it_resolved_against_the_re
     assert rows["sgd"]["original"] == "`--optimizer=sgd` `--no-equalize`"
     assert rows["sgd_eq"]["original"] == "`--optimizer=sgd`"
     assert "--equalize" not in rows["sgd"]["command"]  # the command stays as run: the recipe's own value
+    # how often a run validated changes nothing it keeps at the last epoch: not a lever, but in the command
+    assert rows["rprop"]["original"] == "`--optimizer=rprop`"
+    assert "--val-every=10" in rows["rprop"]["command"]
+    assert rows["best"]["original"] == "`--select=best` `--val-every=2`"  # it picks the epoch it keeps

@@ -329,6 +329,8 @@ def records(
             detail += f"; {against(fold_means(lever), ref_folds, reference, splits)}"
         cli, than = explicit(config, base_cli), explicit(base, config["cli"])
         own = [f for f in flags(cli, than, experiment, data_name) if not f.startswith("--cv-fold=")]
+        if (cli.get("select") or ran_with(config, "select")) == "last":  # validation's cadence kept nothing
+            own = [f for f in own if not f.startswith("--val-every=")]  # (the command column keeps it)
         original = " ".join(f"`{f}`" for f in own) or "none (the reference)"
         if "ensemble_levers" in config:
             original = ensemble_text(
