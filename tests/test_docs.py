@@ -226,6 +226,8 @@ def test_a_cross_validated_table_shows_its_reference_lever_in_readme():
     assert "`python -m experiments.unet --cv-fold=K`, 2-core CPU, 2026-12-03" in line
     focus["detail"], row["detail"] = "100 cases; folds 0,1,2,3", "124 cases; folds 0,1,2,3,4"
     assert docs.cv_line(results, "unet_cv", "default").endswith(" 0.97 / 0.95 / 0.93 (folds 0,1,2,3 only).")
+    # without the other levers (README's GTSRB line: its table of variants shows them)
+    assert docs.cv_line(results, "unet_cv", "default", others=False).endswith("2-core CPU, 2026-12-03.")
 
 
 def test_the_worst_cases_table_pairs_the_levers_that_kept_their_cases():
@@ -255,3 +257,41 @@ def test_the_fold_table_pairs_each_lever_with_the_reference_on_its_own_folds():
     assert lines[6] == "| b | `--y` | 98.00 |  | 99.00 | 98.50 | 97.00 | +1.50 |"
     assert len(lines) == 7
     assert "not recorded yet" in docs.fold_table({"tables": {"t": {"rows": rows}}}, "t", "other")
+
+
+def test_the_variant_table_gives_each_variants_best_single_run_and_mean_of_runs_against_the_reference():
+    cmd = "python -m experiments.cnn --data-dir=GTSRB_DIR --cv-folds=5 --cv-fold=K"
+    rows = [
+        {"variant": "ref", "command": cmd, "fold_accuracy": {"0": 0.99, "1": 0.98}},
+        {"variant": "r1", "command": f"{cmd} --optimizer=rprop", "fold_accuracy": {"0": 0.97, "1": 0.96}},
+        {
+            "variant": "r2",
+            "command": f"{cmd} --optimizer=rprop",
+            "fold_accuracy": {"0": 0.975},
+        },  # fewer folds
+        {"variant": "r3", "command": f"{cmd} --optimizer=rprop", "fold_accuracy": {"0": 0.96, "1": 0.965}},
+        {
+            "variant": "bn",
+            "command": f"{cmd} --batch-norm",
+            "fold_accuracy": {"0": 0.995, "4": 0.99},
+        },  # 4: no ref
+        {
+            "variant": "r1+r3",
+            "command": "python -m tools.cv_ensemble cnn-cv --levers=r1,r3 --raw",
+            "fold_accuracy": {"0": 0.98, "1": 0.975},
+        },
+        {
+            "variant": "ref+r1",
+            "command": "python -m tools.cv_ensemble cnn-cv --levers=ref,r1",  # mixed: no row
+            "fold_accuracy": {"0": 0.999, "1": 0.999},
+        },
+    ]
+    lines = docs.variant_table({"tables": {"t": {"rows": rows}}}, "t", "ref").splitlines()
+    assert lines[4] == "| baseline | 98.50 % (the reference on folds 0,1; `ref`) | not measured yet |"
+    assert lines[5] == "| batch norm | not measured yet | not measured yet |"
+    assert lines[6] == "| SGD | not measured yet | not measured yet |"
+    assert (
+        lines[7] == "| Rprop | 96.50 % (-2.00 on folds 0,1; `r1`) | 97.75 % (-0.75 on folds 0,1; `r1+r3`) |"
+    )
+    assert len(lines) == 8
+    assert "not recorded yet" in docs.variant_table({"tables": {"t": {"rows": rows}}}, "t", "other")

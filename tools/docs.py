@@ -21,6 +21,7 @@ import dataclasses
 import importlib
 import json
 import re
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -174,9 +175,10 @@ def runs_table(results: dict[str, Any], name: str) -> str:
     return "\n".join(out)
 
 
-def cv_line(results: dict[str, Any], name: str, lever: str) -> str:
+def cv_line(results: dict[str, Any], name: str, lever: str, others: bool = True) -> str:
     """README's line for a cross-validated table: the reference lever's figures, with its command and date,
-    then of the other levers (all in docs/results.md) the one whose last figure (the minimum) is highest."""
+    then (`others`) of the other levers (all in docs/results.md) the one whose last figure (the minimum) is
+    highest."""
     table = results["tables"][name]
     row = next((r for r in table["rows"] if r["variant"] == lever), None)
     if row is None:
@@ -185,7 +187,7 @@ def cv_line(results: dict[str, Any], name: str, lever: str) -> str:
         f"{table['title']}, {table['value']}: **{row['value']}** ({row['detail']}), "
         f"`{row['command']}`, {_machine(results, row['machine'])}, {row['date']}."
     )
-    others = [r for r in table["rows"] if r is not row]
+    others = [r for r in table["rows"] if r is not row and others]
     if others:
         best = max(others, key=lambda r: float(re.findall(r"\d+\.?\d*", r["value"])[-1]))
         label = "minimum" if table["value"].rstrip().endswith("min") else "figure"
@@ -248,6 +250,58 @@ def fold_table(results: dict[str, Any], name: str, reference: str) -> str:
             + " | ".join(_cell(c) for c in [r["variant"], r["original"], *cells, f"{mean:.2f}", *pair])
             + " |"
         )
+    return "\n".join(out)
+
+
+REPORT_VARIANTS = ("baseline", "batch norm", "SGD", "Rprop")
+
+
+def report_variant(row: dict[str, Any], rows: dict[str, dict[str, Any]]) -> tuple[str | None, int]:
+    """The report's variant a GTSRB record trained, from its command, and how many runs' logits it averages
+    (a tools.cv_ensemble row: its levers'; None where they trained different variants)."""
+    words = shlex.split(row["command"])
+    levers = next((w.partition("=")[2].split(",") for w in words if w.startswith("--levers=")), None)
+    if levers is not None:
+        kinds = {report_variant(rows[lever], rows)[0] if lever in rows else None for lever in levers}
+        return (kinds.pop() if len(kinds) == 1 else None), len(levers)
+    if "--batch-norm" in words:
+        return "batch norm", 1
+    optimizer = next((w.partition("=")[2] for w in words if w.startswith("--optimizer=")), "adam")
+    return {"adam": "baseline", "sgd": "SGD", "rprop": "Rprop"}.get(optimizer), 1
+
+
+def variant_table(results: dict[str, Any], name: str, reference: str) -> str:
+    """README's table of the folds: per report variant, its best single run and its best mean of runs'
+    logits, each against the reference on the same folds (most folds first, then the largest difference)."""
+    rows = {r["variant"]: r for r in results["tables"][name]["rows"] if r.get("fold_accuracy")}
+    ref = rows.get(reference)
+    if ref is None:
+        return f"The {reference} lever's folds: not recorded yet."
+    best: dict[tuple[str | None, bool], tuple[Any, ...]] = {}
+    for r in rows.values():
+        mine = {k: v for k, v in r["fold_accuracy"].items()}
+        if any(k not in ref["fold_accuracy"] for k in mine):
+            continue
+        variant, runs = report_variant(r, rows)
+        diff = 100 * sum(mine[k] - ref["fold_accuracy"][k] for k in mine) / len(mine)
+        key, score = (variant, runs > 1), (len(mine), diff)
+        if key not in best or score > best[key][0]:
+            best[key] = (score, 100 * sum(mine.values()) / len(mine), r["variant"], sorted(mine, key=int))
+
+    def cell(key: tuple[str, bool]) -> str:
+        if key not in best:
+            return "not measured yet"
+        (_, diff), mean, lever, folds = best[key]
+        against = "the reference" if lever == reference else f"{diff:+.2f}"
+        return f"{mean:.2f} % ({against} on folds {','.join(folds)}; `{lever}`)"
+
+    out = [
+        f"Each variant's best, against {reference} on the same folds (points; most folds first):",
+        "",
+        "| variant | one run | the mean of runs' logits |",
+        "|---|---|---|",
+    ]
+    out += [f"| {v} | {cell((v, False))} | {cell((v, True))} |" for v in REPORT_VARIANTS]
     return "\n".join(out)
 
 
@@ -332,7 +386,11 @@ BLOCKS = {
         "results-cnn": lambda r: compare_table(r, "cnn"),
         "results-unet": lambda r: compare_table(r, "unet"),
         "results-unet-cv": lambda r: cv_line(r, "unet_cv", "depth5"),
-        "results-cnn-cv": lambda r: cv_line(r, "cnn_cv", "baseline_equalize"),
+        "results-cnn-cv": lambda r: (
+            cv_line(r, "cnn_cv", "baseline_equalize", others=False)
+            + "\n\n"
+            + variant_table(r, "cnn_cv", "baseline_equalize")
+        ),
     },
     "docs/results.md": {
         "results-cnn-full": lambda r: full_table(r, "cnn"),
