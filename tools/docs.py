@@ -187,12 +187,12 @@ def cv_line(results: dict[str, Any], name: str, lever: str, others: bool = True)
         f"{table['title']}, {table['value']}: **{row['value']}** ({row['detail']}), "
         f"`{row['command']}`, {_machine(results, row['machine'])}, {row['date']}."
     )
-    others = [r for r in table["rows"] if r is not row and others]
-    if others:
-        best = max(others, key=lambda r: float(re.findall(r"\d+\.?\d*", r["value"])[-1]))
+    rest = [r for r in table["rows"] if r is not row] if others else []
+    if rest:
+        best = max(rest, key=lambda r: float(re.findall(r"\d+\.?\d*", r["value"])[-1]))
         label = "minimum" if table["value"].rstrip().endswith("min") else "figure"
         line += (
-            f" {len(others)} other lever{'s' * (len(others) > 1)} in [docs/results.md](docs/results.md); the "
+            f" {len(rest)} other lever{'s' * (len(rest) > 1)} in [docs/results.md](docs/results.md); the "
             f"highest {label}: {best['original'].replace('` `', ' ')} {best['value']}"
         )
         folds = best["detail"].rpartition("; ")[2]
@@ -279,7 +279,7 @@ def variant_table(results: dict[str, Any], name: str, reference: str) -> str:
         return f"The {reference} lever's folds: not recorded yet."
     best: dict[tuple[str | None, bool], tuple[Any, ...]] = {}
     for r in rows.values():
-        mine = {k: v for k, v in r["fold_accuracy"].items()}
+        mine = r["fold_accuracy"]
         if any(k not in ref["fold_accuracy"] for k in mine):
             continue
         variant, runs = report_variant(r, rows)
