@@ -218,6 +218,16 @@ def full_table(results: dict[str, Any], name: str) -> str:
     return "\n".join(out)
 
 
+def paired_means(row: dict[str, Any], ref: dict[str, Any]) -> tuple[float, float | None]:
+    """A lever's mean accuracy (%) over its folds and the reference's over the same folds (None where the
+    reference lacks one of them)."""
+    mine, theirs = row["fold_accuracy"], ref["fold_accuracy"]
+    mean = 100 * sum(mine.values()) / len(mine)
+    if any(k not in theirs for k in mine):
+        return mean, None
+    return mean, 100 * sum(theirs[k] for k in mine) / len(mine)
+
+
 def fold_table(results: dict[str, Any], name: str, reference: str) -> str:
     """Each lever's figure on each fold it ran, beside the reference lever on the same folds: the pairs the
     cross-validated means rest on, at a glance."""
@@ -238,13 +248,8 @@ def fold_table(results: dict[str, Any], name: str, reference: str) -> str:
     for r in [ref, *(r for r in rows if r is not ref)]:
         mine = {int(k): v for k, v in r["fold_accuracy"].items()}
         cells = [f"{100 * mine[k]:.2f}" if k in mine else "" for k in folds]
-        mean = 100 * sum(mine.values()) / len(mine)
-        theirs = [ref["fold_accuracy"].get(str(k)) for k in mine]
-        if r is ref or None in theirs:
-            pair = ["", ""]
-        else:
-            other = 100 * sum(theirs) / len(theirs)
-            pair = [f"{other:.2f}", f"{mean - other:+.2f}"]
+        mean, other = paired_means(r, ref)
+        pair = ["", ""] if r is ref or other is None else [f"{other:.2f}", f"{mean - other:+.2f}"]
         out.append(
             "| "
             + " | ".join(_cell(c) for c in [r["variant"], r["original"], *cells, f"{mean:.2f}", *pair])
@@ -279,14 +284,14 @@ def variant_table(results: dict[str, Any], name: str, reference: str) -> str:
         return f"The {reference} lever's folds: not recorded yet."
     best: dict[tuple[str | None, bool], tuple[Any, ...]] = {}
     for r in rows.values():
-        mine = r["fold_accuracy"]
-        if any(k not in ref["fold_accuracy"] for k in mine):
+        mean, other = paired_means(r, ref)
+        if other is None:
             continue
         variant, runs = report_variant(r, rows)
-        diff = 100 * sum(mine[k] - ref["fold_accuracy"][k] for k in mine) / len(mine)
-        key, score = (variant, runs > 1), (len(mine), diff)
+        folds = sorted(r["fold_accuracy"], key=int)
+        key, score = (variant, runs > 1), (len(folds), mean - other)
         if key not in best or score > best[key][0]:
-            best[key] = (score, 100 * sum(mine.values()) / len(mine), r["variant"], sorted(mine, key=int))
+            best[key] = (score, mean, r["variant"], folds)
 
     def cell(key: tuple[str, bool]) -> str:
         if key not in best:
