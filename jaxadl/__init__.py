@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
+# Each public name is listed three times, each for a reader: the TYPE_CHECKING imports for type checkers and
+# editors, _HOME for loading on first use, the literal __all__ for ruff and `import *`; tests/test_structure.py
+# holds the three equal.
 _HOME = {
     "jaxadl.augment": ["AugmentConfig", "augment"],
     "jaxadl.data.base": ["Dataset", "DatasetError", "Split"],
