@@ -105,7 +105,7 @@ def test_raw_scores_the_trained_weights_of_a_run_that_kept_a_weight_average(swee
     assert trained["per_image"]["f1"] == pytest.approx(plain["per_image"]["f1"], abs=1e-5)
     assert average["per_image"]["f1"] != pytest.approx(plain["per_image"]["f1"], abs=1e-5)
     rows = _recorded_rows(sweep, tmp_path, monkeypatch)
-    assert rows["e_raw"]["original"] == "e's trained weights, not the weight average it kept"
+    assert rows["e_raw"]["original"] == "e's trained weights, not a weight average"
     assert rows["e_raw"]["command"] == f"python -m tools.cv_ensemble {sweep.name} --levers=e --raw"
 
 
@@ -182,12 +182,12 @@ def test_bad_levers_are_usage_errors(sweep, argv, message, capsys):
     "levers,tta,raw,text",
     [
         (["a"], True, False, "a evaluated with `--tta`"),
-        (["e"], True, True, "e's trained weights, not the weight average it kept, with `--tta`"),
+        (["e"], True, True, "e's trained weights, not a weight average, with `--tta`"),
         (
             ["e", "f"],
             True,
             True,
-            "the mean of the logits of e and f, each with its trained weights, not the weight average it kept,"
+            "the mean of the logits of e and f, each with its trained weights, not a weight average,"
             " each with `--tta`",
         ),
     ],

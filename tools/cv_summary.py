@@ -221,7 +221,7 @@ def default_name(levers: list[str], tta: bool, raw: bool) -> str:
 
 def ensemble_text(levers: list[str], tta: bool, raw: bool = False) -> str:
     """How docs/results.json describes a tools.cv_ensemble lever."""
-    weights = "trained weights, not the weight average it kept"
+    weights = "trained weights, not a weight average"
     if len(levers) == 1:
         return (
             f"{levers[0]}'s {weights}" + (", with `--tta`" if tta else "")
