@@ -77,7 +77,9 @@ def test_two_seeds_averaged_become_a_lever_cv_summary_pools_and_records(sweep, t
 
 def test_one_lever_with_tta_is_a_lever_and_scores_as_eval_only_with_tta(sweep, tmp_path, monkeypatch, capsys):
     assert cv_ensemble.main([str(sweep), "--levers=a", "--tta"]) == 0
-    assert "mean of a with test-time augmentation on folds 0,1 -> a_tta_f<K>" in capsys.readouterr().out
+    said = capsys.readouterr()
+    assert "mean of a with test-time augmentation on folds 0,1 -> a_tta_f<K>" in said.out
+    assert "--tta changes nothing" not in said.err  # a was trained without it
     own, shifted = _trial(sweep / "a_f0")["per_image"], _trial(sweep / "a_tta_f0")["per_image"]
     assert shifted["cases"] == own["cases"] and shifted["f1"] != pytest.approx(own["f1"], abs=1e-5)
     # --eval-only --tta on a copy of the same run scores every case the same, beside (not over) the plain one
@@ -93,6 +95,17 @@ def test_one_lever_with_tta_is_a_lever_and_scores_as_eval_only_with_tta(sweep, t
     rows = _recorded_rows(sweep, tmp_path, monkeypatch)
     assert rows["a_tta"]["original"] == "a evaluated with `--tta`"
     assert rows["a_tta"]["command"] == f"python -m tools.cv_ensemble {sweep.name} --levers=a --tta"
+
+
+def test_tta_beside_runs_that_already_evaluate_with_it_says_it_changes_nothing(sweep, tmp_path, capsys):
+    """The strong CNN recipe evaluates with TTA, so --tta names no new lever there: a note, not an error."""
+    shutil.copytree(sweep / "a_f0", tmp_path / "t_f0")
+    (path,) = (tmp_path / "t_f0" / "trials").glob("*.json")
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps({**record, "train_config": {**record["train_config"], "tta": True}}))
+    assert cv_ensemble.main([str(tmp_path), "--levers=t", "--tta"]) == 0
+    assert "note: --tta changes nothing here: t_f0 already evaluate(s)" in capsys.readouterr().err
+    assert _trial(tmp_path / "t_tta_f0")["eval_options"] == {"tta": True}
 
 
 def test_raw_scores_the_trained_weights_of_a_run_that_kept_a_weight_average(sweep, tmp_path, monkeypatch):

@@ -72,6 +72,20 @@ def check_raw(runs: list[Path], predictors: list[Any]) -> None:
         raise ValueError(f"{which} weight average (trained without --ema), so --raw changes nothing")
 
 
+def note_tta(runs: list[Path]) -> None:
+    """--tta beside runs that already evaluate with it (trained with --tta, as the strong CNN recipe is): a note
+    that it changes nothing, not an error, so a recorded command that named it still runs."""
+    from jaxadl.run_folder import RunFolder
+
+    records = [r for run in runs for r in RunFolder(run).trial_records()]
+    if records and all(r.get("train_config", {}).get("tta") for r in records):
+        print(
+            f"note: --tta changes nothing here: {', '.join(run.name for run in runs)} already evaluate(s) with "
+            "test-time augmentation (trained with --tta); the figure is the one without --tta",
+            file=sys.stderr,
+        )
+
+
 def evaluate_mean(predictors: list[Any], data: Any, split_name: str) -> Any:
     """The mean of the predictors' logits on one split of the data, evaluated case by case (an Evaluation)."""
     from jaxadl.saved_runs import case_names
@@ -100,6 +114,8 @@ def ensemble_fold(
     predictors = [load_all(run, None, options, average=not raw) for run in runs]
     if raw:
         check_raw(runs, predictors)
+    if tta:
+        note_tta(runs)
     evaluation = evaluate_mean(predictors, data, split_name)
     record = {
         "variant": predictors[0].record["variant"],
