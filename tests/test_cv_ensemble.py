@@ -103,8 +103,10 @@ def test_tta_beside_runs_that_already_evaluate_with_it_says_it_changes_nothing(s
     (path,) = (tmp_path / "t_f0" / "trials").glob("*.json")
     record = json.loads(path.read_text())
     path.write_text(json.dumps({**record, "train_config": {**record["train_config"], "tta": True}}))
+    shutil.copytree(tmp_path / "t_f0", tmp_path / "t_f1")
     assert cv_ensemble.main([str(tmp_path), "--levers=t", "--tta"]) == 0
-    assert "note: --tta changes nothing here: t_f0 already evaluate(s)" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert said.count("note: --tta changes nothing here: t already evaluate(s)") == 1  # once, not per fold
     assert _trial(tmp_path / "t_tta_f0")["eval_options"] == {"tta": True}
 
 

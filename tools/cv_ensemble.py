@@ -72,15 +72,15 @@ def check_raw(runs: list[Path], predictors: list[Any]) -> None:
         raise ValueError(f"{which} weight average (trained without --ema), so --raw changes nothing")
 
 
-def note_tta(runs: list[Path]) -> None:
-    """--tta beside runs that already evaluate with it (trained with --tta, as the strong CNN recipe is): a note
-    that it changes nothing, not an error, so a recorded command that named it still runs."""
+def note_tta(levers: list[str], runs: list[Path]) -> None:
+    """--tta beside runs that already evaluate with it (trained with --tta, as the strong CNN recipe is): a note,
+    once for all folds, that it changes nothing; not an error, so a recorded command that named it still runs."""
     from jaxadl.run_folder import RunFolder
 
     records = [r for run in runs for r in RunFolder(run).trial_records()]
     if records and all(r.get("train_config", {}).get("tta") for r in records):
         print(
-            f"note: --tta changes nothing here: {', '.join(run.name for run in runs)} already evaluate(s) with "
+            f"note: --tta changes nothing here: {', '.join(levers)} already evaluate(s) with "
             "test-time augmentation (trained with --tta); the figure is the one without --tta",
             file=sys.stderr,
         )
@@ -114,8 +114,6 @@ def ensemble_fold(
     predictors = [load_all(run, None, options, average=not raw) for run in runs]
     if raw:
         check_raw(runs, predictors)
-    if tta:
-        note_tta(runs)
     evaluation = evaluate_mean(predictors, data, split_name)
     record = {
         "variant": predictors[0].record["variant"],
@@ -212,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
 
     how = (" (trained weights)" if args.raw else "") + (" with test-time augmentation" if args.tta else "")
     print(f"mean of {', '.join(levers)}{how} on folds {','.join(map(str, folds))} -> {name}_f<K>")
+    if args.tta:
+        note_tta(levers, [args.sweep / f"{lever}_f{k}" for k in folds for lever in levers])
     for k in folds:
         try:
             record, config = ensemble_fold(
