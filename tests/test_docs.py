@@ -261,15 +261,20 @@ def test_the_fold_table_pairs_each_lever_with_the_reference_on_its_own_folds():
 
 def test_the_variant_table_gives_each_variants_best_single_run_and_mean_of_runs_against_the_reference():
     cmd = "python -m experiments.cnn --data-dir=GTSRB_DIR --cv-folds=5 --cv-fold=K"
+    ens = "python -m tools.cv_ensemble cnn-cv"
     rows = [
         {"variant": "ref", "command": cmd, "fold_accuracy": {"0": 0.99, "1": 0.98}},
         {"variant": "r1", "command": f"{cmd} --optimizer=rprop", "fold_accuracy": {"0": 0.97, "1": 0.96}},
         {
             "variant": "r2",
-            "command": f"{cmd} --optimizer=rprop",
+            "command": f"{cmd} --optimizer=rprop --x",
             "fold_accuracy": {"0": 0.975},
         },  # fewer folds
-        {"variant": "r3", "command": f"{cmd} --optimizer=rprop", "fold_accuracy": {"0": 0.96, "1": 0.965}},
+        {
+            "variant": "r3",
+            "command": f"{cmd} --optimizer=rprop --y",
+            "fold_accuracy": {"0": 0.96, "1": 0.965},
+        },
         {
             "variant": "bn",
             "command": f"{cmd} --batch-norm",
@@ -277,12 +282,12 @@ def test_the_variant_table_gives_each_variants_best_single_run_and_mean_of_runs_
         },  # 4: no ref
         {
             "variant": "r1+r3",
-            "command": "python -m tools.cv_ensemble cnn-cv --levers=r1,r3 --raw",
+            "command": f"{ens} --levers=r1,r3 --raw",
             "fold_accuracy": {"0": 0.98, "1": 0.975},
         },
         {
             "variant": "ref+r1",
-            "command": "python -m tools.cv_ensemble cnn-cv --levers=ref,r1",  # mixed: no row
+            "command": f"{ens} --levers=ref,r1",  # mixed: no row
             "fold_accuracy": {"0": 0.999, "1": 0.999},
         },
     ]
@@ -294,4 +299,24 @@ def test_the_variant_table_gives_each_variants_best_single_run_and_mean_of_runs_
         lines[7] == "| Rprop | 96.50 % (-2.00 on folds 0,1; `r1`) | 97.75 % (-0.75 on folds 0,1; `r1+r3`) |"
     )
     assert len(lines) == 8
+    # a recipe run with two seeds scores their mean on each fold, not the better seed's run; a one-lever
+    # --raw row pools with the --raw row of the same recipe's other seed, apart from the runs' own rows
+    rows += [
+        {
+            "variant": "r1_seed1",
+            "command": f"{cmd} --optimizer=rprop --seed=1",
+            "fold_accuracy": {"0": 0.99, "1": 0.98},
+        },
+        {"variant": "r1_raw", "command": f"{ens} --levers=r1 --raw", "fold_accuracy": {"0": 0.96, "1": 0.95}},
+        {
+            "variant": "r1_seed1_raw",
+            "command": f"{ens} --levers=r1_seed1 --raw",
+            "fold_accuracy": {"0": 0.98, "1": 0.99},
+        },
+    ]
+    lines = docs.variant_table({"tables": {"t": {"rows": rows}}}, "t", "ref").splitlines()
+    assert lines[7].startswith("| Rprop | 97.50 % (-1.00 on folds 0,1; `r1`, seeds 0,1) |")
+    rows[-2]["fold_accuracy"] = {"0": 0.99, "1": 0.97}  # r1_seed1_raw alone would be 98.50, the reference's
+    lines = docs.variant_table({"tables": {"t": {"rows": rows}}}, "t", "ref").splitlines()
+    assert lines[7].startswith("| Rprop | 98.25 % (-0.25 on folds 0,1; `r1_raw`, seeds 0,1) |")
     assert "not recorded yet" in docs.variant_table({"tables": {"t": {"rows": rows}}}, "t", "other")
