@@ -319,4 +319,9 @@ def test_the_variant_table_gives_each_variants_best_single_run_and_mean_of_runs_
     rows[-2]["fold_accuracy"] = {"0": 0.99, "1": 0.97}  # r1_seed1_raw alone would be 98.50, the reference's
     lines = docs.variant_table({"tables": {"t": {"rows": rows}}}, "t", "ref").splitlines()
     assert lines[7].startswith("| Rprop | 98.25 % (-0.25 on folds 0,1; `r1_raw`, seeds 0,1) |")
+    rows.append({"variant": "ref_s1", "command": f"{cmd} --seed=1", "fold_accuracy": {"0": 0.97, "1": 0.96}})
+    lines = docs.variant_table({"tables": {"t": {"rows": rows}}}, "t", "ref").splitlines()
+    assert lines[4].startswith(
+        "| baseline | 97.50 % (-1.00 on folds 0,1; `ref`, seeds 0,1) |"
+    )  # not "the reference"
     assert "not recorded yet" in docs.variant_table({"tables": {"t": {"rows": rows}}}, "t", "other")

@@ -323,7 +323,7 @@ def variant_table(results: dict[str, Any], name: str, reference: str) -> str:
         if key not in best:
             return "not measured yet"
         (_, diff), mean, lever, folds, seeds = best[key]
-        against = "the reference" if lever == reference else f"{diff:+.2f}"
+        against = "the reference" if lever == reference and len(seeds) == 1 else f"{diff:+.2f}"
         pooled = f", seeds {','.join(map(str, seeds))}" if len(seeds) > 1 else ""
         return f"{mean:.2f} % ({against} on folds {','.join(folds)}; `{lever}`{pooled})"
 
