@@ -261,11 +261,16 @@ def fold_table(results: dict[str, Any], name: str, reference: str) -> str:
 REPORT_VARIANTS = ("baseline", "batch norm", "SGD", "Rprop")
 
 
+def ensemble_levers(words: list[str]) -> list[str] | None:
+    """The levers a tools.cv_ensemble command averages (its `--levers=`), None for a run's own command."""
+    return next((w.partition("=")[2].split(",") for w in words if w.startswith("--levers=")), None)
+
+
 def report_variant(row: dict[str, Any], rows: dict[str, dict[str, Any]]) -> tuple[str | None, int]:
     """The report's variant a GTSRB record trained, from its command, and how many runs' logits it averages
     (a tools.cv_ensemble row: its levers'; None where they trained different variants)."""
     words = shlex.split(row["command"])
-    levers = next((w.partition("=")[2].split(",") for w in words if w.startswith("--levers=")), None)
+    levers = ensemble_levers(words)
     if levers is not None:
         kinds = {report_variant(rows[lever], rows)[0] if lever in rows else None for lever in levers}
         return (kinds.pop() if len(kinds) == 1 else None), len(levers)
@@ -279,9 +284,9 @@ def recipe(row: dict[str, Any], rows: dict[str, dict[str, Any]]) -> tuple[str, i
     """A single run's recipe, its command without the seed, and its seed (a one-lever tools.cv_ensemble row:
     its lever's recipe with the row's own flags), so runs that differ only by seed pool into one figure."""
     words = shlex.split(row["command"])
-    levers = [w.partition("=")[2].split(",") for w in words if w.startswith("--levers=")]
-    if levers and len(levers[0]) == 1 and levers[0][0] in rows:
-        of, seed = recipe(rows[levers[0][0]], rows)
+    levers = ensemble_levers(words)
+    if levers is not None and len(levers) == 1 and levers[0] in rows:
+        of, seed = recipe(rows[levers[0]], rows)
         return " ".join(
             [of, *(w for w in words if w.startswith("--") and not w.startswith("--levers="))]
         ), seed
@@ -297,13 +302,14 @@ def variant_table(results: dict[str, Any], name: str, reference: str) -> str:
     ref = rows.get(reference)
     if ref is None:
         return f"The {reference} lever's folds: not recorded yet."
-    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    groups: dict[tuple[Any, ...], list[tuple[int, dict[str, Any]]]] = {}  # (seed, row) per recipe
     for r in rows.values():
         variant, runs = report_variant(r, rows)
-        key = (variant, runs > 1, recipe(r, rows)[0] if runs == 1 else r["variant"])
-        groups.setdefault(key, []).append(r)
+        how, seed = recipe(r, rows) if runs == 1 else (r["variant"], 0)
+        groups.setdefault((variant, runs > 1, how), []).append((seed, r))
     best: dict[tuple[str | None, bool], tuple[Any, ...]] = {}
-    for (variant, several, _), members in groups.items():
+    for (variant, several, _), pairs in groups.items():
+        seeds, members = zip(*sorted(pairs, key=lambda p: p[0]), strict=True)
         folds = sorted({k for r in members for k in r["fold_accuracy"]}, key=int)
         pooled = {
             k: sum(r["fold_accuracy"][k] for r in members if k in r["fold_accuracy"])
@@ -313,8 +319,6 @@ def variant_table(results: dict[str, Any], name: str, reference: str) -> str:
         mean, other = paired_means({"fold_accuracy": pooled}, ref)
         if other is None:
             continue
-        members = sorted(members, key=lambda r: recipe(r, rows)[1])
-        seeds = [recipe(r, rows)[1] for r in members]
         score = (len(folds), mean - other)
         if (variant, several) not in best or score > best[(variant, several)][0]:
             best[(variant, several)] = (score, mean, members[0]["variant"], folds, seeds)
