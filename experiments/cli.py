@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import importlib
 import io
+import math
 import sys
 import types
 import typing
@@ -36,6 +37,13 @@ def check_cv_flags(folds: int, fold: int) -> None:
     from jaxadl.data.base import check_cv
 
     check_cv(folds, fold, ("--cv-folds", "--cv-fold"))
+
+
+def check_seed_flags(seed: int, split_seed: int) -> None:
+    """--seed and --split-seed, as both experiments take them: >= 0 (numpy's generators refuse others)."""
+    for flag, value in (("--seed", seed), ("--split-seed", split_seed)):
+        if value < 0:
+            raise ValueError(f"{flag} must be >= 0, got {value}")
 
 
 def refuse_unused(cfg: Any) -> None:
@@ -127,6 +135,17 @@ def _base_type(tp: Any) -> Any:
     return tp
 
 
+def finite_float(text: str) -> float:
+    """A float flag's value: NaN or inf would pass range checks written `x >= 0` and train on to a diverged run."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
 def parser_for(
     cls: type, description: str, prog: str | None = None, *, given_only: bool = False
 ) -> argparse.ArgumentParser:
@@ -159,7 +178,7 @@ def parser_for(
         else:
             target.add_argument(
                 flag,
-                type=tp,
+                type=finite_float if tp is float else tp,
                 default=default,
                 choices=f.metadata.get("choices"),
                 metavar=None if f.metadata.get("choices") else f.name.upper(),

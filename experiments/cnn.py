@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from experiments.cli import RunFolderFlags, check_cv_flags, opt, parse, run_cli
+from experiments.cli import RunFolderFlags, check_cv_flags, check_seed_flags, opt, parse, run_cli
 from experiments.configs.cnn import RECIPES, CNNRecipe
 
 # The report's comparison grid (table 1.4): name, optimizer, batch norm, trials.
@@ -119,6 +119,9 @@ class CNNConfig(RunFolderFlags):
         if self.dataset == "npz" and not self.data_dir:
             raise ValueError("--dataset=npz needs --data-dir=FILE.npz")
         check_cv_flags(self.cv_folds, self.cv_fold)
+        check_seed_flags(self.seed, self.split_seed)
+        if self.synthetic_train < 1:
+            raise ValueError(f"--synthetic-train must be >= 1, got {self.synthetic_train}")
         if self.cv_folds and self.dataset == "npz":
             raise ValueError(
                 "--cv-folds works with --dataset=gtsrb (whole tracks) or synthetic (by image), not npz: "

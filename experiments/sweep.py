@@ -62,7 +62,7 @@ class SweepConfig:
             raise ValueError("--jobs=FILE is required (one 'name: flags' line per run)")
         if self.parallel < 1:
             raise ValueError(f"--parallel must be >= 1, got {self.parallel}")
-        if self.time_limit < 0:
+        if not self.time_limit >= 0:
             raise ValueError(f"--time-limit must be >= 0, got {self.time_limit}")
 
 

@@ -45,7 +45,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from experiments.cli import RunFolderFlags, check_cv_flags, opt, parse, run_cli
+from experiments.cli import RunFolderFlags, check_cv_flags, check_seed_flags, opt, parse, run_cli
 from experiments.configs.unet import RECIPES, ROTATE_DEG, UNetRecipe, augmentation
 
 UPSAMPLE = ("bilinear", "nearest", "transpose")
@@ -150,6 +150,7 @@ class UNetConfig(RunFolderFlags):
         """Checks the CLI's own options; the training values are checked by the library types they build."""
         super().__post_init__()
         self.dataset_kind()  # validates the spec
+        check_seed_flags(self.seed, self.split_seed)
         for name in ("trials", "width", "depth", "image_size", "eval_batch_size", "val_every"):
             value = getattr(self, name)
             if value is not None and value < 1:

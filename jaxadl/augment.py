@@ -31,7 +31,7 @@ class AugmentConfig:
 
     def __post_init__(self) -> None:
         for name, value in dataclasses.asdict(self).items():
-            if value < 0:
+            if not value >= 0:  # NaN too
                 raise ValueError(f"{name} must be >= 0, got {value}")
         for name in ("scale", "contrast", "aspect"):
             if getattr(self, name) >= 1:

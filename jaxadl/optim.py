@@ -89,9 +89,9 @@ class OptimConfig:
             raise ValueError(f"eta_minus must be in (0, 1), got {self.eta_minus}")
         if not self.eta_plus > 1:
             raise ValueError(f"eta_plus must be > 1, got {self.eta_plus}")
-        if self.weight_decay < 0:
+        if not self.weight_decay >= 0:  # NaN too
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if self.momentum < 0:
+        if not self.momentum >= 0:
             raise ValueError(f"momentum must be >= 0, got {self.momentum}")
         if not self.min_step > 0:
             raise ValueError(f"min_step must be > 0, got {self.min_step}")

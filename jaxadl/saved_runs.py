@@ -23,7 +23,8 @@ def eval_split(data: Dataset) -> tuple[str, Split]:
     if data.test is not None:
         return "test", data.test
     if data.val is None:
-        raise ValueError("the dataset has neither a test nor a validation split to evaluate on")
+        source = data.meta.get("source", data.name) if isinstance(data.meta, dict) else data.name
+        raise ValueError(f"{source}: the dataset has neither a test nor a validation split to evaluate on")
     return "val", data.val
 
 

@@ -164,7 +164,7 @@ class Segmentation(Task):
     equalize: bool = False
 
     def __post_init__(self) -> None:
-        if self.dice_weight < 0:
+        if not self.dice_weight >= 0:  # NaN too
             raise ValueError(f"dice_weight must be >= 0, got {self.dice_weight}")
 
     @property

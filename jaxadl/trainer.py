@@ -60,7 +60,7 @@ class TrainConfig:
             raise ValueError(f"val_every must be >= 1, got {self.val_every}")
         if self.chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
-        if self.focus < 0:
+        if not self.focus >= 0:  # NaN too
             raise ValueError(f"focus must be >= 0, got {self.focus}")
         if self.focus and self.full_batch:
             raise ValueError("focus weighs the examples of a mini-batch; a full-batch step has none to weigh")

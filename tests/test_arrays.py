@@ -44,6 +44,31 @@ def test_train_only_file_infers_classes(tmp_path):
             dict(train_images=np.zeros((2, 8, 8, 3), np.uint8), train_labels=np.zeros(3)),
             "train split: 2 images but 3 labels",
         ),
+        (
+            dict(train_images=np.zeros((0, 8, 8, 3), np.uint8), train_labels=np.zeros(0)),
+            "train split has no examples",
+        ),
+        (
+            dict(train_images=np.zeros((2, 8, 8, 3), np.uint8), train_labels=np.array([0, -1])),
+            r"train_labels run from -1 to 0, outside the classes 0\.\.0",
+        ),
+        (
+            dict(
+                train_images=np.zeros((2, 8, 8, 3), np.uint8),
+                train_labels=np.array([0, 1]),
+                test_images=np.zeros((1, 8, 8, 3), np.uint8),
+                test_labels=np.array([9]),
+                num_classes=2,
+            ),
+            r"test_labels run from 9 to 9, outside the classes 0\.\.1",
+        ),
+        (
+            dict(
+                train_images=np.zeros((2, 8, 8, 1), np.uint8),
+                train_labels=np.full((2, 8, 8, 1), 255, np.uint8),
+            ),
+            "train_labels are masks from 255 to 255; a mask holds 0 and 1",
+        ),
     ],
 )
 def test_malformed_files_name_the_file_and_the_problem(tmp_path, arrays, message):
@@ -60,6 +85,9 @@ def test_missing_or_unreadable_file(tmp_path):
     (tmp_path / "junk.npz").write_text("not a zip")
     with pytest.raises(DatasetError, match="junk.npz: not a readable .npz file"):
         load_npz(tmp_path / "junk.npz")
+    (tmp_path / "empty.npz").write_bytes(b"")
+    with pytest.raises(DatasetError, match="empty.npz: not a readable .npz file"):
+        load_npz(tmp_path / "empty.npz")
 
 
 def test_cli_trains_on_an_npz_and_evaluates_its_test_split(tmp_path, capsys):
@@ -84,3 +112,22 @@ def test_cli_npz_file_not_found_exits_2(tmp_path, capsys):
     assert code == 2
     assert "x.npz: no such .npz file" in capsys.readouterr().err
     assert not (tmp_path / "r" / "results.json").exists()
+
+
+def test_cli_refuses_a_file_with_nothing_to_evaluate_on_naming_it(tmp_path, capsys):
+    path = tmp_path / "train_only.npz"
+    np.savez(path, train_images=np.zeros((4, 8, 8, 3), np.uint8), train_labels=np.array([0, 2, 1, 2]))
+    code = cnn.main(
+        [
+            "--dataset=npz",
+            f"--data-dir={path}",
+            f"--out={tmp_path / 'run'}",
+            "--image-size=8",
+            "--batch-size=2",
+        ]
+    )
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"error: {path}: the dataset has neither a test nor a validation split to evaluate on\n"
+    )
+    assert not (tmp_path / "run").exists()

@@ -209,3 +209,48 @@ def test_closed_event_loop_reports_after_a_failed_restore_are_dropped(monkeypatc
     for e in (RuntimeError("Event loop is closed"), RuntimeError("something else")):
         sys.unraisablehook(SimpleNamespace(exc_value=e))
     assert seen == ["something else"]
+
+
+# ---- flag values that would train on to nonsense -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "cli,flag,message",
+    [
+        (cnn, "--lr=inf", "argument --lr: 'inf' is not a finite number"),
+        (cnn, "--weight-decay=nan", "argument --weight-decay: 'nan' is not a finite number"),
+        (cnn, "--rotate-deg=two", "argument --rotate-deg: 'two' is not a number"),
+        (unet, "--dice-weight=nan", "argument --dice-weight: 'nan' is not a finite number"),
+        (cnn, "--split-seed=-1", "--split-seed must be >= 0, got -1"),
+        (unet, "--seed=-1", "--seed must be >= 0, got -1"),
+        (cnn, "--synthetic-train=0", "--synthetic-train must be >= 1, got 0"),
+    ],
+)
+def test_non_finite_or_negative_values_exit_2_naming_the_flag(
+    cli, flag, message, tmp_path, capsys, monkeypatch
+):
+    def read_data(cfg):
+        raise AssertionError("the data was read before the flags were checked")
+
+    monkeypatch.setattr(cli, "load_data", read_data)
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--dataset=synthetic", f"--out={tmp_path / 'run'}", flag])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].split("error: ", 1)[1] == message
+    assert not (tmp_path / "run").exists()
+
+
+def test_library_range_checks_refuse_nan():
+    from jaxadl.augment import AugmentConfig
+    from jaxadl.optim import OptimConfig
+    from jaxadl.tasks import Segmentation
+
+    nan = float("nan")
+    with pytest.raises(ValueError, match="^weight_decay must be >= 0, got nan$"):
+        OptimConfig("adam", 1e-3, weight_decay=nan)
+    with pytest.raises(ValueError, match="^momentum must be >= 0, got nan$"):
+        OptimConfig("sgd", 1e-3, momentum=nan)
+    with pytest.raises(ValueError, match="^rotate_deg must be >= 0, got nan$"):
+        AugmentConfig(rotate_deg=nan)
+    with pytest.raises(ValueError, match="^dice_weight must be >= 0, got nan$"):
+        Segmentation(dice_weight=nan)

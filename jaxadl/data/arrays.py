@@ -41,7 +41,7 @@ def load_npz(path: str | os.PathLike, name: str | None = None) -> Dataset:
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # EOFError: an empty file
         raise DatasetError(f"{path}: not a readable .npz file ({e})") from e
     splits: dict[str, Split | None] = {}
     for split in SPLITS:
@@ -63,12 +63,24 @@ def load_npz(path: str | os.PathLike, name: str | None = None) -> Dataset:
     if splits["train"] is None:
         raise DatasetError(f"{path}: no 'train_images'/'train_labels' arrays (keys: {sorted(arrays)})")
     train = splits["train"]
+    if not len(train):
+        raise DatasetError(f"{path}: the train split has no examples")
     if "num_classes" in arrays:
         num_classes = int(arrays["num_classes"])
     elif train.labels.ndim == 1:
         num_classes = int(max(int(s.labels.max()) for s in splits.values() if s is not None and len(s)) + 1)
     else:
         num_classes = 1
+    for split, s in splits.items():  # labels out of range would train on silently
+        if s is None or not len(s):
+            continue
+        low, high = int(s.labels.min()), int(s.labels.max())
+        if s.labels.ndim == 1 and (low < 0 or high >= num_classes):
+            raise DatasetError(
+                f"{path}: {split}_labels run from {low} to {high}, outside the classes 0..{num_classes - 1}"
+            )
+        if s.labels.ndim > 1 and (low < 0 or high > 1):
+            raise DatasetError(f"{path}: {split}_labels are masks from {low} to {high}; a mask holds 0 and 1")
     return Dataset(
         name or path.stem, train, splits["val"], splits["test"], num_classes, {"source": str(path)}
     )
