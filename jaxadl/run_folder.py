@@ -28,6 +28,18 @@ def write_json(path: Path, obj: Any) -> None:
     write_whole(path, json.dumps(obj, indent=2, default=str))
 
 
+def read_record(path: Path) -> dict[str, Any]:
+    """A JSON object a run wrote (config, results, a trial's record); a missing, damaged or other-shaped file
+    is a ValueError that names it, not a traceback from wherever it is first indexed."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: cannot be read as JSON ({e})") from e
+    if not isinstance(record, dict):
+        raise ValueError(f"{path}: holds a JSON {type(record).__name__}, not the object a run writes")
+    return record
+
+
 def write_whole(path: Path, text: str) -> None:
     """Write text through a temporary file and a rename: the file is the old one or the new one, never half."""
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -137,4 +149,4 @@ class RunFolder:
         """Every finished trial's record, in file-name order ([] when there are none)."""
         if not self.trials_dir.is_dir():
             return []
-        return [json.loads(p.read_text()) for p in sorted(self.trials_dir.glob("*.json"))]
+        return [read_record(p) for p in sorted(self.trials_dir.glob("*.json"))]

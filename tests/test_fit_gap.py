@@ -44,13 +44,16 @@ def test_train_and_val_are_the_folds_cases_scored_as_the_run_scores(run, capsys)
     [
         (["{tmp}"], "is not a run folder (no config.json)"),
         (["{run}", "--raw"], "kept no weight average (trained without --ema), so --raw changes nothing"),
+        (["{tmp}"], "{tmp}/config.json: holds a JSON list, not the object a run writes"),
     ],
 )
 def test_bad_runs_are_usage_errors(run, tmp_path, argv, message, capsys):
+    if "JSON" in message:
+        (tmp_path / "config.json").write_text("[]")
     with pytest.raises(SystemExit) as info:
         fit_gap.main([a.format(run=run, tmp=tmp_path) for a in argv])
     assert info.value.code == 2
-    assert message in capsys.readouterr().err
+    assert message.format(tmp=tmp_path) in capsys.readouterr().err
 
 
 def test_a_segmentation_fold_is_scored_by_mean_f1(tmp_path, capsys):

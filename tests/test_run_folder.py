@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from jaxadl.run_folder import RunFolder, slug
 
 
@@ -37,3 +39,15 @@ def test_trial_records_in_file_name_order(tmp_path):
         path.write_text(json.dumps({"variant": variant, "trial": trial}))
     got = [(r["variant"], r["trial"]) for r in f.trial_records()]
     assert got == [("baseline", 1), ("baseline", 2), ("nearest", 1)]
+
+
+def test_a_damaged_record_is_an_error_that_names_its_file(tmp_path):
+    f = RunFolder(tmp_path)
+    path = f.trial_record("baseline", 1)
+    path.parent.mkdir()
+    path.write_text('{"variant": "baseline", ')
+    with pytest.raises(ValueError, match=f"^{path}: cannot be read as JSON"):
+        f.trial_records()
+    path.write_text('"baseline"')
+    with pytest.raises(ValueError, match=f"^{path}: holds a JSON str, not the object a run writes$"):
+        f.trial_records()

@@ -102,9 +102,10 @@ def ensemble_fold(
     """The mean of the runs' logits on their fold's validation cases, also beside a test split (`tta`: each
     with test-time augmentation; `raw`: each run's trained weights, not its weight average): the trial record,
     and the first run's config (which the ensemble's run folder keeps)."""
+    from jaxadl.run_folder import read_record
     from jaxadl.saved_runs import load_all, summary
 
-    configs = [json.loads((run / "config.json").read_text()) for run in runs]
+    configs = [read_record(run / "config.json") for run in runs]
     for run, config in zip(runs[1:], configs[1:], strict=True):
         if config["experiment"] != configs[0]["experiment"] or _data_of(config) != _data_of(configs[0]):
             raise ValueError(f"{run} was evaluated on other data than {runs[0]}: {_data_of(config)}")

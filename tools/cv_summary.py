@@ -47,9 +47,10 @@ FOLDER = re.compile(r"^(?P<lever>.+)_f(?P<fold>0|[1-9]\d*)$")
 
 def trials(folder: Path) -> list[dict[str, Any]]:
     """The finished trial records of a run folder, each with the UTC time its file was written."""
+    from jaxadl.run_folder import read_record
+
     return [
-        {**json.loads(p.read_text()), "_written": p.stat().st_mtime}
-        for p in sorted((folder / "trials").glob("*.json"))
+        {**read_record(p), "_written": p.stat().st_mtime} for p in sorted((folder / "trials").glob("*.json"))
     ]
 
 
@@ -157,8 +158,10 @@ def _numbers(lever: dict[str, Any]) -> tuple[str, str]:
 def config_of(sweep: Path, lever: str, folds: set[int]) -> dict[str, Any]:
     """The saved config.json of the lever's lowest finished fold in the folder (not one topped up), its
     flags pinned to the recipe values it ran with (pinned)."""
+    from jaxadl.run_folder import read_record
+
     here = [k for k in folds if (sweep / f"{lever}_f{k}").is_dir()]
-    return pinned(json.loads((sweep / f"{lever}_f{min(here or folds)}" / "config.json").read_text()))
+    return pinned(read_record(sweep / f"{lever}_f{min(here or folds)}" / "config.json"))
 
 
 def pinned(config: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,6 @@ training cases fitted says the lever to look for generalises; training cases not
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,9 +22,10 @@ from tools.cv_ensemble import check_raw, evaluate_mean, run_data
 def fit_gap(run: Path, raw: bool = False, variant: str | None = None) -> dict[str, Any]:
     """The run's main metric (its mean over the cases) on its training and its validation cases; a variant of
     several trials: the mean of their logits."""
+    from jaxadl.run_folder import read_record
     from jaxadl.saved_runs import load_all
 
-    data = run_data(run, json.loads((run / "config.json").read_text()))
+    data = run_data(run, read_record(run / "config.json"))
     predictor = load_all(run, variant, average=not raw)
     if raw:
         check_raw([run], [predictor])
