@@ -224,6 +224,8 @@ def run_sweep(cfg: SweepConfig, log: Callable[[str], None] = print) -> list[dict
         raise ValueError(f"--common={cfg.common}: {e}") from e
     check_jobs(cfg.experiment, common, jobs, cfg.jobs)
     out = Path(cfg.out or default_out("sweep"))
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder; choose another --out")
     taken = [name for name, _ in jobs if (out / name).exists()]
     if taken and not cfg.resume:
         raise ValueError(
@@ -303,7 +305,23 @@ def run_sweep(cfg: SweepConfig, log: Callable[[str], None] = print) -> list[dict
         json.dumps({"config": dataclasses.asdict(cfg), "runs": results}, indent=1)
     )
     log("\n" + text + f"\n\nwrote {out}/sweep.md, sweep.json and one folder and log per run")
+    for r in results:  # on stderr, with the cause: the last line of the run's log (a usage or data error's)
+        if r["status"] not in ("done", KEPT):
+            path = out / f"{r['name']}.log"
+            print(
+                f"error: run {r['name']} {r['status']}; its log ends {last_line(path)!r} ({path})",
+                file=sys.stderr,
+            )
     return results
+
+
+def last_line(path: Path) -> str:
+    """The last non-blank line of a run's log, where a failed run says why."""
+    try:
+        lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "no log"
+    return lines[-1] if lines else "an empty log"
 
 
 def say(line: str) -> None:

@@ -145,6 +145,9 @@ if "linger-for" in args:
 time.sleep(float(args.get("sleep", 0)))
 if "touch" in args:
     Path(args["touch"]).touch()
+if "fail" in args:
+    print("error: " + args["fail"], file=sys.stderr)
+    code = 2
 (state / f"{name}.ended").write_text(repr(time.time()))
 sys.exit(code)
 """
@@ -263,6 +266,24 @@ def test_resume_keeps_finished_runs_continues_cut_ones_and_starts_the_rest(tmp_p
     assert "[sweep] resume cut" in printed
     # the kept run counts as ended; the resumed one too, but its time is no run's whole time
     assert "[sweep] 2 of 3 runs ended\n" in printed and "[sweep] 3 of 3 runs ended\n" in printed
+
+
+def test_a_failed_run_says_why_on_stderr_and_the_sweep_exits_1(tmp_path, fake_experiment, capsys):
+    jobs, out = tmp_path / "jobs.txt", tmp_path / "s"
+    jobs.write_text("ok: --sleep=0\nbad: --fail=no-data-here\n")
+    assert sweep.main([f"--jobs={jobs}", f"--common=--state={fake_experiment}", f"--out={out}"]) == 1
+    assert capsys.readouterr().err == (
+        f"error: run bad failed (exit 2); its log ends 'error: no-data-here' ({out / 'bad.log'})\n"
+    )
+
+
+def test_out_naming_a_file_is_a_usage_error(tmp_path, capsys):
+    jobs, afile = tmp_path / "jobs.txt", tmp_path / "notes.txt"
+    jobs.write_text("a: --epochs=1\n")
+    afile.write_text("mine")
+    assert sweep.main([f"--jobs={jobs}", f"--out={afile}"]) == 2
+    assert capsys.readouterr().err == f"error: --out {afile} is a file, not a folder; choose another --out\n"
+    assert afile.read_text() == "mine"
 
 
 def test_resume_refuses_changed_flags_and_keeps_a_failed_run_as_failed(tmp_path, fake_experiment, capsys):
