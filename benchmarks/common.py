@@ -16,6 +16,7 @@ import platform
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -37,6 +38,18 @@ def check_positive(cfg: Any, *names: str) -> None:
         value = getattr(cfg, name)
         if value is not None and value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
+
+
+def check_outputs(cfg: Any) -> None:
+    """--wait-idle >= 0, and --json a file in an existing folder: checked before minutes of timing, not after."""
+    if not cfg.wait_idle >= 0:
+        raise ValueError(f"wait_idle must be >= 0, got {cfg.wait_idle}")
+    if cfg.json:
+        path = Path(cfg.json)
+        if path.is_dir():
+            raise ValueError(f"json {path} is a folder; name a file to write")
+        if not path.parent.is_dir():
+            raise ValueError(f"json {path}: the folder {path.parent} does not exist")
 
 
 def check_torch(compare: str) -> None:

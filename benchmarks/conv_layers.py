@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.common import check_positive, check_torch, idle_machine, num_cores, stamped
+from benchmarks.common import check_outputs, check_positive, check_torch, idle_machine, num_cores, stamped
 from benchmarks.models import MODELS, Conv, ModelFlag, per_model
 from experiments.cli import opt, parse
 
@@ -47,6 +47,7 @@ class ConvLayersConfig(ModelFlag):
 
     def __post_init__(self) -> None:
         check_positive(self, "batch_size", "windows", "calls")
+        check_outputs(self)
         check_torch(self.compare)
 
 

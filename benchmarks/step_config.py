@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from benchmarks.common import check_positive, check_torch
+from benchmarks.common import check_outputs, check_positive, check_torch
 from benchmarks.models import MODELS, ModelFlag, per_model
 from experiments.cli import opt, parse
 
@@ -61,6 +61,9 @@ class StepTimeConfig(ModelFlag):
             "unet_width",
             "unet_depth",
         )
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        check_outputs(self)
         check_torch(self.compare)
         if self.trials_together < 0 or self.trials_together == 1:
             raise ValueError(f"trials_together must be 0 (off) or >= 2, got {self.trials_together}")

@@ -32,7 +32,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from benchmarks.common import check_torch, idle_machine, num_cores, stamped
+from benchmarks.common import check_outputs, check_torch, idle_machine, num_cores, stamped
 from experiments.cli import opt, parse
 from jaxadl import AugmentConfig, Classification, Trainer
 from jaxadl.optim import learning_rate_schedule
@@ -72,6 +72,7 @@ class TimeToAccuracyConfig:
             raise ValueError(
                 f"--dataset={self.dataset} needs --data-dir (the GTSRB folder, or the .npz file)"
             )
+        check_outputs(self)
         check_torch(self.compare)
 
 

@@ -129,8 +129,16 @@ def test_without_torch():
     assert "pip install .[torch]" in proc.stderr
 
 
-def test_bad_arguments_name_the_flag(capsys):
+def test_bad_arguments_name_the_flag(capsys, tmp_path):
     for module, argv, flag in (
+        (step_time, ["--lr=-1"], "--lr must be > 0, got -1.0"),
+        (step_time, ["--wait-idle=-5"], "--wait-idle must be >= 0, got -5.0"),
+        (step_time, [f"--json={tmp_path}"], f"--json {tmp_path} is a folder; name a file to write"),
+        (
+            conv_layers,
+            [f"--json={tmp_path}/no/x.json", "--compare=none"],
+            f"--json {tmp_path}/no/x.json: the folder {tmp_path}/no does not exist",
+        ),
         (step_time, ["--model=unet", "--image-size=30"], "--image-size 30 is not divisible by 2**4"),
         (step_time, ["--model=unet", "--unet-depth=9"], "--image-size 256 is not divisible by 2**9"),
         (step_time, ["--windows=0"], "--windows must be >= 1"),
