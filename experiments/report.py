@@ -186,6 +186,20 @@ def profile_note(profile_name: str) -> str:
     )
 
 
+def _load(name: str, module: Any, config: Any, cfg: ReportConfig) -> Any:
+    """A grid's dataset; an error names this command's flag for the folder, not the experiment's --data-dir."""
+    from jaxadl.data.base import DatasetError
+    from jaxadl.data.gtsrb.sources import DATA_DIR_FLAG
+
+    flag = {"cnn": "gtsrb", "unet": "lungs"}[name]
+    try:
+        return module.load_data(config)
+    except DatasetError as e:
+        given = getattr(cfg, flag)
+        where = f"--{flag} {given}: " if given else ""
+        raise DatasetError(where + str(e).replace(DATA_DIR_FLAG, f"--{flag}")) from e
+
+
 def run(cfg: ReportConfig, argv: Sequence[str]) -> int:
     """Train the grids (or reuse them) and write the report; exit code 3 when a trial diverged."""
     from jaxadl.experiment import check_out_folder
@@ -196,7 +210,7 @@ def run(cfg: ReportConfig, argv: Sequence[str]) -> int:
     grids = {"cnn": (cnn, cfg.cnn_config()), "unet": (unet, cfg.unet_config())}
     grids = {name: grid for name, grid in grids.items() if cfg.only in ("both", name)}
     # every dataset is read (prepared once) before any training: a missing one stops the report at once
-    data = {name: module.load_data(config) for name, (module, config) in grids.items()}
+    data = {name: _load(name, module, config, cfg) for name, (module, config) in grids.items()}
     out.mkdir(parents=True, exist_ok=True)
     runs, failed = {}, []
     for name, (module, config) in grids.items():

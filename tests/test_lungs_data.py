@@ -373,3 +373,16 @@ def test_synthetic_lungs() -> None:
     assert 0.2 < max(dice) < 0.85, max(dice)
     assert not np.array_equal(a.train.images, c.train.images)
     assert lungs.synthetic_lungs(2, 0, 1, image_size=32).val is None
+
+
+def test_a_file_given_as_the_lung_folder_is_named_as_a_file(tmp_path):
+    from jaxadl.data.base import DatasetError
+    from jaxadl.data.lungs.folder import load_lung_folder
+    from jaxadl.data.lungs.jsrt import load_jsrt
+
+    afile = tmp_path / "cases.txt"
+    afile.write_text("")
+    with pytest.raises(DatasetError, match=f"^lung folder {afile} is a file$"):
+        load_lung_folder(afile)
+    with pytest.raises(DatasetError, match=f"^JSRT directory {afile} is a file$"):
+        load_jsrt(afile, cache_dir=tmp_path / "cache")

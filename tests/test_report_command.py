@@ -129,3 +129,14 @@ def test_a_grid_made_by_another_command_is_refused_naming_out_and_profile(tmp_pa
     err = capsys.readouterr().err
     assert f"--out: {out / 'cnn'} holds this report's cnn grid made by another command" in err
     assert "the same --profile and data), or choose another --out" in err and "give the values" not in err
+
+
+def test_a_gtsrb_folder_without_the_data_names_the_reports_flag(tmp_path, capsys):
+    empty = tmp_path / "g"
+    empty.mkdir()
+    argv = [f"--gtsrb={empty}", "--only=cnn", f"--out={tmp_path / 'r'}", f"--cache-dir={tmp_path / 'c'}"]
+    assert report.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --gtsrb {empty}: ") and "holds no GTSRB archives" in err
+    assert "pass it with --gtsrb or the environment variable" in err and "--data-dir" not in err
+    assert not (tmp_path / "r").exists()

@@ -38,9 +38,12 @@ _OFFICIAL_NAME_RE = re.compile(r"^(\d+)_(\d+)\.[A-Za-z]+$")  # TTTTT_FFFFF.ppm
 _REPACK_NAME_RE = re.compile(r"^(\d+)_(\d+)_(\d+)\.[A-Za-z]+$")  # CC_TTTTT_FFFFF.png
 _IMAGE_EXTS = (".ppm", ".png", ".jpg", ".jpeg", ".bmp")
 
+DATA_DIR_FLAG = (
+    "--data-dir (data_dir=...)"  # how the help names the folder's flag; a CLI with another swaps it
+)
 _HELP = (
     "Put the official archives {archives} (or their extracted GTSRB/ tree, or the Train/ Test/ Train.csv "
-    "Test.csv re-packaging) in one directory and pass it with --data-dir (data_dir=...) or the environment "
+    f"Test.csv re-packaging) in one directory and pass it with {DATA_DIR_FLAG} or the environment "
     "variable JAXADL_GTSRB_DIR; they are available from {url}. Use --dataset=synthetic to run offline."
 )
 

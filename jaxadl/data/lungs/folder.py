@@ -161,7 +161,7 @@ def load_lung_folder(
     check_size(image_size)
     root = Path(path).expanduser()
     if not root.is_dir():
-        raise DatasetError(f"lung folder {root} does not exist")
+        raise DatasetError(f"lung folder {root} {'is a file' if root.exists() else 'does not exist'}")
     fixed = (root / "train").is_dir()
     split_dirs = [s for s in ("test", "val") if (root / s).is_dir()]
     if not fixed and split_dirs and not (root / "images").is_dir():  # the fixed-split layout, without train/

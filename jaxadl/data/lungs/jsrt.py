@@ -93,7 +93,7 @@ def _jsrt_root(data_dir: str | os.PathLike | None) -> Path:
             raise DatasetError(f"no JSRT directory: pass data_dir or set ${JSRT_ENV}")
     root = Path(data_dir).expanduser()
     if not root.is_dir():
-        raise DatasetError(f"JSRT directory {root} does not exist")
+        raise DatasetError(f"JSRT directory {root} {'is a file' if root.exists() else 'does not exist'}")
     return root
 
 
