@@ -87,7 +87,9 @@ class RunFolderFlags:
         group=RUN_FOLDER,
     )
     resume: bool = opt(
-        False, "continue the run in --out from its newest checkpoints (same options)", group=RUN_FOLDER
+        False,
+        "continue the run in --out from its newest checkpoints (same options); starts it when --out holds none",
+        group=RUN_FOLDER,
     )
     overwrite: bool = opt(False, "replace the run in --out", group=RUN_FOLDER)
     devices: int | None = opt(

@@ -174,6 +174,8 @@ def run_experiment(
     folder = ctx.folder
 
     def start_folder() -> None:  # process 0 alone writes the run folder; all take part in checkpoints
+        if resume and not folder.config.exists():  # a sweep's run cut before it began, or a new --out
+            log(f"--resume: {folder.root} holds no run yet; starting one")
         prepare_folder(folder.root, experiment, config, resume=resume, overwrite=overwrite)
         tasks = {v.name: v.task.to_record() for v in variants}  # what each variant's metrics mean
         write_json(folder.config, {"experiment": experiment, **config, "tasks": tasks})

@@ -127,6 +127,13 @@ def test_resume_with_other_options_is_refused(tmp_path, capsys):
     assert "other options (recipe)" in capsys.readouterr().err
 
 
+def test_resume_of_a_folder_without_a_run_says_it_starts_one(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert cnn.main([*ARGS[:-2], "--epochs=1", "--recipe=report", f"--out={out}", "--resume"]) == 0
+    assert f"--resume: {out} holds no run yet; starting one" in capsys.readouterr().out
+    assert (out / "results.json").exists()
+
+
 def _saved_run(tmp_path):
     """A one-epoch run's argv, its saved config.json as a dict, and a function that writes the dict back."""
     out = tmp_path / "r"
