@@ -71,7 +71,7 @@ def read_jobs(path: str | Path) -> list[tuple[str, list[str]]]:
     path = Path(path)
     try:
         lines = path.read_text().splitlines()
-    except OSError as e:
+    except (OSError, UnicodeDecodeError) as e:  # UnicodeDecodeError: not a text file
         raise ValueError(f"--jobs: cannot read {path}: {e}") from e
     jobs: list[tuple[str, list[str]]] = []
     for number, line in enumerate(lines, 1):

@@ -80,11 +80,12 @@ def test_every_jobs_flags_are_checked_before_any_run_starts(tmp_path, capsys, li
         ("stop: --epochs=1\n", "jobs.txt:1: run name 'stop' is the sweep's own file"),
         ("..: --epochs=1\n", "jobs.txt:1: expected 'name: flags'"),
         ("a: --data-dir='x\n", "jobs.txt:1: No closing quotation in the flags"),
+        (b"a: --epochs=1 \xff\n", "jobs.txt: 'utf-8' codec can't decode byte 0xff"),
     ],
 )
 def test_malformed_jobs_files_exit_2_naming_the_line(tmp_path, capsys, text, message):
     jobs = tmp_path / "jobs.txt"
-    jobs.write_text(text)
+    jobs.write_bytes(text) if isinstance(text, bytes) else jobs.write_text(text)
     assert sweep.main([f"--jobs={jobs}", f"--out={tmp_path / 's'}"]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
