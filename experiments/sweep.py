@@ -32,7 +32,7 @@ from typing import Any
 
 from experiments.cli import config_class, default_out, main_guard, opt, parse, raising
 from jaxadl.progress import format_seconds
-from jaxadl.run_folder import RunFolder
+from jaxadl.run_folder import RunFolder, read_record
 from jaxadl.tasks import from_record
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -122,7 +122,7 @@ def _flags_before(log: Path) -> list[str] | None:
 
 def _metric_keys(run: RunFolder) -> dict[str, str]:
     """val_<main metric> per variant, from the tasks the run recorded (config.json, else finished trials)."""
-    tasks = json.loads(run.config.read_text()).get("tasks", {}) if run.config.exists() else {}
+    tasks = read_record(run.config).get("tasks", {}) if run.config.exists() else {}
     for t in run.trial_records():  # a run folder from before config.json recorded its tasks
         tasks.setdefault(t["variant"], t["task"])
     return {variant: from_record(task).key("val") for variant, task in tasks.items()}
@@ -150,7 +150,7 @@ def summarize_run(folder: Path) -> list[dict[str, Any]]:
             row.update({f"at_{e}": validated[e] for e in (10, 20, 30) if e in validated})
         done = run.trial_record(variant, trial)
         if done.exists():
-            t = json.loads(done.read_text())
+            t = read_record(done)
             row.update(compile_seconds=t.get("compile_seconds"), train_seconds=t.get("train_seconds"))
         row["history"] = values
         rows.append(row)

@@ -4,7 +4,6 @@ the split it scored, mean ± std and a 95 % t-interval over trials, wall times, 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,7 +15,7 @@ from jaxadl import seed
 from jaxadl.data.base import Dataset, Split
 from jaxadl.document_render import Block, Figure, Paragraph
 from jaxadl.report import by_variant
-from jaxadl.run_folder import RunFolder
+from jaxadl.run_folder import RunFolder, read_record
 
 NO_TEST_SPLIT = "validation cases held out from the training data (no official test split present)"
 
@@ -70,8 +69,8 @@ def load_run(grid: str, path: str | Path | None) -> Run | str:
     folder = RunFolder(path)
     if not folder.results_json.exists():
         return f"`{folder.root}` holds no results.json (the grid has not finished): this part is missing."
-    config = json.loads(folder.config.read_text()) if folder.config.exists() else {}
-    return Run(grid, folder, json.loads(folder.results_json.read_text()), config)
+    config = read_record(folder.config) if folder.config.exists() else {}
+    return Run(grid, folder, read_record(folder.results_json), config)
 
 
 def describe_split(run: Run, data: Dataset | None, images: str = "images") -> str:

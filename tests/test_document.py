@@ -293,3 +293,13 @@ def test_the_seed_rows_match_the_grids_names():
     )
     assert seed.figure("unet example", "ELU", 2).startswith("figure 30 ")
     assert seed.figure("cnn loss", "baseline", 4) is None
+
+
+def test_a_damaged_run_record_names_its_file(tmp_path):
+    """A results.json cut short (a full disk) stops the build with its path, before any page is written."""
+    run = tmp_path / "cnn"
+    run.mkdir()
+    (run / "results.json").write_text('{"trials": [')
+    with pytest.raises(ValueError, match=f"{run / 'results.json'}: cannot be read as JSON"):
+        document.build(tmp_path / "out", {"cnn": run}, commit="abc1234")
+    assert not (tmp_path / "out" / "report.md").exists()
