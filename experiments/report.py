@@ -189,7 +189,7 @@ def profile_note(profile_name: str) -> str:
 def _load(name: str, module: Any, config: Any, cfg: ReportConfig) -> Any:
     """A grid's dataset; an error names this command's flag for the folder, not the experiment's --data-dir."""
     from jaxadl.data.base import DatasetError
-    from jaxadl.data.gtsrb.sources import DATA_DIR_FLAG
+    from jaxadl.data.gtsrb.sources import DATA_DIR_ARG, DATA_DIR_FLAG
 
     flag = {"cnn": "gtsrb", "unet": "lungs"}[name]
     try:
@@ -197,7 +197,8 @@ def _load(name: str, module: Any, config: Any, cfg: ReportConfig) -> Any:
     except DatasetError as e:
         given = getattr(cfg, flag)
         where = f"--{flag} {given}: " if given else ""
-        raise DatasetError(where + str(e).replace(DATA_DIR_FLAG, f"--{flag}")) from e
+        message = str(e).replace(DATA_DIR_FLAG, f"--{flag}").replace(f" ({DATA_DIR_ARG})", "")
+        raise DatasetError(where + message) from e
 
 
 def run(cfg: ReportConfig, argv: Sequence[str]) -> int:

@@ -8,7 +8,15 @@ import zipfile
 from pathlib import Path
 
 from jaxadl.data.base import DatasetError
-from jaxadl.data.gtsrb.sources import ARCHIVES, DOWNLOAD_URL, TRAIN_ZIP, SourceFiles, help_text, log
+from jaxadl.data.gtsrb.sources import (
+    ARCHIVES,
+    DATA_DIR_ARG,
+    DOWNLOAD_URL,
+    TRAIN_ZIP,
+    SourceFiles,
+    help_text,
+    log,
+)
 
 GTSRB_ENV = "JAXADL_GTSRB_DIR"
 
@@ -40,7 +48,7 @@ def resolve_source(data_dir: str | os.PathLike | None, cache_dir: Path, download
 
     A folder the user named must hold the data: a typo is an error, never a silent download.
     """
-    named = "data_dir" if data_dir is not None else "$JAXADL_GTSRB_DIR"
+    named = DATA_DIR_ARG if data_dir is not None else "$JAXADL_GTSRB_DIR"
     given = data_dir if data_dir is not None else os.environ.get(GTSRB_ENV) or None
     if given is not None:
         root = Path(given).expanduser().absolute()

@@ -38,8 +38,10 @@ _OFFICIAL_NAME_RE = re.compile(r"^(\d+)_(\d+)\.[A-Za-z]+$")  # TTTTT_FFFFF.ppm
 _REPACK_NAME_RE = re.compile(r"^(\d+)_(\d+)_(\d+)\.[A-Za-z]+$")  # CC_TTTTT_FFFFF.png
 _IMAGE_EXTS = (".ppm", ".png", ".jpg", ".jpeg", ".bmp")
 
-# how the help names the folder's flag; a command with another flag for it (experiments.report) swaps it
-DATA_DIR_FLAG = "--data-dir (data_dir=...)"
+# how errors name the folder's argument and flag; a command with another flag for it (experiments.report)
+# swaps them
+DATA_DIR_ARG = "data_dir"
+DATA_DIR_FLAG = f"--data-dir ({DATA_DIR_ARG}=...)"
 _HELP = (
     "Put the official archives {archives} (or their extracted GTSRB/ tree, or the Train/ Test/ Train.csv "
     f"Test.csv re-packaging) in one directory and pass it with {DATA_DIR_FLAG} or the environment "
