@@ -66,11 +66,11 @@ def build(
     commit: the code's commit (default: `git rev-parse --short HEAD` of this checkout, when it is one).
     """
     out, data = Path(out), dict(data or {})
+    cnn, unet = load_run("cnn", runs.get("cnn")), load_run("unet", runs.get("unet"))
     final = out / "report_files"
     files = out / ".report_files.partial"  # built aside: an interrupted build leaves the last report whole
     shutil.rmtree(files, ignore_errors=True)
     files.mkdir(parents=True)
-    cnn, unet = load_run("cnn", runs.get("cnn")), load_run("unet", runs.get("unet"))
     blocks = [
         *_intro(title, command, profile_note, commit if commit is not None else _git_commit()),
         *document_gtsrb.section(cnn, data.get("cnn"), files),
