@@ -8,10 +8,13 @@ this is how the strong recipe's choices in experiments/cnn.py were measured. To 
 keep what is running, create the file OUT/stop: no run starts after that, the running ones finish, and
 the table is written. To go on with a sweep that was cut (a stop file, a time limit, a restarted machine),
 run the same command with `--resume`: finished runs are kept, cut ones continue from their checkpoints.
+`--only=REGEX` runs the part of a jobs file whose names it finds (one fold, one lever).
 
 Example:
   printf 'base: --epochs=30\\nwd: --epochs=30 --weight-decay=0.05\\n' > jobs.txt
   python -m experiments.sweep --jobs=jobs.txt --parallel=2 --common='--data-dir=GTSRB_DIR'
+  python -m experiments.sweep --jobs=experiments/sweeps/cnn_track_folds.txt --only='^batchnorm_f' \\
+    --common='--data-dir=GTSRB_DIR --cv-folds=5 --select=last'
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ class SweepConfig:
     parallel: int = opt(1, "runs at a time")
     time_limit: float = opt(0.0, "seconds for the whole sweep; runs still going then are stopped (0: none)")
     out: str | None = opt(None, "sweep folder", shown="runs/sweep-<date>-<time>")
+    only: str = opt(
+        "", "run only the jobs whose name this regular expression finds, e.g. '_f[12]$'", shown="all"
+    )
     resume: bool = opt(
         False,
         "go on with the sweep in --out: its finished runs are kept, runs cut short continue (their --resume), "
@@ -64,6 +70,10 @@ class SweepConfig:
             raise ValueError(f"--parallel must be >= 1, got {self.parallel}")
         if not self.time_limit >= 0:
             raise ValueError(f"--time-limit must be >= 0, got {self.time_limit}")
+        try:
+            re.compile(self.only)
+        except re.error as e:
+            raise ValueError(f"--only={self.only}: not a regular expression ({e})") from None
 
 
 def read_jobs(path: str | Path) -> list[tuple[str, list[str]]]:
@@ -96,6 +106,15 @@ def read_jobs(path: str | Path) -> list[tuple[str, list[str]]]:
     if not jobs:
         raise ValueError(f"{path}: no runs in it")
     return jobs
+
+
+def select_jobs(jobs: list[tuple[str, list[str]]], only: str, path: str) -> list[tuple[str, list[str]]]:
+    """The jobs whose name the regular expression `only` finds (all of them for ""), in the file's order."""
+    chosen = [job for job in jobs if re.search(only, job[0])]
+    if not chosen:
+        names = ", ".join(name for name, _ in jobs[:5]) + (", ..." if len(jobs) > 5 else "")
+        raise ValueError(f"--only={only}: no run of {path} has a name it finds (its runs: {names})")
+    return chosen
 
 
 def check_jobs(experiment: str, common: list[str], jobs: list[tuple[str, list[str]]], path: str) -> None:
@@ -217,7 +236,7 @@ class SweepPace:
 
 def run_sweep(cfg: SweepConfig, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Run every job of cfg.jobs, `parallel` at a time, within the time limit; write the table."""
-    jobs = read_jobs(cfg.jobs)
+    jobs = select_jobs(read_jobs(cfg.jobs), cfg.only, cfg.jobs)
     try:
         common = shlex.split(cfg.common)
     except ValueError as e:

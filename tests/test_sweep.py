@@ -236,6 +236,37 @@ def test_a_stop_file_lets_the_running_job_finish_and_starts_no_more(tmp_path, fa
     assert f"`touch {out / 'stop'}`" in capsys.readouterr().out
 
 
+def test_only_runs_the_jobs_whose_names_it_finds_in_the_files_order(tmp_path, fake_experiment):
+    """--only=REGEX: the runs it finds start, in the file's order; the others neither start nor appear."""
+    state, out = fake_experiment, tmp_path / "s"
+    jobs = tmp_path / "jobs.txt"
+    jobs.write_text("base_f0: --sleep=0\nbase_f1: --sleep=0\nbn_f1: --sleep=0\nbn_f10: --sleep=0\n")
+    code = sweep.main([f"--jobs={jobs}", "--only=_f1$", f"--common=--state={state}", f"--out={out}"])
+    runs = json.loads((out / "sweep.json").read_text())["runs"]
+    assert [(r["name"], r["status"]) for r in runs] == [("base_f1", "done"), ("bn_f1", "done")]
+    assert code == 0
+    assert sorted(p.name for p in state.glob("*.started")) == ["base_f1.started", "bn_f1.started"]
+
+
+@pytest.mark.parametrize(
+    "only, message",
+    [
+        ("_f[", "--only=_f[: not a regular expression"),
+        ("^bn", "--only=^bn: no run of JOBS has a name it finds (its runs: base_f0, base_f1)"),
+    ],
+)
+def test_only_that_is_no_pattern_or_finds_no_run_exits_2(tmp_path, capsys, only, message):
+    jobs = tmp_path / "jobs.txt"
+    jobs.write_text("base_f0: --epochs=1\nbase_f1: --epochs=1\n")
+    try:  # a bad pattern is the flag parser's error (SystemExit), no run found the sweep's (returned)
+        code = sweep.main([f"--jobs={jobs}", f"--only={only}", f"--out={tmp_path / 's'}"])
+    except SystemExit as e:
+        code = e.code
+    assert code == 2
+    assert message.replace("JOBS", str(jobs)) in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
 def test_resume_keeps_finished_runs_continues_cut_ones_and_starts_the_rest(tmp_path, fake_experiment, capsys):
     """A sweep cut short left run `done` finished (results.json) and run `cut` part-way (its folder and log):
     the same command refuses the folder (exit 2, naming the runs and --resume); with --resume, `done` is kept
