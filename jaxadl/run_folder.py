@@ -145,8 +145,10 @@ class RunFolder:
         """plots/<variant>_mean_of_trials_<kind>.png: a figure of the mean of the variant's trials' logits."""
         return self.root / "plots" / f"{slug(variant)}_mean_of_trials_{kind}.png"
 
+    def trial_files(self) -> list[Path]:
+        """Every finished trial's record file, in name order ([] when there are none)."""
+        return sorted(self.trials_dir.glob("*.json")) if self.trials_dir.is_dir() else []
+
     def trial_records(self) -> list[dict[str, Any]]:
         """Every finished trial's record, in file-name order ([] when there are none)."""
-        if not self.trials_dir.is_dir():
-            return []
-        return [read_record(p) for p in sorted(self.trials_dir.glob("*.json"))]
+        return [read_record(p) for p in self.trial_files()]

@@ -47,11 +47,9 @@ FOLDER = re.compile(r"^(?P<lever>.+)_f(?P<fold>0|[1-9]\d*)$")
 
 def trials(folder: Path) -> list[dict[str, Any]]:
     """The finished trial records of a run folder, each with the UTC time its file was written."""
-    from jaxadl.run_folder import read_record
+    from jaxadl.run_folder import RunFolder, read_record
 
-    return [
-        {**read_record(p), "_written": p.stat().st_mtime} for p in sorted((folder / "trials").glob("*.json"))
-    ]
+    return [{**read_record(p), "_written": p.stat().st_mtime} for p in RunFolder(folder).trial_files()]
 
 
 def finished_folds(sweep: Path) -> dict[str, set[int]]:
