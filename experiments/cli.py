@@ -281,9 +281,8 @@ def eval_options(cfg: Any) -> dict[str, Any]:
 def saved_config(cls: type[C], cfg: Any, experiment: str) -> C:
     """The config of the run in cfg.from_run, with this invocation's data-location flags; a flag that
     re-evaluating would not use (a training option, --out) is an error, not silently dropped."""
-    import json
 
-    from jaxadl.run_folder import RunFolder
+    from jaxadl.run_folder import RunFolder, read_record
 
     folder = RunFolder(cfg.from_run)
     unused = [n for n in _given(cfg) if n not in (*EVAL_DATA_FLAGS, *EVAL_OPTIONS, "eval_only", "from_run")]
@@ -300,9 +299,9 @@ def saved_config(cls: type[C], cfg: Any, experiment: str) -> C:
         raise ValueError(f"--from-run {folder.root} is a file, not a run folder; pass the folder a run wrote")
     path = folder.config
     try:
-        saved = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise ValueError(f"--from-run: cannot read {path}: {e}") from e
+        saved = read_record(path)
+    except ValueError as e:
+        raise ValueError(f"--from-run: {e}") from e
     if saved.get("experiment") != experiment:
         raise ValueError(f"--from-run: {path} is a {saved.get('experiment')!r} run, not a {experiment} run")
     fields = {f.name for f in dataclasses.fields(cls)}

@@ -21,7 +21,14 @@ import jax
 from jaxadl import plots, report
 from jaxadl.data.base import Dataset
 from jaxadl.parallel import is_main_process, make_mesh, on_main_first
-from jaxadl.run_folder import RunFolder, RunFolderError, recipe_changes, recipe_values, write_json
+from jaxadl.run_folder import (
+    RunFolder,
+    RunFolderError,
+    read_record,
+    recipe_changes,
+    recipe_values,
+    write_json,
+)
 from jaxadl.saved_runs import ensembles, eval_split
 from jaxadl.trainer import check_batch_size
 from jaxadl.trials import RunContext, Variant, run_trials
@@ -106,9 +113,9 @@ def prepare_folder(
     out, cfg_path = folder.root, folder.config
     if cfg_path.exists():
         try:
-            previous = json.loads(cfg_path.read_text())
-        except (OSError, ValueError) as e:
-            raise RunFolderError(f"{cfg_path} exists but cannot be read ({e}); choose another --out") from e
+            previous = read_record(cfg_path)
+        except ValueError as e:
+            raise RunFolderError(f"{e}; choose another --out") from e
         if previous.get("experiment") != experiment:
             raise RunFolderError(
                 f"{out} holds a {previous.get('experiment')!r} run, not {experiment!r}; choose another --out"

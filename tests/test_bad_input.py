@@ -70,6 +70,30 @@ def test_from_run_naming_a_file_exits_2(tmp_path, capsys):
     assert _one_line(err) == f"--from-run {afile} is a file, not a run folder; pass the folder a run wrote"
 
 
+@pytest.mark.parametrize(
+    "text, cause",
+    [
+        ("{bad", "cannot be read as JSON (Expecting"),
+        ("[1, 2]", "holds a JSON list, not the object a run writes"),
+    ],
+    ids=["cut", "list"],
+)
+def test_a_damaged_config_json_is_one_line_naming_it(tmp_path, capsys, text, cause):
+    """A run folder whose config.json is cut or of another shape: --out (resuming or not) and --from-run say
+    which file, in one line with exit 2, and leave the file as it was."""
+    config = tmp_path / "config.json"
+    config.write_text(text)
+    for argv in (
+        ["--dataset=synthetic", f"--out={tmp_path}"],
+        ["--dataset=synthetic", f"--out={tmp_path}", "--resume"],
+        ["--eval-only", f"--from-run={tmp_path}"],
+    ):
+        code, _, err = _run(cnn.main, argv, capsys)
+        assert code == 2
+        assert f"{config}: {cause}" in _one_line(err), argv
+    assert config.read_text() == text and sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
+
+
 def test_eval_only_refuses_the_flags_it_would_not_use(tmp_path, capsys):
     argv = ["--eval-only", f"--from-run={tmp_path}", "--lr=0.1", f"--out={tmp_path / 'elsewhere'}", "--tta"]
     code, _, err = _run(unet.main, argv, capsys)
