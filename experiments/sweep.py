@@ -122,11 +122,24 @@ def check_jobs(experiment: str, common: list[str], jobs: list[tuple[str, list[st
     is an error now, not hours into the sweep."""
     cls = config_class(experiment)
     for name, flags in jobs:
+        command = f"python -m experiments.{experiment} {shlex.join([*common, *flags])}"
         try:
-            raising(lambda: parse(cls, [*common, *flags], ""))  # noqa: B023 (called at once)
+            cfg = raising(lambda: parse(cls, [*common, *flags], ""))  # noqa: B023 (called at once)
         except ValueError as e:
-            command = f"python -m experiments.{experiment} {shlex.join([*common, *flags])}"
             raise ValueError(f"{path}: run {name}: {command}: {e}") from None
+        for flag, data in named_data(cfg):
+            if not Path(data).expanduser().exists():
+                raise ValueError(f"{path}: run {name}: {command}: {flag} {data} does not exist")
+
+
+def named_data(cfg: Any) -> list[tuple[str, str]]:
+    """(flag, path) for each data folder or file a run's flags name: a sweep checks they exist before it
+    starts, so a mistyped folder in --common stops it at once instead of failing every run in turn."""
+    named = [("--data-dir", cfg.data_dir)] if getattr(cfg, "data_dir", None) else []
+    dataset = str(getattr(cfg, "dataset", ""))
+    if dataset.startswith("folder:"):
+        named.append(("--dataset=folder:", dataset[len("folder:") :]))
+    return named
 
 
 def _flags_before(log: Path) -> list[str] | None:

@@ -60,6 +60,11 @@ def test_a_failing_run_is_reported_and_the_exit_code_says_so(tmp_path):
         ),
         ("late: --optimiser=sgd", "unrecognized arguments: --optimiser=sgd"),
         ("late: --epochs=0", "--epochs must be >= 1"),
+        (
+            "late: --data-dir=/no/such/gtsrb",
+            "run late: python -m experiments.cnn --epochs=1 --data-dir=/no/such/gtsrb: "
+            "--data-dir /no/such/gtsrb does not exist",
+        ),
     ],
 )
 def test_every_jobs_flags_are_checked_before_any_run_starts(tmp_path, capsys, line, message):
@@ -69,6 +74,33 @@ def test_every_jobs_flags_are_checked_before_any_run_starts(tmp_path, capsys, li
     assert sweep.main([f"--jobs={jobs}", "--common=--epochs=1", f"--out={tmp_path / 's'}"]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+def test_a_missing_data_folder_in_common_stops_the_sweep_before_any_run(tmp_path, capsys):
+    """A mistyped folder in --common (--data-dir, the U-Net's --dataset=folder:PATH) is exit 2 naming it,
+    before any run starts or any folder is made; folders that exist pass."""
+    jobs = tmp_path / "jobs.txt"
+    jobs.write_text("a: --epochs=1\nb: --epochs=2\n")
+    real = tmp_path / "data"
+    real.mkdir()
+    for experiment, common, named in (
+        ("cnn", f"--data-dir={tmp_path}/typo", f"--data-dir {tmp_path}/typo does not exist"),
+        ("unet", f"--dataset=folder:{tmp_path}/lungs", f"--dataset=folder: {tmp_path}/lungs does not exist"),
+    ):
+        argv = [
+            f"--jobs={jobs}",
+            f"--experiment={experiment}",
+            f"--common={common}",
+            f"--out={tmp_path / 's'}",
+        ]
+        assert sweep.main(argv) == 2
+        assert (
+            f"run a: python -m experiments.{experiment} {common} --epochs=1: {named}"
+            in capsys.readouterr().err
+        )
+        assert not (tmp_path / "s").exists()
+    sweep.check_jobs("cnn", [f"--data-dir={real}"], sweep.read_jobs(jobs), str(jobs))
+    sweep.check_jobs("unet", [f"--dataset=folder:{real}"], sweep.read_jobs(jobs), str(jobs))
 
 
 @pytest.mark.parametrize(
