@@ -32,8 +32,17 @@ def read_record(path: Path) -> dict[str, Any]:
     """A JSON object a run wrote (config, results, a trial's record); a missing, damaged or other-shaped file
     is a ValueError that names it, not a traceback from wherever it is first indexed."""
     try:
-        record = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise ValueError(f"{path}: cannot be read as JSON ({e})") from e
+    return parse_record(text, path)
+
+
+def parse_record(text: str, path: Path) -> dict[str, Any]:
+    """read_record for text already read (a trial's record broadcast from process 0); errors name `path`."""
+    try:
+        record = json.loads(text)
+    except ValueError as e:
         raise ValueError(f"{path}: cannot be read as JSON ({e})") from e
     if not isinstance(record, dict):
         raise ValueError(f"{path}: holds a JSON {type(record).__name__}, not the object a run writes")

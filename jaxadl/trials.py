@@ -22,7 +22,7 @@ from jaxadl.data.base import Dataset, Split
 from jaxadl.evaluator import evaluate
 from jaxadl.parallel import broadcast_text, is_main_process
 from jaxadl.progress import format_seconds
-from jaxadl.run_folder import RunFolder, write_json
+from jaxadl.run_folder import RunFolder, parse_record, write_json
 from jaxadl.saved_runs import case_names, summary
 from jaxadl.tasks import Evaluation, Task
 from jaxadl.together import TrialsTrainer, fit_trials
@@ -112,7 +112,7 @@ def _finished(ctx: RunContext, variant: Variant) -> dict[int, dict[str, Any]]:
         text = is_main_process() and ctx.resume and done.exists() and done.read_text()
         if finished := broadcast_text(text or ""):
             ctx.log(f"== {variant.name} trial {trial}: finished before; taken from {done}")
-            records[trial] = json.loads(finished)
+            records[trial] = parse_record(finished, done)
     return records
 
 

@@ -4,6 +4,7 @@ without train/, a GTSRB class CSV without rows, a damaged checkpoint."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -203,6 +204,18 @@ def test_predict_load_on_a_damaged_checkpoint_keeps_the_cause(damaged_run):
         causes.append(e)
         e = e.__cause__
     assert any("tensorstore_spec" in str(c) for c in causes)  # orbax's own error, chained for debugging
+
+
+def test_resuming_over_a_cut_trial_record_is_one_line_naming_it(damaged_run, tmp_path, capsys):
+    """A finished trial's record cut short (a copy interrupted): --resume names the file, exit 2."""
+    run = tmp_path / "run"
+    shutil.copytree(damaged_run, run)
+    record = run / "trials" / "baseline_trial1.json"
+    record.write_text(record.read_text()[:40])
+    argv = ["--dataset=synthetic", "--synthetic-train=86", "--batch-size=43", "--epochs=1", "--recipe=report"]
+    code, _, err = _run(cnn.main, [*argv, f"--out={run}", "--resume"], capsys)
+    assert code == 2
+    assert _one_line(err).startswith(f"{record}: cannot be read as JSON (")
 
 
 def test_resuming_from_a_damaged_checkpoint_is_one_short_line(tmp_path):
