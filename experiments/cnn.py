@@ -132,6 +132,10 @@ class CNNConfig(RunFolderFlags):
             r.train(r.optim(optimizer))
             r.task(2, (0.0,), (1.0,))
 
+    def data_paths(self) -> list[tuple[str, str]]:
+        """(flag, path) of each data folder or file the flags name: a sweep checks them before any run starts."""
+        return [("--data-dir", self.data_dir)] if self.data_dir else []
+
     def unused(self) -> list[tuple[str, str]]:
         """The flags this run would not use, with why: refused when given (experiments.cli.refuse_unused)."""
         out = []

@@ -127,19 +127,9 @@ def check_jobs(experiment: str, common: list[str], jobs: list[tuple[str, list[st
             cfg = raising(lambda: parse(cls, [*common, *flags], ""))  # noqa: B023 (called at once)
         except ValueError as e:
             raise ValueError(f"{path}: run {name}: {command}: {e}") from None
-        for flag, data in named_data(cfg):
+        for flag, data in cfg.data_paths():  # a typo in --common stops it now, not each run in turn
             if not Path(data).expanduser().exists():
                 raise ValueError(f"{path}: run {name}: {command}: {flag} {data} does not exist")
-
-
-def named_data(cfg: Any) -> list[tuple[str, str]]:
-    """(flag, path) for each data folder or file a run's flags name: a sweep checks they exist before it
-    starts, so a mistyped folder in --common stops it at once instead of failing every run in turn."""
-    named = [("--data-dir", cfg.data_dir)] if getattr(cfg, "data_dir", None) else []
-    dataset = str(getattr(cfg, "dataset", ""))
-    if dataset.startswith("folder:"):
-        named.append(("--dataset=folder:", dataset[len("folder:") :]))
-    return named
 
 
 def _flags_before(log: Path) -> list[str] | None:

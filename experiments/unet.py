@@ -210,6 +210,12 @@ class UNetConfig(RunFolderFlags):
             "(e.g. --dataset=folder:~/data/lungs)"
         )
 
+    def data_paths(self) -> list[tuple[str, str]]:
+        """(flag, path) of each data folder or file the flags name: a sweep checks them before any run starts."""
+        kind, folder = self.dataset_kind()
+        named = [("--data-dir", self.data_dir)] if self.data_dir else []
+        return named + ([("--dataset=folder:", folder)] if kind == "folder" and folder else [])
+
     def resolved(self) -> UNetRecipe:
         """The recipe's values, overridden by the flags given."""
         recipe = RECIPES[self.recipe]
