@@ -246,10 +246,39 @@ def run_sweep(cfg: SweepConfig, log: Callable[[str], None] = print) -> list[dict
         raise ValueError(f"--common={cfg.common}: {e}") from e
     check_jobs(cfg.experiment, common, jobs, cfg.jobs)
     out = Path(cfg.out or default_out("sweep"))
+    taken = _check_out(out, jobs, common, cfg.resume)
+    out.mkdir(parents=True, exist_ok=True)
+    stop = out / "stop"
+    if stop.exists():  # left by an earlier sweep in this folder
+        stop.unlink()
+    log(
+        f"[sweep] {len(jobs)} runs into {out}; `touch {stop}` to start no more and let the running ones finish"
+    )
+    env = dict(os.environ)
+    if cfg.parallel > 1:  # on a GPU each process would otherwise take 75 % of its memory
+        env.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", f"{0.9 / cfg.parallel:.3f}")
+    runner = _Runner(
+        experiment=cfg.experiment,
+        out=out,
+        common=common,
+        taken=frozenset(taken),
+        env=env,
+        deadline=time.monotonic() + cfg.time_limit if cfg.time_limit else None,
+        pace=SweepPace(len(jobs), cfg.parallel),
+        log=log,
+    )
+    with ThreadPoolExecutor(cfg.parallel) as pool:
+        results = list(pool.map(runner.run, jobs))
+    _write_table(cfg, out, results, log)
+    return results
+
+
+def _check_out(out: Path, jobs: list[tuple[str, list[str]]], common: list[str], resume: bool) -> list[str]:
+    """The jobs whose folders an earlier sweep left in `out`; an error unless resuming with the same flags."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a folder; choose another --out")
     taken = [name for name, _ in jobs if (out / name).exists()]
-    if taken and not cfg.resume:
+    if taken and not resume:
         raise ValueError(
             f"{out} already holds runs named {', '.join(taken)}; choose another --out, or pass --resume to go "
             "on with that sweep"
@@ -261,66 +290,71 @@ def run_sweep(cfg: SweepConfig, log: Callable[[str], None] = print) -> list[dict
                 f"{out / name} ran with `{shlex.join(before)}`, not with `{shlex.join([*common, *flags])}` as "
                 "the jobs and --common give now: --resume goes on only with the same flags; choose another --out"
             )
-    out.mkdir(parents=True, exist_ok=True)
-    stop = out / "stop"
-    if stop.exists():  # left by an earlier sweep in this folder
-        stop.unlink()
-    log(
-        f"[sweep] {len(jobs)} runs into {out}; `touch {stop}` to start no more and let the running ones finish"
-    )
-    env = dict(os.environ)
-    if cfg.parallel > 1:  # on a GPU each process would otherwise take 75 % of its memory
-        env.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", f"{0.9 / cfg.parallel:.3f}")
-    deadline = time.monotonic() + cfg.time_limit if cfg.time_limit else None
-    pace = SweepPace(len(jobs), cfg.parallel)
+    return taken
 
-    def run_one(job: tuple[str, list[str]]) -> dict[str, Any]:
+
+@dataclasses.dataclass(frozen=True)
+class _Runner:
+    """Runs one job of a sweep as its own process (on a pool's thread) and returns its row of the table."""
+
+    experiment: str
+    out: Path
+    common: list[str]
+    taken: frozenset[str]  # with --resume: runs of an earlier sweep in this folder
+    env: dict[str, str]
+    deadline: float | None  # time.monotonic() at the time limit
+    pace: SweepPace
+    log: Callable[[str], None]
+
+    def run(self, job: tuple[str, list[str]]) -> dict[str, Any]:
         name, flags = job
-        again = name in taken  # with --resume: a run of an earlier sweep in this folder
-        if again and RunFolder(out / name).results_json.exists():
-            failed = any("failed" in r for r in RunFolder(out / name).trial_records())
+        again = name in self.taken
+        result = {"name": name, "flags": flags}
+        if again and RunFolder(self.out / name).results_json.exists():
+            failed = any("failed" in r for r in RunFolder(self.out / name).trial_records())
+            self.log(f"[sweep] {name}: {'failed' if failed else 'finished'} before, kept")
+            self.pace.ended(None)
             status = "failed before (kept)" if failed else KEPT
-            log(f"[sweep] {name}: {'failed' if failed else 'finished'} before, kept")
-            pace.ended(None)
-            return {"name": name, "flags": flags, "status": status, "rows": readable_rows(out / name, log)}
-        command = [
-            sys.executable,
-            "-m",
-            f"experiments.{cfg.experiment}",
-            *common,
-            *flags,
-            f"--out={out / name}",
-            *(["--resume"] if again else []),
-        ]
-        left = None if deadline is None else deadline - time.monotonic()
+            return {**result, "status": status, "rows": readable_rows(self.out / name, self.log)}
+        left = None if self.deadline is None else self.deadline - time.monotonic()
         if left is not None and left < 1:
-            log(f"[sweep] {name}: not started (time limit reached)")
-            return {"name": name, "flags": flags, "status": "not started", "rows": []}
+            self.log(f"[sweep] {name}: not started (time limit reached)")
+            return {**result, "status": "not started", "rows": []}
+        stop = self.out / "stop"
         if stop.exists():
-            log(f"[sweep] {name}: not started ({stop} exists)")
-            return {"name": name, "flags": flags, "status": "not started (stop file)", "rows": []}
-        log(f"[sweep] {'resume' if again else 'start'} {name}: {' '.join(flags)}")
+            self.log(f"[sweep] {name}: not started ({stop} exists)")
+            return {**result, "status": "not started (stop file)", "rows": []}
+        self.log(f"[sweep] {'resume' if again else 'start'} {name}: {' '.join(flags)}")
         t0 = time.perf_counter()
-        with (out / f"{name}.log").open("a" if again else "w") as f:
+        status = self._process(name, flags, again, left)
+        rows = readable_rows(self.out / name, self.log)
+        best = ", ".join(f"{_pct(r.get('best'))} @ {r.get('best_epoch', '-')}" for r in rows) or "-"
+        seconds = time.perf_counter() - t0
+        self.log(f"[sweep] {name}: {status} after {seconds:.0f}s; best {best}")
+        self.log(f"[sweep] {self.pace.ended(seconds if status == 'done' and not again else None)}")
+        return {**result, "status": status, "rows": rows}
+
+    def _process(self, name: str, flags: list[str], again: bool, left: float | None) -> str:
+        """Run the experiment into OUT/<name> (resuming it when `again`), its output in OUT/<name>.log."""
+        command = [sys.executable, "-m", f"experiments.{self.experiment}", *self.common, *flags]
+        command += [f"--out={self.out / name}", *(["--resume"] if again else [])]
+        with (self.out / f"{name}.log").open("a" if again else "w") as f:
             if not again:
-                f.write(FLAGS + shlex.join([*common, *flags]) + "\n")
+                f.write(FLAGS + shlex.join([*self.common, *flags]) + "\n")
                 f.flush()
             try:
                 rc = subprocess.run(
-                    command, stdout=f, stderr=subprocess.STDOUT, env=env, timeout=left
+                    command, stdout=f, stderr=subprocess.STDOUT, env=self.env, timeout=left
                 ).returncode
-                status = "done" if rc == 0 else f"failed (exit {rc})"
             except subprocess.TimeoutExpired:
-                status = "stopped at the time limit"
-        rows = readable_rows(out / name, log)
-        best = ", ".join(f"{_pct(r.get('best'))} @ {r.get('best_epoch', '-')}" for r in rows) or "-"
-        seconds = time.perf_counter() - t0
-        log(f"[sweep] {name}: {status} after {seconds:.0f}s; best {best}")
-        log(f"[sweep] {pace.ended(seconds if status == 'done' and not again else None)}")
-        return {"name": name, "flags": flags, "status": status, "rows": rows}
+                return "stopped at the time limit"
+        return "done" if rc == 0 else f"failed (exit {rc})"
 
-    with ThreadPoolExecutor(cfg.parallel) as pool:
-        results = list(pool.map(run_one, jobs))
+
+def _write_table(
+    cfg: SweepConfig, out: Path, results: list[dict[str, Any]], log: Callable[[str], None]
+) -> None:
+    """OUT/sweep.md and sweep.json; each run that did not finish named on stderr with its log's last line."""
     text = table(results)
     (out / "sweep.md").write_text(f"# sweep of experiments.{cfg.experiment} ({cfg.jobs})\n\n{text}\n")
     (out / "sweep.json").write_text(
@@ -334,7 +368,6 @@ def run_sweep(cfg: SweepConfig, log: Callable[[str], None] = print) -> list[dict
                 f"error: run {r['name']} {r['status']}; its log ends {last_line(path)!r} ({path})",
                 file=sys.stderr,
             )
-    return results
 
 
 def last_line(path: Path) -> str:
