@@ -522,7 +522,8 @@ def worst_cases(levers: dict[str, dict[str, Any]], n: int, reference: str) -> st
     return "\n".join(out)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
+    """The command's options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sweep", type=Path, help="a sweep folder holding <lever>_f<K> run folders")
     parser.add_argument(
@@ -567,6 +568,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data-name", help="with --record: how the commands name the data path (e.g. LUNGS_DIR)"
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     if not args.sweep.is_dir():
         parser.error(f"{args.sweep} is not a folder")
@@ -606,6 +612,18 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"top-up: {line}")
         except (OSError, ValueError) as e:
             parser.error(f"--top-up: {e}")
+    _print_table(levers, args.reference)
+    if args.worst:
+        _print_worst(parser, args, levers)
+    if args.by_epoch:
+        _print_by_epoch(levers)
+    if args.record:
+        _record(parser, args, levers)
+    return 0
+
+
+def _print_table(levers: dict[str, dict[str, Any]], reference_name: str) -> None:
+    """One row per lever: F1 statistics over the cases (lungs) or accuracy over the folds (signs)."""
     segmentation = any(lever["cases"] for lever in levers.values())
     reference = None
     if segmentation:
@@ -613,60 +631,70 @@ def main(argv: list[str] | None = None) -> int:
             "| lever | folds | cases | mean F1 | 5th percentile | min | worst case |\n|---|---|---|---|---|---|---|"
         )
     else:
-        ref = levers.get(args.reference)
+        ref = levers.get(reference_name)
         if ref and ref["fold_accuracy"]:
-            reference = (args.reference, ref)
+            reference = (reference_name, ref)
             print(
-                f"| lever | folds | runs | mean accuracy over folds | lowest fold | paired with {args.reference} |"
+                f"| lever | folds | runs | mean accuracy over folds | lowest fold | paired with {reference_name} |"
                 "\n|---|---|---|---|---|---|"
             )
         else:
             print("| lever | folds | runs | mean accuracy over folds | lowest fold |\n|---|---|---|---|---|")
     for name, lever in levers.items():
         print(row(name, lever, None if segmentation else reference))
-    if args.worst:
-        paired = dict(levers)
-        if args.recorded:
-            from tools import docs
 
-            table = docs.load_results()["tables"].get(args.recorded)
-            if table is None:
-                parser.error(f"--recorded={args.recorded}: docs/results.json has no such table")
-            paired |= recorded_levers(table["rows"], set(levers))
-        try:
-            print("\n" + worst_cases(paired, args.worst, args.reference))
-        except ValueError as e:
-            parser.error(f"--reference={args.reference}: {e}")
-    if args.by_epoch:
-        print("\n| lever | rule | mean validation metric over folds | chosen |\n|---|---|---|---|")
-        for name, lever in levers.items():
-            try:
-                rules = epoch_rules(*validation_curves(lever))
-            except ValueError as e:
-                print(f"| {name} | {e} | | |")
-                continue
-            for rule, (value, chosen) in rules.items():
-                print(f"| {name} | {rule} | {value:.4f} | {chosen} |")
-    if args.record:
+
+def _print_worst(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, levers: dict[str, dict[str, Any]]
+) -> None:
+    """--worst: the reference's lowest cases, every lever's F1 on each."""
+    paired = dict(levers)
+    if args.recorded:
         from tools import docs
 
-        results = docs.load_results()
-        if args.machine not in results["machines"]:
-            parser.error(f"--machine={args.machine}: not one of {', '.join(results['machines'])}")
-        if args.record not in results["tables"]:
-            parser.error(f"--record={args.record}: docs/results.json has no such table")
+        table = docs.load_results()["tables"].get(args.recorded)
+        if table is None:
+            parser.error(f"--recorded={args.recorded}: docs/results.json has no such table")
+        paired |= recorded_levers(table["rows"], set(levers))
+    try:
+        print("\n" + worst_cases(paired, args.worst, args.reference))
+    except ValueError as e:
+        parser.error(f"--reference={args.reference}: {e}")
+
+
+def _print_by_epoch(levers: dict[str, dict[str, Any]]) -> None:
+    """--by-epoch: per lever, the mean over folds under each epoch-selection rule."""
+    print("\n| lever | rule | mean validation metric over folds | chosen |\n|---|---|---|---|")
+    for name, lever in levers.items():
         try:
-            table = results["tables"][args.record]
-            rows = records(args.sweep, levers, args.machine, args.reference, args.data_name, table["rows"])
-        except (OSError, ValueError) as e:
-            parser.error(f"--record: {e}")
-        found = sum(bool(lever["folds"]) for lever in levers.values())
-        table["rows"] = rows
-        docs.save_results(results)
-        print(
-            f"\nrecorded {found} levers in {docs.RESULTS.name}'s table {args.record}; kept {len(rows) - found}"
-        )
-    return 0
+            rules = epoch_rules(*validation_curves(lever))
+        except ValueError as e:
+            print(f"| {name} | {e} | | |")
+            continue
+        for rule, (value, chosen) in rules.items():
+            print(f"| {name} | {rule} | {value:.4f} | {chosen} |")
+
+
+def _record(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, levers: dict[str, dict[str, Any]]
+) -> None:
+    """--record: write the levers as rows of a table of docs/results.json."""
+    from tools import docs
+
+    results = docs.load_results()
+    if args.machine not in results["machines"]:
+        parser.error(f"--machine={args.machine}: not one of {', '.join(results['machines'])}")
+    if args.record not in results["tables"]:
+        parser.error(f"--record={args.record}: docs/results.json has no such table")
+    try:
+        table = results["tables"][args.record]
+        rows = records(args.sweep, levers, args.machine, args.reference, args.data_name, table["rows"])
+    except (OSError, ValueError) as e:
+        parser.error(f"--record: {e}")
+    found = sum(bool(lever["folds"]) for lever in levers.values())
+    table["rows"] = rows
+    docs.save_results(results)
+    print(f"\nrecorded {found} levers in {docs.RESULTS.name}'s table {args.record}; kept {len(rows) - found}")
 
 
 if __name__ == "__main__":
