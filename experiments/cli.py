@@ -88,7 +88,8 @@ class RunFolderFlags:
     )
     resume: bool = opt(
         False,
-        "continue the run in --out from its newest checkpoints (same options); starts it when --out holds none",
+        "continue the run in --out from its newest checkpoints (same options, or more --epochs at a constant "
+        "learning rate); starts it when --out holds none",
         group=RUN_FOLDER,
     )
     overwrite: bool = opt(False, "replace the run in --out", group=RUN_FOLDER)

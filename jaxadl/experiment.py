@@ -103,6 +103,20 @@ def _same_option(key: str, saved: Any, given: Any, was: Any, now: Any) -> bool:
     return given is None and _ran_with(now, key, saved)
 
 
+def _longer(was: Any, now: Any) -> bool:
+    """Whether a resumed run asks for more epochs than it ran with, at a constant learning rate: its trials
+    then go on from their last checkpoints exactly as a run asked for that many epochs from the start would
+    (a schedule that depends on the length, one-cycle or cosine, would not)."""
+    before, after = recipe_values(was, "epochs"), recipe_values(now, "epochs")
+    schedules = recipe_values(was, "schedule") + recipe_values(now, "schedule")
+    return (
+        len(before) == len(after) > 0
+        and all(b < a for b, a in zip(before, after, strict=True))
+        and bool(schedules)
+        and all(s == "constant" for s in schedules)
+    )
+
+
 def prepare_folder(
     out: str | Path, experiment: str, config: dict[str, Any], resume: bool = False, overwrite: bool = False
 ) -> Path:
@@ -125,15 +139,22 @@ def prepare_folder(
             new = {k: v for k, v in config.get("cli", {}).items() if k not in RUN_ONLY_KEYS}
             was = previous.get("resolved")
             now = json.loads(json.dumps(config.get("resolved"), default=str))  # as saved
+            longer = _longer(was, now)  # more epochs at a constant rate: the saved run's own continuation
             diff = sorted(  # an option the saved run lacks was added since: it ran as that option's default
-                k for k in old if not _same_option(k, old.get(k), new.get(k), was, now)
+                k
+                for k in old
+                if not _same_option(k, old.get(k), new.get(k), was, now) and not (longer and k == "epochs")
             )
             if diff:
                 raise RunFolderError(
                     f"--resume: {out} was run with other options ({', '.join(diff)}); resume with the same "
                     "options or choose another --out"
                 )
-            changed = [f"{k}: {a} -> {b}" for k, a, b in recipe_changes(was, now)]
+            changed = [
+                f"{k}: {a} -> {b}"
+                for k, a, b in recipe_changes(was, now)
+                if not (longer and k.rsplit(".", 1)[-1] == "epochs")
+            ]
             if changed:
                 raise RunFolderError(
                     f"--resume: {out} was run when the recipe's defaults were other ({'; '.join(changed)}); "

@@ -105,14 +105,24 @@ def _groups(ctx: RunContext, variant: Variant, pending: list[int]) -> list[list[
 
 def _finished(ctx: RunContext, variant: Variant) -> dict[int, dict[str, Any]]:
     """A variant's trials finished before (resuming), by trial number; process 0's reading, so every
-    process skips the same trials."""
+    process skips the same trials. A trial that ran fewer epochs than now asked for is not among them."""
     records = {}
     for trial in range(1, variant.trials + 1):
         done = ctx.folder.trial_record(variant.name, trial)
         text = is_main_process() and ctx.resume and done.exists() and done.read_text()
         if finished := broadcast_text(text or ""):
+            record = parse_record(finished, done)
+            asked = variant.train.epochs
+            ran = record.get("epochs_run", asked)
+            if "failed" not in record and ran < asked:  # --epochs raised on a constant rate (prepare_folder)
+                kept = ctx.folder.checkpoints(variant.name, trial).exists()
+                ctx.log(
+                    f"== {variant.name} trial {trial}: finished {ran} epochs before; goes on to {asked} "
+                    + ("from its last checkpoint" if kept else "from the start (no checkpoint was kept)")
+                )
+                continue
             ctx.log(f"== {variant.name} trial {trial}: finished before; taken from {done}")
-            records[trial] = parse_record(finished, done)
+            records[trial] = record
     return records
 
 

@@ -127,6 +127,31 @@ def test_resume_with_other_options_is_refused(tmp_path, capsys):
     assert "other options (recipe)" in capsys.readouterr().err
 
 
+def test_resume_with_more_epochs_at_a_constant_rate_continues_the_finished_run(tmp_path, capsys):
+    """--resume --epochs=N on a finished run with a constant learning rate goes on from its last checkpoint
+    and ends where a run asked for N epochs from the start ends; a schedule shaped by the length refuses."""
+    whole, longer = tmp_path / "whole", tmp_path / "longer"
+    assert cnn.main([*ARGS, f"--out={whole}"]) == 0  # 3 epochs
+    two = [*ARGS[:-2], "--epochs=2", "--recipe=report"]
+    assert cnn.main([*two, f"--out={longer}"]) == 0
+    capsys.readouterr()
+    assert cnn.main([*ARGS, f"--out={longer}", "--resume"]) == 0
+    log = capsys.readouterr().out
+    assert "baseline trial 1: finished 2 epochs before; goes on to 3 from its last checkpoint" in log
+    assert "epoch   2/3" not in log and "epoch   3/3" in log
+    a, b = (json.loads((d / "results.json").read_text())["trials"][0] for d in (whole, longer))
+    assert b["epochs_run"] == 3 and a["eval"] == b["eval"]
+    assert [r["train_loss"] for r in a["history"]] == [r["train_loss"] for r in b["history"]]
+    assert json.loads((longer / "config.json").read_text())["cli"]["epochs"] == 3
+    assert cnn.main([*two, f"--out={longer}", "--resume"]) == 2  # fewer epochs: another run
+    assert "other options (epochs)" in capsys.readouterr().err
+    cycle = tmp_path / "cycle"
+    assert cnn.main([*two, "--schedule=onecycle", f"--out={cycle}"]) == 0
+    capsys.readouterr()
+    assert cnn.main([*ARGS, "--schedule=onecycle", f"--out={cycle}", "--resume"]) == 2
+    assert "other options (epochs)" in capsys.readouterr().err
+
+
 def test_resume_of_a_folder_without_a_run_says_it_starts_one(tmp_path, capsys):
     out = tmp_path / "r"
     assert cnn.main([*ARGS[:-2], "--epochs=1", "--recipe=report", f"--out={out}", "--resume"]) == 0
