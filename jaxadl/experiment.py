@@ -160,6 +160,9 @@ def prepare_folder(
                     f"--resume: {out} was run when the recipe's defaults were other ({'; '.join(changed)}); "
                     "give the values it ran with as flags to resume it as it was, or choose another --out"
                 )
+            if longer:  # the shorter run's results would read as this one's until it ends
+                for stale in (folder.results_json, folder.results_md):
+                    stale.unlink(missing_ok=True)
         elif not overwrite:
             raise RunFolderError(
                 f"{out} already holds a {experiment} run; pass --resume to continue it, "

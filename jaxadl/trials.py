@@ -105,7 +105,8 @@ def _groups(ctx: RunContext, variant: Variant, pending: list[int]) -> list[list[
 
 def _finished(ctx: RunContext, variant: Variant) -> dict[int, dict[str, Any]]:
     """A variant's trials finished before (resuming), by trial number; process 0's reading, so every
-    process skips the same trials. A trial that ran fewer epochs than now asked for is not among them."""
+    process skips the same trials. A trial that ran fewer epochs than now asked for is not among them: its
+    record goes, and it goes on from its checkpoint."""
     records = {}
     for trial in range(1, variant.trials + 1):
         done = ctx.folder.trial_record(variant.name, trial)
@@ -116,6 +117,8 @@ def _finished(ctx: RunContext, variant: Variant) -> dict[int, dict[str, Any]]:
             ran = record.get("epochs_run", asked)
             if "failed" not in record and ran < asked:  # --epochs raised on a constant rate (prepare_folder)
                 kept = ctx.folder.checkpoints(variant.name, trial).exists()
+                if is_main_process():  # its record would read as finished until it is (a sweep, cv_summary)
+                    done.unlink()
                 ctx.log(
                     f"== {variant.name} trial {trial}: finished {ran} epochs before; goes on to {asked} "
                     + ("from its last checkpoint" if kept else "from the start (no checkpoint was kept)")

@@ -152,6 +152,26 @@ def test_resume_with_more_epochs_at_a_constant_rate_continues_the_finished_run(t
     assert "other options (epochs)" in capsys.readouterr().err
 
 
+def test_a_longer_run_cut_short_leaves_no_results_of_the_shorter_one(tmp_path, monkeypatch):
+    """While a finished run trains on to more epochs, its old results and trial records are gone (a sweep or
+    tools.cv_summary would read them as the longer run's); its checkpoints stay to go on from."""
+    import jaxadl.trials
+
+    out = tmp_path / "r"
+    assert cnn.main([*ARGS[:-2], "--epochs=2", "--recipe=report", f"--out={out}"]) == 0
+    monkeypatch.setattr(jaxadl.trials, "fit", lambda *a, **k: (_ for _ in ()).throw(Crash()))
+    with pytest.raises(Crash):
+        cnn.main([*ARGS, f"--out={out}", "--resume"])
+    left = {
+        p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and "checkpoints" not in p.parts
+    }
+    assert not left & {"results.json", "results.md", "trials/baseline_trial1.json"}
+    assert (out / "checkpoints" / "baseline_trial1" / "last" / "2").is_dir()
+    monkeypatch.undo()
+    assert cnn.main([*ARGS, f"--out={out}", "--resume"]) == 0
+    assert json.loads((out / "results.json").read_text())["trials"][0]["epochs_run"] == 3
+
+
 def test_resume_of_a_folder_without_a_run_says_it_starts_one(tmp_path, capsys):
     out = tmp_path / "r"
     assert cnn.main([*ARGS[:-2], "--epochs=1", "--recipe=report", f"--out={out}", "--resume"]) == 0
