@@ -159,7 +159,11 @@ def test_a_longer_run_cut_short_leaves_no_results_of_the_shorter_one(tmp_path, m
 
     out = tmp_path / "r"
     assert cnn.main([*ARGS[:-2], "--epochs=2", "--recipe=report", f"--out={out}"]) == 0
-    monkeypatch.setattr(jaxadl.trials, "fit", lambda *a, **k: (_ for _ in ()).throw(Crash()))
+
+    def killed(*args, **kwargs):  # the process dies as training starts
+        raise Crash
+
+    monkeypatch.setattr(jaxadl.trials, "fit", killed)
     with pytest.raises(Crash):
         cnn.main([*ARGS, f"--out={out}", "--resume"])
     left = {
