@@ -216,8 +216,13 @@ class SweepPace:
     """How far a sweep has got and, from the runs it started afresh and saw finish, the time left."""
 
     def __init__(self, runs: int, parallel: int):
-        self.runs, self.parallel, self.count, self.whole = runs, parallel, 0, []
+        self.runs, self.parallel, self.count, self.skipped, self.whole = runs, parallel, 0, 0, []
         self._lock = threading.Lock()  # runs end on the pool's threads
+
+    def not_started(self) -> None:
+        """Count one run the sweep will not start (time limit, stop file): no longer to go."""
+        with self._lock:
+            self.skipped += 1
 
     def ended(self, seconds: float | None) -> str:
         """Count one more run ended (`seconds`: its time, if it ran whole here); the progress line."""
@@ -225,8 +230,10 @@ class SweepPace:
             self.count += 1
             if seconds is not None:
                 self.whole.append(seconds)
-            left = self.runs - self.count
-            line = f"{self.count} of {self.runs} runs ended"
+            left = self.runs - self.count - self.skipped
+            line = f"{self.count} of {self.runs} runs ended" + (
+                f", {self.skipped} not started" if self.skipped else ""
+            )
             if left and self.whole:
                 each = sum(self.whole) / len(self.whole)
                 at_once = min(self.parallel, left)
@@ -319,10 +326,12 @@ class _Runner:
         left = None if self.deadline is None else self.deadline - time.monotonic()
         if left is not None and left < 1:
             self.log(f"[sweep] {name}: not started (time limit reached)")
+            self.pace.not_started()
             return {**result, "status": "not started", "rows": []}
         stop = self.out / "stop"
         if stop.exists():
             self.log(f"[sweep] {name}: not started ({stop} exists)")
+            self.pace.not_started()
             return {**result, "status": "not started (stop file)", "rows": []}
         self.log(f"[sweep] {'resume' if again else 'start'} {name}: {' '.join(flags)}")
         t0 = time.perf_counter()

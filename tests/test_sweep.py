@@ -268,6 +268,19 @@ def test_a_stop_file_lets_the_running_job_finish_and_starts_no_more(tmp_path, fa
     assert f"`touch {out / 'stop'}`" in capsys.readouterr().out
 
 
+def test_the_pace_leaves_runs_not_started_out_of_those_to_go(tmp_path, fake_experiment, capsys):
+    """--parallel=2 and a stop file made by the first run: the third is not started, so the line the second
+    prints when it ends counts it as not started, not as a run to go."""
+    state, out = fake_experiment, tmp_path / "s"
+    jobs = tmp_path / "jobs.txt"
+    jobs.write_text(f"first: --sleep=0.5 --touch={out / 'stop'}\nsecond: --sleep=4\nthird: --sleep=0\n")
+    code = sweep.main([f"--jobs={jobs}", "--parallel=2", f"--common=--state={state}", f"--out={out}"])
+    assert code == 1
+    said = capsys.readouterr().out
+    assert "[sweep] 1 of 3 runs ended; 2 to go" in said
+    assert "[sweep] 2 of 3 runs ended, 1 not started\n" in said
+
+
 def test_only_runs_the_jobs_whose_names_it_finds_in_the_files_order(tmp_path, fake_experiment):
     """--only=REGEX: the runs it finds start, in the file's order; the others neither start nor appear."""
     state, out = fake_experiment, tmp_path / "s"
@@ -392,6 +405,10 @@ def test_the_pace_counts_the_runs_ended_and_estimates_from_whole_runs_only():
     assert pace.ended(1200.0) == "3 of 5 runs ended; 2 to go, ~15.0 min left at 15.0 min a run, 2 at a time"
     assert pace.ended(None) == "4 of 5 runs ended; 1 to go, ~15.0 min left at 15.0 min a run, 1 at a time"
     assert pace.ended(300.0) == "5 of 5 runs ended"
+    cut = sweep.SweepPace(runs=3, parallel=1)
+    assert cut.ended(60.0) == "1 of 3 runs ended; 2 to go, ~2.0 min left at 60 s a run, 1 at a time"
+    cut.not_started()
+    assert cut.ended(60.0) == "2 of 3 runs ended, 1 not started"
 
 
 @pytest.mark.parametrize(
