@@ -75,7 +75,8 @@ def test_mistyped_data_dir_is_an_error_naming_it(tmp_path, capsys, monkeypatch):
         [f"--data-dir={tmp_path}/typo", f"--cache-dir={tmp_path}/c", f"--out={tmp_path}/r"], capsys
     )
     assert code == 2
-    assert f"{tmp_path}/typo (data_dir) does not exist" in err
+    assert f"error: --data-dir {tmp_path}/typo does not exist. Put the official archives" in err
+    assert "pass it with --data-dir or the environment variable" in err and "(data_dir" not in err
     assert not (tmp_path / "c").exists() and not (tmp_path / "r").exists()
 
 
