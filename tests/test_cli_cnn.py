@@ -112,7 +112,8 @@ def test_recipe_defaults_and_overrides():
     assert strong.resolved("sgd").momentum == 0.9
     assert strong.resolved("adam").tta is True and strong.resolved("adam").epochs == 30
     rprop = strong.resolved("rprop")
-    assert rprop.full_batch is True and rprop.image_norm is True and rprop.epochs == 100
+    assert rprop.full_batch is True and rprop.image_norm is True
+    assert (rprop.epochs, rprop.label_smoothing) == (150, 0.2)
     assert (cnn.CNNConfig().resolved("rprop").lr, rprop.eta_plus) == (3e-3, 1.5)
     assert cnn.CNNConfig(recipe="report").resolved("rprop").eta_plus == 1.2
     assert cnn.CNNConfig(eta_plus=1.3).resolved("rprop").eta_plus == 1.3

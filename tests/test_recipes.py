@@ -79,7 +79,8 @@ def test_cnn_strong_sgd_and_rprop():
     o = rp.train.optim
     assert (o.name, o.lr, o.eta_plus, o.eta_minus, o.weight_decay, o.schedule) == (
         "rprop", 3e-3, 1.5, 0.5, 0.0, "constant")  # fmt: skip
-    assert rp.train.full_batch and rp.train.epochs == 100 and rp.task.image_norm is True
+    assert rp.train.full_batch and rp.train.epochs == 150 and rp.task.image_norm is True
+    assert rp.task.label_smoothing == 0.2
 
 
 def test_cnn_report_recipe_and_grid_trials():
