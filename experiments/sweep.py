@@ -26,7 +26,6 @@ import re
 import shlex
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.cli import config_class, default_out, main_guard, opt, parse, raising
-from jaxadl.progress import format_seconds
+from experiments.sweep_pace import SweepPace
 from jaxadl.run_folder import RunFolder, read_record
 from jaxadl.tasks import from_record
 
@@ -210,38 +209,6 @@ def table(results: list[dict[str, Any]]) -> str:
                 f"| `{' '.join(res['flags'])}` |"
             )
     return "\n".join(lines)
-
-
-class SweepPace:
-    """How far a sweep has got and, from the runs it started afresh and saw finish, the time left."""
-
-    def __init__(self, runs: int, parallel: int):
-        self.runs, self.parallel, self.count, self.skipped, self.whole = runs, parallel, 0, 0, []
-        self._lock = threading.Lock()  # runs end on the pool's threads
-
-    def not_started(self) -> None:
-        """Count one run the sweep will not start (time limit, stop file): no longer to go."""
-        with self._lock:
-            self.skipped += 1
-
-    def ended(self, seconds: float | None) -> str:
-        """Count one more run ended (`seconds`: its time, if it ran whole here); the progress line."""
-        with self._lock:
-            self.count += 1
-            if seconds is not None:
-                self.whole.append(seconds)
-            left = self.runs - self.count - self.skipped
-            line = f"{self.count} of {self.runs} runs ended" + (
-                f", {self.skipped} not started" if self.skipped else ""
-            )
-            if left and self.whole:
-                each = sum(self.whole) / len(self.whole)
-                at_once = min(self.parallel, left)
-                line += (
-                    f"; {left} to go, ~{format_seconds(each * left / at_once)} left at "
-                    f"{format_seconds(each)} a run, {at_once} at a time"
-                )
-            return line
 
 
 def run_sweep(cfg: SweepConfig, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
