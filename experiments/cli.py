@@ -243,15 +243,6 @@ def as_flag(message: str, cls: type | None) -> str:
     return f"--{head.replace('_', '-')}{message[len(head) :]}"
 
 
-def in_flags(message: str) -> str:
-    """A data error as a command's user reads it: the library's `data_dir` argument named as --data-dir."""
-    from jaxadl.data.gtsrb.sources import DATA_DIR_ARG, DATA_DIR_FLAG
-
-    message = message.replace(DATA_DIR_FLAG, "--data-dir")
-    head, sep, tail = message.partition(f" ({DATA_DIR_ARG}) does not exist")
-    return f"--data-dir {head} does not exist{tail}" if sep else message
-
-
 def main_guard(run: Callable[[], int], cls: type | None = None) -> int:
     """Run a CLI body, turning usage and data errors (ValueError, DatasetError, ...) into exit code 2;
     an error about one of `cls`'s options names its flag."""
@@ -262,7 +253,9 @@ def main_guard(run: Callable[[], int], cls: type | None = None) -> int:
     try:
         return run()
     except (ValueError, FileNotFoundError, DatasetError, RunFolderError, CheckpointError) as e:
-        print(f"error: {as_flag(in_flags(str(e)), cls)}", file=sys.stderr)
+        named = isinstance(e, DatasetError) and e.arg  # the library's argument, named by its flag
+        message = e.naming("--" + e.arg.replace("_", "-")) if named else str(e)
+        print(f"error: {as_flag(message, cls)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

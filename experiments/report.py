@@ -189,15 +189,14 @@ def profile_note(profile_name: str) -> str:
 def _load(name: str, module: Any, config: Any, cfg: ReportConfig) -> Any:
     """A grid's dataset; an error names this command's flag for the folder, not the experiment's --data-dir."""
     from jaxadl.data.base import DatasetError
-    from jaxadl.data.gtsrb.sources import DATA_DIR_ARG, DATA_DIR_FLAG
 
     flag = {"cnn": "gtsrb", "unet": "lungs"}[name]
     try:
         return module.load_data(config)
     except DatasetError as e:
+        message = e.naming(f"--{flag}")
         given = getattr(cfg, flag)
-        where = f"--{flag} {given}: " if given else ""
-        message = str(e).replace(DATA_DIR_FLAG, f"--{flag}").replace(f" ({DATA_DIR_ARG})", "")
+        where = f"--{flag} {given}: " if given and not message.startswith(f"--{flag} ") else ""
         raise DatasetError(where + message) from e
 
 

@@ -40,7 +40,6 @@ How the strong recipe was chosen, with each run's command and figure: docs/recip
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -261,7 +260,7 @@ def load_data(cfg: UNetConfig):
 
 def _load_source(cfg: UNetConfig):
     """The dataset as its source splits it."""
-    from jaxadl.data.base import DatasetError, hold_out_val, redraw_val
+    from jaxadl.data.base import hold_out_val, redraw_val
 
     kind, path = cfg.dataset_kind()
     if kind == "npz":  # no TFDS needed: a prepared split moved to another machine
@@ -287,16 +286,7 @@ def _load_source(cfg: UNetConfig):
             seed=cfg.split_seed,
             cache_dir=cfg.cache_dir,
         )
-    try:
-        data = lungs.load_jsrt(cfg.data_dir, image_size=cfg.image_size, cache_dir=cfg.cache_dir)
-    except DatasetError as e:
-        if cfg.data_dir is None and not os.environ.get(lungs.JSRT_ENV):
-            raise DatasetError(
-                f"{e}. Put the JSRT .IMG files and the SCR masks ('left lung' / 'right lung' GIF "
-                f"folders) in one folder and pass --data-dir=FOLDER (or set ${lungs.JSRT_ENV}); "
-                "--dataset=synthetic runs offline"
-            ) from e
-        raise
+    data = lungs.load_jsrt(cfg.data_dir, image_size=cfg.image_size, cache_dir=cfg.cache_dir)
     if cfg.cv_folds or (cfg.val_fraction == VAL_FRACTION and cfg.split_seed == 0):
         return data  # the report's 12 (the folds pool them with the 112 anyway)
     return redraw_val(data, cfg.val_fraction, cfg.split_seed)

@@ -71,8 +71,10 @@ def test_missing_jsrt_is_a_clear_error(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("JAXADL_JSRT_DIR", raising=False)
     code, _, err = _run([f"--cache-dir={tmp_path}/c", f"--out={tmp_path}/r"], capsys)
     assert code == 2
-    assert "--data-dir" in err and "--dataset=synthetic" in err
-    assert not (tmp_path / "r").exists()
+    assert "pass it with --data-dir or set $JAXADL_JSRT_DIR" in err and "--dataset=synthetic" in err
+    assert "data_dir" not in err and not (tmp_path / "r").exists()
+    code, _, err = _run([f"--data-dir={tmp_path}/typo", f"--out={tmp_path}/r"], capsys)
+    assert code == 2 and f"error: --data-dir {tmp_path}/typo does not exist (the JSRT directory)" in err
     (tmp_path / "empty").mkdir()
     code, _, err = _run([f"--data-dir={tmp_path}/empty", f"--out={tmp_path}/r"], capsys)
     assert code == 2 and "no .IMG files found" in err

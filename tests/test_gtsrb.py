@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 import shutil
 import sys
 import tempfile
@@ -314,12 +315,19 @@ def test_error_no_data_and_no_download(tmp_path: Path) -> None:
     msg = str(err.value)
     for needed in (
         *gtsrb.ARCHIVES,
-        "--data-dir",
+        "no data_dir given",
+        "pass it with data_dir or",
         "JAXADL_GTSRB_DIR",
         "--dataset=synthetic",
         "download=False",
     ):
         assert needed in msg
+    # a command names the same argument by its flag, also after the error crossed a process (pickle)
+    for error in (err.value, pickle.loads(pickle.dumps(err.value))):
+        assert error.arg == "data_dir" and "data_dir" not in error.naming("--data-dir")
+        assert "no --data-dir given" in error.naming(
+            "--data-dir"
+        ) and "pass it with --data-dir or" in error.naming("--data-dir")
 
 
 @pytest.mark.parametrize("how,says", [("empty", "holds no GTSRB"), ("missing", "does not exist")])

@@ -384,5 +384,5 @@ def test_a_file_given_as_the_lung_folder_is_named_as_a_file(tmp_path):
     afile.write_text("")
     with pytest.raises(DatasetError, match=f"^lung folder {afile} is a file$"):
         load_lung_folder(afile)
-    with pytest.raises(DatasetError, match=f"^JSRT directory {afile} is a file$"):
+    with pytest.raises(DatasetError, match=rf"^data_dir {afile} is a file \(the JSRT directory\)$"):
         load_jsrt(afile, cache_dir=tmp_path / "cache")

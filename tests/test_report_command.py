@@ -137,6 +137,6 @@ def test_a_gtsrb_folder_without_the_data_names_the_reports_flag(tmp_path, capsys
     argv = [f"--gtsrb={empty}", "--only=cnn", f"--out={tmp_path / 'r'}", f"--cache-dir={tmp_path / 'c'}"]
     assert report.main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"error: --gtsrb {empty}: {empty} holds no GTSRB archives")
+    assert err.startswith(f"error: --gtsrb {empty} holds no GTSRB archives")
     assert "pass it with --gtsrb or the environment variable" in err and "--data-dir" not in err
     assert not (tmp_path / "r").exists()

@@ -11,8 +11,18 @@ import numpy as np
 class DatasetError(Exception):
     """Data that is missing, malformed or inconsistent; the message names the file or option.
 
+    An error about an argument's value gives its name as `arg` and writes "{arg}" where the message names
+    it: str(e) reads the Python name, `e.naming(flag)` a command's own flag for the same value.
     Command-line tools turn it into exit code 2 with the message, never a traceback.
     """
+
+    def __init__(self, message: str, arg: str | None = None) -> None:
+        self.arg, self._message = arg, message
+        super().__init__(self.naming(arg) if arg else message)
+
+    def naming(self, name: str) -> str:
+        """The message with the argument called `name` (a flag such as "--data-dir")."""
+        return self._message.replace("{arg}", name) if self.arg else self._message
 
 
 @dataclasses.dataclass(frozen=True)

@@ -40,7 +40,7 @@ def download_archives(dest: Path) -> None:
             os.replace(part, final)
         except (OSError, zipfile.BadZipFile) as e:
             part.unlink(missing_ok=True)
-            raise DatasetError(f"could not download {url} ({e}). " + help_text()) from e
+            raise DatasetError(f"could not download {url} ({e}). " + help_text(), arg=DATA_DIR_ARG) from e
 
 
 def resolve_source(data_dir: str | os.PathLike | None, cache_dir: Path, download: bool) -> SourceFiles:
@@ -48,21 +48,24 @@ def resolve_source(data_dir: str | os.PathLike | None, cache_dir: Path, download
 
     A folder the user named must hold the data: a typo is an error, never a silent download.
     """
-    named = DATA_DIR_ARG if data_dir is not None else "$JAXADL_GTSRB_DIR"
+    named = "{arg}" if data_dir is not None else f"${GTSRB_ENV}"  # how a message names the folder given
     given = data_dir if data_dir is not None else os.environ.get(GTSRB_ENV) or None
     if given is not None:
         root = Path(given).expanduser().absolute()
         if not root.exists():
-            raise DatasetError(f"{root} ({named}) does not exist. " + help_text())
+            raise DatasetError(f"{named} {root} does not exist. " + help_text(), arg=DATA_DIR_ARG)
         if not root.is_dir():
             raise DatasetError(
-                f"{root} ({named}) is not a directory; pass the directory that holds the data. " + help_text()
+                f"{named} {root} is not a directory; pass the directory that holds the data. " + help_text(),
+                arg=DATA_DIR_ARG,
             )
         files = SourceFiles(root)
         if files.num_files:
             return files
         files.close()
-        raise DatasetError(f"{root} ({named}) holds no GTSRB archives or image trees. " + help_text())
+        raise DatasetError(
+            f"{named} {root} holds no GTSRB archives or image trees. " + help_text(), arg=DATA_DIR_ARG
+        )
     dl_dir = cache_dir / "downloads" / "gtsrb"
     files = SourceFiles(dl_dir)
     if files.exists(TRAIN_ZIP) and (not download or all(files.exists(a) for a in ARCHIVES)):
@@ -70,8 +73,9 @@ def resolve_source(data_dir: str | os.PathLike | None, cache_dir: Path, download
     files.close()
     if not download:
         raise DatasetError(
-            "GTSRB not found: no data_dir given, JAXADL_GTSRB_DIR is not set, and download=False. "
-            + help_text()
+            "GTSRB not found: no {arg} given, JAXADL_GTSRB_DIR is not set, and download=False. "
+            + help_text(),
+            arg=DATA_DIR_ARG,
         )
     download_archives(dl_dir)
     return SourceFiles(dl_dir)

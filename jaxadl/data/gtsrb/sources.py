@@ -38,13 +38,10 @@ _OFFICIAL_NAME_RE = re.compile(r"^(\d+)_(\d+)\.[A-Za-z]+$")  # TTTTT_FFFFF.ppm
 _REPACK_NAME_RE = re.compile(r"^(\d+)_(\d+)_(\d+)\.[A-Za-z]+$")  # CC_TTTTT_FFFFF.png
 _IMAGE_EXTS = (".ppm", ".png", ".jpg", ".jpeg", ".bmp")
 
-# how errors name the folder's argument and flag; a command with another flag for it (experiments.report)
-# swaps them
-DATA_DIR_ARG = "data_dir"
-DATA_DIR_FLAG = f"--data-dir ({DATA_DIR_ARG}=...)"
+DATA_DIR_ARG = "data_dir"  # the folder's argument: the errors that name it carry it as DatasetError.arg
 _HELP = (
     "Put the official archives {archives} (or their extracted GTSRB/ tree, or the Train/ Test/ Train.csv "
-    f"Test.csv re-packaging) in one directory and pass it with {DATA_DIR_FLAG} or the environment "
+    "Test.csv re-packaging) in one directory and pass it with {arg} or the environment "
     "variable JAXADL_GTSRB_DIR; they are available from {url}. Use --dataset=synthetic to run offline."
 )
 
@@ -55,8 +52,9 @@ def log(msg: str) -> None:
 
 
 def help_text() -> str:
-    """Where to put GTSRB and where to get it: the end of every "not found" message."""
-    return _HELP.format(archives=", ".join(ARCHIVES), url=DOWNLOAD_URL)
+    """Where to put GTSRB and where to get it: the end of every "not found" message, which names the
+    folder's argument as "{arg}" (a DatasetError with arg=DATA_DIR_ARG fills it in)."""
+    return _HELP.format(archives=", ".join(ARCHIVES), url=DOWNLOAD_URL, arg="{arg}")
 
 
 class SourceFiles:
@@ -327,7 +325,8 @@ def plan(files: SourceFiles) -> Plan:
         raise DatasetError(
             f"{files.root}: no GTSRB training data found among {files.num_files} file(s) "
             f"(looked for {TRAIN_ZIP}, GTSRB/Final_Training/Images/000CC/GT-000CC.csv or Train.csv). "
-            + help_text()
+            + help_text(),
+            arg=DATA_DIR_ARG,
         )
     if test is None and repack_test:
         test, _ = _repack(files, repack_test[0], train=False)

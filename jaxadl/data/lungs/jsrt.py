@@ -90,10 +90,16 @@ def _jsrt_root(data_dir: str | os.PathLike | None) -> Path:
     if data_dir is None:
         data_dir = os.environ.get(JSRT_ENV)
         if not data_dir:
-            raise DatasetError(f"no JSRT directory: pass data_dir or set ${JSRT_ENV}")
+            raise DatasetError(
+                "no JSRT directory: put the JSRT .IMG files and the SCR masks ('left lung' / 'right lung' GIF "
+                f"folders) in one folder and pass it with {{arg}} or set ${JSRT_ENV}; --dataset=synthetic runs "
+                "offline",
+                arg="data_dir",
+            )
     root = Path(data_dir).expanduser()
     if not root.is_dir():
-        raise DatasetError(f"JSRT directory {root} {'is a file' if root.exists() else 'does not exist'}")
+        problem = "is a file" if root.exists() else "does not exist"
+        raise DatasetError(f"{{arg}} {root} {problem} (the JSRT directory)", arg="data_dir")
     return root
 
 
