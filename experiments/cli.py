@@ -29,6 +29,11 @@ def config_class(experiment: str) -> type:
     return getattr(importlib.import_module(f"experiments.{experiment}"), CONFIG_CLASSES[experiment])
 
 
+def flag_of(name: str) -> str:
+    """The command-line flag of a config field or a library argument: data_dir -> --data-dir."""
+    return "--" + name.replace("_", "-")
+
+
 GIVEN = "_flags_given"  # the attribute parse() sets on a config: the names of the flags on the command line
 
 
@@ -52,7 +57,7 @@ def refuse_unused(cfg: Any) -> None:
     given = set(_given(cfg))
     for name, reason in cfg.unused() if hasattr(cfg, "unused") else ():  # the experiments' configs have it
         if name in given:
-            raise ValueError(f"--{name.replace('_', '-')}={getattr(cfg, name)} is not used {reason}")
+            raise ValueError(f"{flag_of(name)}={getattr(cfg, name)} is not used {reason}")
 
 
 def opt(
@@ -165,7 +170,7 @@ def parser_for(
             groups[group] = parser.add_argument_group(group)
         target = groups[group] if group else parser
         tp = _base_type(hints[f.name])
-        flag = "--" + f.name.replace("_", "-")
+        flag = flag_of(f.name)
         help_text = f.metadata.get("help", "")
         default = f.default
         shown = f.metadata.get("shown") or ("from the recipe" if default is None else default)
@@ -198,7 +203,7 @@ def argv_for(cls: type, values: dict[str, Any], against: dict[str, Any] | None =
         value = values.get(f.name, f.default)
         if value == against.get(f.name, f.default):
             continue
-        flag = "--" + f.name.replace("_", "-")
+        flag = flag_of(f.name)
         if isinstance(value, bool):
             out.append(flag if value else "--no-" + flag[2:])
         elif value is not None:
@@ -240,7 +245,7 @@ def as_flag(message: str, cls: type | None) -> str:
     head = message.split(" ", 1)[0]
     if cls is None or head not in {f.name for f in dataclasses.fields(cls)}:
         return message
-    return f"--{head.replace('_', '-')}{message[len(head) :]}"
+    return flag_of(head) + message[len(head) :]
 
 
 def main_guard(run: Callable[[], int], cls: type | None = None) -> int:
@@ -254,7 +259,7 @@ def main_guard(run: Callable[[], int], cls: type | None = None) -> int:
         return run()
     except (ValueError, FileNotFoundError, DatasetError, RunFolderError, CheckpointError) as e:
         named = isinstance(e, DatasetError) and e.arg  # the library's argument, named by its flag
-        message = e.naming("--" + e.arg.replace("_", "-")) if named else str(e)
+        message = e.naming(flag_of(e.arg)) if named else str(e)
         print(f"error: {as_flag(message, cls)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -290,10 +295,8 @@ def saved_config(cls: type[C], cfg: Any, experiment: str) -> C:
     folder = RunFolder(cfg.from_run)
     unused = [n for n in _given(cfg) if n not in (*EVAL_DATA_FLAGS, *EVAL_OPTIONS, "eval_only", "from_run")]
     if unused:
-        flags = ", ".join("--" + n.replace("_", "-") for n in unused)
-        takes = ", ".join(
-            "--" + n.replace("_", "-") for n in (*EVAL_OPTIONS, *EVAL_DATA_FLAGS) if hasattr(cfg, n)
-        )
+        flags = ", ".join(flag_of(n) for n in unused)
+        takes = ", ".join(flag_of(n) for n in (*EVAL_OPTIONS, *EVAL_DATA_FLAGS) if hasattr(cfg, n))
         raise ValueError(
             f"--eval-only re-evaluates {folder.root} as it was trained and writes into it, so {flags} would "
             f"not be used; drop {'them' if len(unused) > 1 else 'it'} (it takes {takes})"

@@ -44,7 +44,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from experiments.cli import RunFolderFlags, check_cv_flags, check_seed_flags, opt, parse, run_cli
+from experiments.cli import RunFolderFlags, check_cv_flags, check_seed_flags, flag_of, opt, parse, run_cli
 from experiments.configs.unet import RECIPES, ROTATE_DEG, UNetRecipe, augmentation
 
 UPSAMPLE = ("bilinear", "nearest", "transpose")
@@ -153,7 +153,7 @@ class UNetConfig(RunFolderFlags):
         for name in ("trials", "width", "depth", "image_size", "eval_batch_size", "val_every"):
             value = getattr(self, name)
             if value is not None and value < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+                raise ValueError(f"{flag_of(name)} must be >= 1, got {value}")
         depth = self.resolved().depth
         factor = 2**depth
         if self.image_size % factor:
@@ -164,12 +164,12 @@ class UNetConfig(RunFolderFlags):
         for name in ("val_fraction", "test_fraction"):
             value = getattr(self, name)
             if not 0 <= value < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1), got {value}")
+                raise ValueError(f"{flag_of(name)} must be in [0, 1), got {value}")
         if self.synthetic_train < 1:
             raise ValueError(f"--synthetic-train must be >= 1, got {self.synthetic_train}")
         for name in ("synthetic_val", "synthetic_test"):
             if getattr(self, name) < 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+                raise ValueError(f"{flag_of(name)} must be >= 0, got {getattr(self, name)}")
         if self.synthetic_val + self.synthetic_test < 1:
             raise ValueError("--synthetic-val and --synthetic-test are both 0: nothing to evaluate on")
         if self.dataset == "npz" and not self.data_dir:
