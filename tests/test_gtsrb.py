@@ -305,8 +305,10 @@ def test_error_unrecognised_dir(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()
     (src / "notes.txt").write_text("hello")
-    with pytest.raises(DatasetError, match=r"no GTSRB training data found.*JAXADL_GTSRB_DIR"):
+    with pytest.raises(DatasetError, match=r"no GTSRB training data found.*JAXADL_GTSRB_DIR") as err:
         load(src, tmp_path / "cache")
+    assert str(err.value).startswith(f"data_dir {src}: no GTSRB training data found")
+    assert err.value.naming("--data-dir").startswith(f"--data-dir {src}: no GTSRB")
 
 
 def test_error_no_data_and_no_download(tmp_path: Path) -> None:

@@ -140,3 +140,15 @@ def test_a_gtsrb_folder_without_the_data_names_the_reports_flag(tmp_path, capsys
     assert err.startswith(f"error: --gtsrb {empty} holds no GTSRB archives")
     assert "pass it with --gtsrb or the environment variable" in err and "--data-dir" not in err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_gtsrb_folder_of_other_files_names_the_flag_and_path_once(tmp_path, capsys):
+    """A folder with files but no GTSRB layout: the message names --gtsrb and the folder once, not twice."""
+    other = tmp_path / "g"
+    other.mkdir()
+    (other / "notes.txt").write_text("hello")
+    argv = [f"--gtsrb={other}", "--only=cnn", f"--out={tmp_path / 'r'}", f"--cache-dir={tmp_path / 'c'}"]
+    assert report.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --gtsrb {other}: no GTSRB training data found among 1 file(s)")
+    assert err.count(str(other)) == 1 and "--data-dir" not in err

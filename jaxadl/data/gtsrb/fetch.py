@@ -59,7 +59,7 @@ def resolve_source(data_dir: str | os.PathLike | None, cache_dir: Path, download
                 f"{named} {root} is not a directory; pass the directory that holds the data. " + help_text(),
                 arg=DATA_DIR_ARG,
             )
-        files = SourceFiles(root)
+        files = SourceFiles(root, named)
         if files.num_files:
             return files
         files.close()

@@ -64,8 +64,11 @@ class SourceFiles:
     layout is detected once for both. Extracted files win over zip members with the same path.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, named: str = "") -> None:
         self.root = root
+        self.label = (
+            f"{named} {root}".strip()
+        )  # how an error names the folder: "{arg} /data" or just the path
         self._disk: dict[str, Path] = {}
         self._members: dict[str, tuple[Path, str]] = {}
         self._zips: dict[Path, zipfile.ZipFile] = {}
@@ -323,7 +326,7 @@ def plan(files: SourceFiles) -> Plan:
         layout = "repackaged"
     else:
         raise DatasetError(
-            f"{files.root}: no GTSRB training data found among {files.num_files} file(s) "
+            f"{files.label}: no GTSRB training data found among {files.num_files} file(s) "
             f"(looked for {TRAIN_ZIP}, GTSRB/Final_Training/Images/000CC/GT-000CC.csv or Train.csv). "
             + help_text(),
             arg=DATA_DIR_ARG,
@@ -331,7 +334,7 @@ def plan(files: SourceFiles) -> Plan:
     if test is None and repack_test:
         test, _ = _repack(files, repack_test[0], train=False)
     if not train:
-        raise DatasetError(f"{files.root}: the training CSVs list no images")
+        raise DatasetError(f"{files.label}: the training CSVs list no images", arg=DATA_DIR_ARG)
     if test is not None and not test:
         notes.append("test CSV lists no images; test split omitted")
         test = None
