@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+DATA_DIR_ARG = "data_dir"  # the data folder's argument in every loader: errors about it carry it as `arg`
+
 
 class DatasetError(Exception):
     """Data that is missing, malformed or inconsistent; the message names the file or option.

@@ -7,10 +7,9 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from jaxadl.data.base import DatasetError
+from jaxadl.data.base import DATA_DIR_ARG, DatasetError
 from jaxadl.data.gtsrb.sources import (
     ARCHIVES,
-    DATA_DIR_ARG,
     DOWNLOAD_URL,
     TRAIN_ZIP,
     SourceFiles,

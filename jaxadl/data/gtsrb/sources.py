@@ -17,7 +17,7 @@ import warnings
 import zipfile
 from pathlib import Path
 
-from jaxadl.data.base import DatasetError
+from jaxadl.data.base import DATA_DIR_ARG, DatasetError
 from jaxadl.data.cache import fingerprint
 from jaxadl.data.signs import NUM_CLASSES
 
@@ -38,7 +38,6 @@ _OFFICIAL_NAME_RE = re.compile(r"^(\d+)_(\d+)\.[A-Za-z]+$")  # TTTTT_FFFFF.ppm
 _REPACK_NAME_RE = re.compile(r"^(\d+)_(\d+)_(\d+)\.[A-Za-z]+$")  # CC_TTTTT_FFFFF.png
 _IMAGE_EXTS = (".ppm", ".png", ".jpg", ".jpeg", ".bmp")
 
-DATA_DIR_ARG = "data_dir"  # the folder's argument: the errors that name it carry it as DatasetError.arg
 _HELP = (
     "Put the official archives {archives} (or their extracted GTSRB/ tree, or the Train/ Test/ Train.csv "
     "Test.csv re-packaging) in one directory and pass it with {arg} or the environment "

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxadl.data.base import Dataset, DatasetError
+from jaxadl.data.base import DATA_DIR_ARG, Dataset, DatasetError
 from jaxadl.data.cache import CacheConfig, fingerprint
 from jaxadl.data.lungs.images import check_size, open_mask_values, resize_gray, resize_mask
 from jaxadl.data.lungs.prepare import Cases, JaxadlJsrt, prepare_cases
@@ -94,12 +94,12 @@ def _jsrt_root(data_dir: str | os.PathLike | None) -> Path:
                 "no JSRT directory: put the JSRT .IMG files and the SCR masks ('left lung' / 'right lung' GIF "
                 f"folders) in one folder and pass it with {{arg}} or set ${JSRT_ENV}; --dataset=synthetic runs "
                 "offline",
-                arg="data_dir",
+                arg=DATA_DIR_ARG,
             )
     root = Path(data_dir).expanduser()
     if not root.is_dir():
         problem = "is a file" if root.exists() else "does not exist"
-        raise DatasetError(f"{{arg}} {root} {problem} (the JSRT directory)", arg="data_dir")
+        raise DatasetError(f"{{arg}} {root} {problem} (the JSRT directory)", arg=DATA_DIR_ARG)
     return root
 
 
