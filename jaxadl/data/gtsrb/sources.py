@@ -65,9 +65,8 @@ class SourceFiles:
 
     def __init__(self, root: Path, named: str = "") -> None:
         self.root = root
-        self.label = (
-            f"{named} {root}".strip()
-        )  # how an error names the folder: "{arg} /data" or just the path
+        # how an error names the folder: "{arg} /data" (an argument), "$JAXADL_GTSRB_DIR /data" or the path
+        self.label = f"{named} {root}".strip()
         self._disk: dict[str, Path] = {}
         self._members: dict[str, tuple[Path, str]] = {}
         self._zips: dict[Path, zipfile.ZipFile] = {}
