@@ -305,7 +305,7 @@ def test_keep_overwrite_and_devices_flags(tmp_path, capsys):
     assert "--devices=2: between 1 and 1 devices are available" in capsys.readouterr().err
 
 
-def test_equalize_reaches_the_task_on_by_default_for_adam_only():
+def test_equalize_reaches_the_task_on_by_default_for_adam_and_rprop():
     from experiments.cli import parse
 
     cfg = parse(cnn.CNNConfig, ["--equalize", "--optimizer=sgd"], "")
@@ -314,7 +314,8 @@ def test_equalize_reaches_the_task_on_by_default_for_adam_only():
         cnn.CNNConfig().resolved("adam").task(43, (0.5,), (0.2,)).equalize is True
     )  # the track folds' lever
     assert cnn.CNNConfig(optimizer="sgd").resolved("sgd").equalize is False  # not measured there yet
-    assert cnn.CNNConfig().resolved("rprop").equalize is False
+    assert cnn.CNNConfig().resolved("rprop").task(43, (0.5,), (0.2,)).equalize is True  # as on the folds
+    assert parse(cnn.CNNConfig, ["--optimizer=rprop", "--no-equalize"], "").resolved("rprop").equalize is False
     assert cnn.CNNConfig(recipe="report").resolved("adam").equalize is False
     off = parse(cnn.CNNConfig, ["--no-equalize"], "")
     assert off.resolved("adam").task(43, (0.5,), (0.2,)).equalize is False
