@@ -315,7 +315,9 @@ def test_equalize_reaches_the_task_on_by_default_for_adam_and_rprop():
     )  # the track folds' lever
     assert cnn.CNNConfig(optimizer="sgd").resolved("sgd").equalize is False  # not measured there yet
     assert cnn.CNNConfig().resolved("rprop").task(43, (0.5,), (0.2,)).equalize is True  # as on the folds
-    assert parse(cnn.CNNConfig, ["--optimizer=rprop", "--no-equalize"], "").resolved("rprop").equalize is False
+    assert (
+        parse(cnn.CNNConfig, ["--optimizer=rprop", "--no-equalize"], "").resolved("rprop").equalize is False
+    )
     assert cnn.CNNConfig(recipe="report").resolved("adam").equalize is False
     off = parse(cnn.CNNConfig, ["--no-equalize"], "")
     assert off.resolved("adam").task(43, (0.5,), (0.2,)).equalize is False
